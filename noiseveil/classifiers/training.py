@@ -1,0 +1,125 @@
+"""Supervised training of the cloud's plaintext classifiers (resumable, CPU-friendly)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from noiseveil.data import ImageDataset, to_tensor
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    augment: str = "crop-flip"  # "crop-flip", "crop" (digits must not be mirrored) or "none"
+    label_smoothing: float = 0.1
+    seed: int = 0
+
+
+def augment_batch(x: torch.Tensor, mode: str, gen: torch.Generator) -> torch.Tensor:
+    """Random 4-pixel-padded crops (and horizontal flips) of a batch, drawn from ``gen``."""
+    if mode == "none":
+        return x
+    n, _, h, w = x.shape
+    pad = max(2, h // 8)
+    padded = nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    out = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
+    if mode == "crop-flip":
+        flip = torch.rand(n, generator=gen) < 0.5
+        out[flip] = out[flip].flip(-1)
+    return out
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Arg-max labels of ``model`` on [0, 1] images (N, C, H, W)."""
+    model.eval()
+    return torch.cat([model(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+
+
+def accuracy(model: nn.Module, x_uint8: np.ndarray, y: np.ndarray) -> float:
+    return float((predict(model, to_tensor(x_uint8)).numpy() == y).mean())
+
+
+def train_classifier(
+    model: nn.Module, data: ImageDataset, cfg: TrainConfig, checkpoint: Path | None = None
+) -> dict:
+    """SGD with a one-cycle schedule; resumes from ``checkpoint`` after each finished epoch."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x_train, y_train = to_tensor(data.x_train), torch.from_numpy(data.y_train)
+    steps_per_epoch = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
+    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.25
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    state = {"epoch": 0, "history": [], "seconds": 0.0}
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        gen.set_state(saved["gen"])
+        state = saved["state"]
+    for epoch in range(state["epoch"], cfg.epochs):
+        start = time.time()
+        model.train()
+        order = torch.randperm(len(x_train), generator=gen)
+        total = 0.0
+        for i in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False):
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            xb = augment_batch(x_train[idx], cfg.augment, gen)
+            loss = loss_fn(model(xb), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        test_acc = accuracy(model, data.x_test, data.y_test)
+        state["seconds"] += time.time() - start
+        state["epoch"] = epoch + 1
+        state["history"].append(
+            {
+                "epoch": epoch + 1,
+                "loss": total / len(x_train),
+                "test_accuracy": test_acc,
+                "seconds": state["seconds"],
+            }
+        )
+        print(
+            f"epoch {epoch + 1}: loss {total / len(x_train):.4f} test acc {test_acc:.4f} "
+            f"({state['seconds']:.0f}s)",
+            flush=True,
+        )
+        if checkpoint is not None:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "gen": gen.get_state(),
+                    "state": state,
+                },
+                checkpoint,
+            )
+    model.eval()
+    return {
+        "config": asdict(cfg),
+        "history": state["history"],
+        "train_seconds": state["seconds"],
+        "test_accuracy": state["history"][-1]["test_accuracy"],
+    }

@@ -1,0 +1,136 @@
+"""Secret keys and everything derived from them.
+
+One 256-bit key file serves every scheme. Each use gets its own sub-key through
+HKDF-SHA256 with a distinct ``info`` label (and the per-image nonce as salt where
+the use is per image), so that no two purposes ever share key material:
+
+    key file (32 random bytes)
+      ├─ HKDF(info="noiseveil/mac")                 -> HMAC-SHA256 key for ciphertext tags
+      ├─ HKDF(salt=nonce, info="noiseveil/<use>")   -> ChaCha20 key: keyed uniform noise
+      └─ HKDF(salt=nonce, info="noiseveil/<use>")   -> one-time pads for small metadata fields
+
+The keyed noise generator is ChaCha20 (a counter-based stream cipher) rather than a
+seeded global RNG: its output depends on nothing but (key, nonce, use), on every
+platform, and recovering the key from it is as hard as breaking ChaCha20.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+KEY_BYTES = 32
+NONCE_BYTES = 16
+_KEY_FILE_HEADER = "noiseveil-key-v1"
+
+
+class KeyFileError(Exception):
+    """A key file is missing, unreadable or malformed (one-line message)."""
+
+
+def new_nonce() -> bytes:
+    """A fresh random per-image nonce (128 bits, so collisions never happen in practice)."""
+    return secrets.token_bytes(NONCE_BYTES)
+
+
+@dataclass(frozen=True, repr=False)
+class SecretKey:
+    """A 256-bit secret key. ``repr`` never shows the bytes."""
+
+    material: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.material) != KEY_BYTES:
+            raise KeyFileError(f"a key must be {KEY_BYTES} bytes, got {len(self.material)}")
+
+    def __repr__(self) -> str:
+        return f"SecretKey(id={self.key_id})"
+
+    @classmethod
+    def generate(cls) -> SecretKey:
+        return cls(secrets.token_bytes(KEY_BYTES))
+
+    @property
+    def key_id(self) -> str:
+        """A public fingerprint (8 hex digits) that says which key made a file, and reveals nothing."""
+        return self.derive("noiseveil/key-id", length=4).hex()
+
+    def derive(self, use: str, length: int = 32, salt: bytes | None = None) -> bytes:
+        """HKDF-SHA256 sub-key for one purpose (``use``), optionally bound to a nonce."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=use.encode())
+        return hkdf.derive(self.material)
+
+    def mac(self, message: bytes) -> bytes:
+        """HMAC-SHA256 tag of ``message`` under the key's MAC sub-key."""
+        return hmac.new(self.derive("noiseveil/mac"), message, hashlib.sha256).digest()
+
+    def verify(self, message: bytes, tag: bytes) -> bool:
+        return hmac.compare_digest(self.mac(message), tag)
+
+    # -- key files -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the key to a new file with mode 0600; never overwrite an existing file."""
+        path = Path(path)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise KeyFileError(f"{path}: exists; refusing to overwrite a key file") from None
+        except OSError as err:
+            raise KeyFileError(f"{path}: cannot create key file ({err.strerror})") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{_KEY_FILE_HEADER}\n{self.material.hex()}\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SecretKey:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="ascii")
+        except FileNotFoundError:
+            raise KeyFileError(f"{path}: key file not found") from None
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or "not a text file"
+            raise KeyFileError(f"{path}: cannot read key file ({reason})") from None
+        lines = text.split()
+        if len(lines) != 2 or lines[0] != _KEY_FILE_HEADER:
+            raise KeyFileError(f"{path}: not a noiseveil key file")
+        try:
+            material = bytes.fromhex(lines[1])
+        except ValueError:
+            raise KeyFileError(f"{path}: key file is corrupt (not hexadecimal)") from None
+        if len(material) != KEY_BYTES:
+            raise KeyFileError(f"{path}: key file is corrupt (wrong length)")
+        if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            # Not fatal (the user may have copied it), but worth one line.
+            import warnings
+
+            warnings.warn(f"{path}: key file is readable by other users", stacklevel=2)
+        return cls(material)
+
+
+def keyed_uniform(key: SecretKey, nonce: bytes, use: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform float32 noise in [0, 1) drawn from ChaCha20 keyed by HKDF(key, nonce, use).
+
+    Each value takes 24 bits of keystream (float32 has a 24-bit significand, so every value
+    is exact and the draw is unbiased).
+    """
+    count = int(np.prod(shape))
+    stream_key = key.derive(f"noiseveil/{use}", salt=nonce)
+    encryptor = Cipher(algorithms.ChaCha20(stream_key, b"\0" * 16), mode=None).encryptor()
+    raw = np.frombuffer(encryptor.update(bytes(4 * count)), dtype="<u4")
+    return ((raw >> 8).astype(np.float32) * np.float32(2.0**-24)).reshape(shape)
+
+
+def keyed_pad(key: SecretKey, nonce: bytes, use: str, length: int) -> bytes:
+    """A one-time pad for a small metadata field (fresh per nonce, so never reused)."""
+    return key.derive(f"noiseveil/{use}", length=length, salt=nonce)

@@ -1,0 +1,129 @@
+"""Where the data lives, and `load_dataset`, which picks the reader for each dataset."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .cache import cached_arrays, source_id
+from .dataset import ARRAY_KEYS, Arrays, ImageDataset
+from .errors import DataError
+from .formats import (
+    CIFAR_PYTHON_FILES,
+    find_idx_files,
+    read_cifar_jpeg_tar,
+    read_cifar_python,
+    read_idx_dataset,
+    read_svhn_dataset,
+)
+
+DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "cifar10", "lfw", "olivetti", "svhn")
+# Where Debian's dataset-fashion-mnist package installs the idx files.
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+DIGITS = tuple(str(d) for d in range(10))
+
+
+def data_dir() -> Path:
+    """NOISEVEIL_DATA if set, else the shared bundle folder <repo root>/../shared/data."""
+    env = os.environ.get("NOISEVEIL_DATA")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def load_dataset(name: str, root: Path | None = None) -> ImageDataset:
+    """Load one of `DATASETS` from `root` (default `data_dir()`); see each loader for the files."""
+    loader = _LOADERS.get(name)
+    if loader is None:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return loader(Path(root) if root is not None else data_dir())
+
+
+def _decoded(
+    name: str, files: Sequence[Path], build: Callable[[], Arrays], label: str | None = None
+) -> ImageDataset:
+    """Dataset decoded by `build` from `files`, through the cache keyed by the files' hashes."""
+    sid = source_id(files, label)
+    return ImageDataset.from_arrays(name, cached_arrays(name, sid, build), sid)
+
+
+def _load_npz(name: str, path: Path) -> ImageDataset:
+    """A bundle .npz (keys `ARRAY_KEYS`); already decoded, so not cached again."""
+    if not path.is_file():
+        raise DataError(f"{name}: {path} not found")
+    try:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in ARRAY_KEYS}
+    except KeyError as exc:
+        raise DataError(f"{path}: missing array {exc}") from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
+    return ImageDataset.from_arrays(name, arrays, source_id([path]))
+
+
+def _load_mnist(root: Path) -> ImageDataset:
+    """root/mnist.npz, else the official idx files in root/mnist/."""
+    if (root / "mnist.npz").is_file():
+        return _load_npz("mnist", root / "mnist.npz")
+    files = find_idx_files(root / "mnist")
+    if files is None:
+        raise DataError(f"mnist: neither {root / 'mnist.npz'} nor the idx files in {root / 'mnist'}")
+    return _decoded("mnist", files, lambda: read_idx_dataset(files, DIGITS), "mnist-idx")
+
+
+def _load_fashion_mnist(root: Path) -> ImageDataset:
+    """idx files in root/fashion-mnist/ if that folder exists, else the Debian package's."""
+    folder = root / "fashion-mnist"
+    if not folder.is_dir():
+        folder = FASHION_MNIST_SYSTEM_DIR
+    files = find_idx_files(folder)
+    if files is None:
+        raise DataError(
+            f"fashion-mnist: idx files not found in {folder}; "
+            "install them with `apt-get install dataset-fashion-mnist`"
+        )
+    build = lambda: read_idx_dataset(files, FASHION_MNIST_CLASSES)  # noqa: E731
+    return _decoded("fashion-mnist", files, build, "fashion-mnist-idx")
+
+
+def _load_cifar10(root: Path) -> ImageDataset:
+    """root/cifar10.tar.gz (JPEG bundle, preferred), else the official python release."""
+    jpeg = root / "cifar10.tar.gz"
+    tar = root / "cifar-10-python.tar.gz"
+    folder = root / "cifar-10-batches-py"
+    if jpeg.is_file():
+        return _decoded("cifar10", [jpeg], lambda: read_cifar_jpeg_tar(jpeg))
+    if tar.is_file():
+        return _decoded("cifar10", [tar], lambda: read_cifar_python(tar))
+    if folder.is_dir():
+        files = [folder / n for n in CIFAR_PYTHON_FILES]
+        if missing := [f.name for f in files if not f.is_file()]:
+            raise DataError(f"cifar10: {folder} lacks {', '.join(missing)}")
+        return _decoded("cifar10", files, lambda: read_cifar_python(folder), "cifar-10-batches-py")
+    raise DataError(f"cifar10: none of {jpeg.name}, {tar.name} or {folder.name}/ in {root}")
+
+
+def _load_svhn(root: Path) -> ImageDataset:
+    """The official root/train_32x32.mat and root/test_32x32.mat (extra_32x32.mat is ignored)."""
+    files = [root / "train_32x32.mat", root / "test_32x32.mat"]
+    if missing := [f.name for f in files if not f.is_file()]:
+        raise DataError(f"svhn: {', '.join(missing)} not found in {root}")
+    return _decoded("svhn", files, lambda: read_svhn_dataset(*files), "svhn-32x32.mat")
+
+
+_LOADERS: dict[str, Callable[[Path], ImageDataset]] = {
+    "mnist": _load_mnist,
+    "fashion-mnist": _load_fashion_mnist,
+    "cifar10": _load_cifar10,
+    "lfw": lambda root: _load_npz("lfw", root / "lfw.npz"),
+    "olivetti": lambda root: _load_npz("olivetti", root / "olivetti.npz"),
+    "svhn": _load_svhn,
+}

@@ -1,0 +1,85 @@
+"""Single images and folders of PNG/JPEG files."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image
+
+from .errors import DataError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
+_GREY_MODES = frozenset({"1", "L", "LA"})
+
+# What Pillow raises for missing, non-image, corrupt or truncated files (SyntaxError and
+# struct.error come from some format plugins on malformed headers).
+_PIL_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    Image.DecompressionBombError,
+)
+
+
+def decode_image(source: Path | BinaryIO, channels: int | None, where: str) -> np.ndarray:
+    """Decode one image to uint8 (H, W, C); `where` names it in the error message."""
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be None, 1 or 3, got {channels!r}")
+    try:
+        with Image.open(source) as img:
+            img.load()  # Pillow decodes lazily: a truncated file only fails here
+            grey = channels == 1 or (channels is None and img.mode in _GREY_MODES)
+            pixels = np.array(img.convert("L" if grey else "RGB"), dtype=np.uint8)
+    except _PIL_ERRORS as exc:
+        raise DataError(f"{where}: not a readable image ({exc})") from exc
+    return pixels.reshape(pixels.shape[0], pixels.shape[1], -1)  # grey (H, W) -> (H, W, 1)
+
+
+def read_image(path: Path, channels: int | None = None) -> np.ndarray:
+    """Decode an image file to uint8 (H, W, C).
+
+    channels=1 gives grey ("L"), 3 gives RGB, None keeps grey images as one channel and converts
+    everything else (palette, RGBA, CMYK, ...) to RGB. Alpha is dropped.
+    """
+    return decode_image(Path(path), channels, str(path))
+
+
+def load_image_folder(
+    path: Path, classes: Sequence[str] | None = None
+) -> tuple[list[Path], np.ndarray | None, tuple[str, ...]]:
+    """List the PNG/JPEG files under `path` (recursively, sorted) without decoding them.
+
+    If every file sits in a direct subfolder of `path`, the subfolder is its class: labels are
+    indices into `classes` if given, else into the sorted names of the subfolders holding images
+    (pass `classes` when a split may lack some classes, so the indices match the training set).
+    Otherwise labels is None. Hidden files and folders (".*", e.g. macOS "._x.jpg") are skipped.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder")
+    found = []
+    for file in path.rglob("*"):
+        rel = file.relative_to(path).parts
+        hidden = any(part.startswith(".") for part in rel)
+        if file.suffix.lower() in IMAGE_SUFFIXES and not hidden and file.is_file():
+            found.append((rel, file))
+    if not found:
+        raise DataError(f"{path}: no PNG or JPEG files")
+    found.sort(key=lambda item: item[0])  # by path components, so "a/b" sorts before "a-b"
+    files = [file for _, file in found]
+    if any(len(rel) != 2 for rel, _ in found):
+        return files, None, tuple(classes or ())
+
+    folders = [rel[0] for rel, _ in found]
+    names = tuple(classes) if classes is not None else tuple(sorted(set(folders)))
+    unknown = sorted(set(folders) - set(names))
+    if unknown:
+        raise DataError(f"{path}: class folders not in the given classes: {', '.join(unknown)}")
+    index = {name: i for i, name in enumerate(names)}
+    return files, np.array([index[f] for f in folders], dtype=np.int64), names

@@ -1,0 +1,5 @@
+"""File formats: the ciphertext PNG."""
+
+from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext
+
+__all__ = ["CiphertextFileError", "read_ciphertext", "write_ciphertext"]

@@ -1,0 +1,51 @@
+"""Schemes: every one behind :class:`~noiseveil.schemes.base.Scheme` (keygen, encrypt, decrypt, fit).
+
+``load_scheme("ric-cifar10")`` returns a ready scheme with its shipped networks and the cloud
+classifier they were trained against.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from noiseveil.schemes.base import AuthenticationError, Ciphertext, Scheme, SchemeError
+from noiseveil.schemes.ric import PRESETS, RIC, RICConfig, RICScheme
+from noiseveil.zoo import ZooError, load_classifier, load_payload, read_manifest
+
+SCHEMES: dict[str, type[Scheme]] = {"ric": RICScheme}
+
+
+def shipped_schemes() -> list[str]:
+    """Model ids of the shipped scheme models (not classifiers)."""
+    return sorted(k for k, v in read_manifest().items() if v.get("kind") == "scheme")
+
+
+def load_scheme(
+    model_id: str, classifier: nn.Module | None = None, classifier_id: str | None = None
+) -> Scheme:
+    """A shipped scheme model by id; ``classifier`` replaces the cloud model it was trained with."""
+    payload = load_payload(model_id)
+    scheme_name = payload.get("scheme")
+    if scheme_name not in SCHEMES:
+        raise ZooError(f"{model_id!r} is not a scheme model (it is a {payload.get('kind', '?')})")
+    if classifier is None:
+        classifier_id = payload["classifier_id"]
+        classifier = load_classifier(classifier_id)
+    elif classifier_id is None:
+        raise ValueError("a custom classifier needs a classifier_id to record in ciphertexts")
+    return SCHEMES[scheme_name].from_payload(payload, classifier, model_id, classifier_id)
+
+
+__all__ = [
+    "AuthenticationError",
+    "Ciphertext",
+    "PRESETS",
+    "RIC",
+    "RICConfig",
+    "RICScheme",
+    "SCHEMES",
+    "Scheme",
+    "SchemeError",
+    "load_scheme",
+    "shipped_schemes",
+]

@@ -1,0 +1,147 @@
+"""The interface every scheme implements, and the authenticated ciphertext they all produce.
+
+A scheme turns plaintext images into ciphertext *images* that a cloud classifier reads,
+and back. What differs between RIC, EtC, AVP and TransNet is only how the pixels are made;
+everything around them is shared here:
+
+    images [0,1] --encrypt(key)--> Ciphertext(pixels uint8, public fields) --seal--> tag
+    Ciphertext --verify(key)--> decrypt(key) --> images [0,1]
+
+The tag is HMAC-SHA256 (key derived from the secret key) over the pixels and every
+metadata field, so a wrong key or a modified file is rejected before decryption runs.
+"""
+
+from __future__ import annotations
+
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from noiseveil.crypto.keys import SecretKey
+
+FORMAT_VERSION = "1"
+
+
+class SchemeError(Exception):
+    """Input a scheme cannot process (wrong shape, wrong model...); one-line message."""
+
+
+class AuthenticationError(SchemeError):
+    """Wrong key or tampered ciphertext: nothing is decrypted."""
+
+
+@dataclass
+class Ciphertext:
+    """An encrypted image plus the public fields its scheme needs to decrypt it (never the key)."""
+
+    pixels: np.ndarray  # uint8 (H, W, C), C = 1 or 3
+    scheme: str
+    model_id: str
+    key_id: str
+    fields: dict[str, str] = field(default_factory=dict)
+    version: str = FORMAT_VERSION
+    tag: bytes = b""
+
+    def header(self) -> dict[str, str]:
+        """All metadata that is authenticated (everything but the tag)."""
+        return {
+            "version": self.version,
+            "scheme": self.scheme,
+            "model": self.model_id,
+            "key_id": self.key_id,
+            **{f"f.{k}": v for k, v in self.fields.items()},
+        }
+
+    def signed_bytes(self) -> bytes:
+        """Canonical serialisation of header and pixels, the message the tag covers."""
+        parts = [f"{k}={v}".encode() for k, v in sorted(self.header().items())]
+        shape = struct.pack("<3I", *self.pixels.shape)
+        body = b"\n".join(parts)
+        return struct.pack("<I", len(body)) + body + shape + np.ascontiguousarray(self.pixels).tobytes()
+
+    def seal(self, key: SecretKey) -> Ciphertext:
+        self.tag = key.mac(self.signed_bytes())
+        return self
+
+    def verify(self, key: SecretKey) -> None:
+        """Raise :class:`AuthenticationError` unless ``key`` made this exact ciphertext."""
+        if self.key_id != key.key_id:
+            raise AuthenticationError(
+                f"wrong key: the ciphertext was made with key {self.key_id}, this key is {key.key_id}"
+            )
+        if not self.tag or not key.verify(self.signed_bytes(), self.tag):
+            raise AuthenticationError("authentication failed: the ciphertext or its metadata was modified")
+
+
+class Scheme(ABC):
+    """A privacy-preserving classification scheme.
+
+    Subclasses implement :meth:`_encrypt` and :meth:`_decrypt` on float tensors and say which
+    classifier the cloud runs on their ciphertexts; this class adds shape checks, nonces,
+    sealing and verification so all schemes behave alike in the CLI, evaluation and attacks.
+    """
+
+    name: ClassVar[str]
+    model_id: str
+    image_shape: tuple[int, int, int]  # (H, W, C) the scheme's models accept
+
+    @staticmethod
+    def keygen() -> SecretKey:
+        return SecretKey.generate()
+
+    @abstractmethod
+    def cloud_classifier(self) -> nn.Module:
+        """The model the cloud applies to ciphertexts (RIC: the unmodified plaintext model)."""
+
+    @abstractmethod
+    def _encrypt(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
+        """Encrypt a batch (N, C, H, W) in [0, 1]; return pixels and public fields per image."""
+
+    @abstractmethod
+    def _decrypt(
+        self, pixels: torch.Tensor, fields: Sequence[dict[str, str]], key: SecretKey
+    ) -> torch.Tensor:
+        """Decrypt verified ciphertext pixels (N, C, H, W) in [0, 1] with their fields."""
+
+    def fit(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Train the scheme's own networks (schemes without any, such as EtC's keys, need none)."""
+        raise NotImplementedError(f"{self.name} has nothing to train")
+
+    # -- shared behaviour ------------------------------------------------------------------
+    def check_shape(self, shape: Sequence[int], what: str = "image") -> None:
+        """``shape`` is (H, W, C); raise a one-line error if the models cannot take it."""
+        if tuple(shape) != tuple(self.image_shape):
+            h, w, c = self.image_shape
+            got = "x".join(str(s) for s in shape)
+            raise SchemeError(f"{what} is {got}, model {self.model_id} takes {h}x{w}x{c} (HxWxC)")
+
+    def encrypt(self, images: torch.Tensor, key: SecretKey) -> list[Ciphertext]:
+        """Encrypt a batch of [0, 1] images (N, C, H, W) into sealed ciphertexts."""
+        self.check_shape((images.shape[2], images.shape[3], images.shape[1]))
+        return [
+            Ciphertext(pixels, self.name, self.model_id, key.key_id, fields).seal(key)
+            for pixels, fields in self._encrypt(images, key)
+        ]
+
+    def verify(self, ciphertext: Ciphertext, key: SecretKey) -> None:
+        """Check that the ciphertext belongs to this scheme and model and was made with ``key``."""
+        if ciphertext.scheme != self.name or ciphertext.model_id != self.model_id:
+            raise SchemeError(
+                f"ciphertext is for {ciphertext.scheme}/{ciphertext.model_id}, "
+                f"not {self.name}/{self.model_id}"
+            )
+        self.check_shape(ciphertext.pixels.shape, "ciphertext")
+        ciphertext.verify(key)
+
+    def decrypt(self, ciphertexts: Sequence[Ciphertext], key: SecretKey) -> torch.Tensor:
+        """Verify then decrypt; any wrong key or modification raises before any output exists."""
+        for ct in ciphertexts:
+            self.verify(ct, key)
+        pixels = torch.from_numpy(np.stack([ct.pixels for ct in ciphertexts])).permute(0, 3, 1, 2)
+        return self._decrypt(pixels.float() / 255.0, [ct.fields for ct in ciphertexts], key)

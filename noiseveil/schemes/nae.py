@@ -1,0 +1,89 @@
+"""Noise-like adversarial examples (NAE), RIC eq. 1-4.
+
+    n      = PRNG(k, nonce)                   keyed uniform noise in [0,1]^d   (eq. 1)
+    Δ      = Φ(n): Adam on the margin loss    max(max_{i≠ŷ} C(n+Δ)_i − C(n+Δ)_ŷ, −g1)  (eq. 3)
+    n_adv  = clip(n + Δ, 0, 1)                                                  (eq. 2)
+
+Decryption regenerates n_adv from the key, so Φ must give bit-identical results in another
+process, with another thread count and for a batch of another size. Measured on this CPU
+build: thread count and position in the batch do not change PyTorch's results, but a batch
+of one takes a different (GEMV) code path. So Φ always runs on chunks of exactly
+``chunk`` images, padding the last one, with a fixed step count and deterministic kernels.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class NAEConfig:
+    steps: int = 20  # fixed: no early stopping, so every run takes the same path
+    lr: float = 0.02  # Adam step in pixel units ([0,1] range)
+    margin: float = 5.0  # g1, the adversarial extent in logits
+    chunk: int = 16  # images per Φ call (never 1: see module docstring)
+
+    def as_fields(self) -> dict[str, str]:
+        return {"nae_steps": str(self.steps), "nae_lr": repr(self.lr), "nae_g1": repr(self.margin)}
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str], chunk: int = 16) -> NAEConfig:
+        return cls(
+            steps=int(fields["nae_steps"]),
+            lr=float(fields["nae_lr"]),
+            margin=float(fields["nae_g1"]),
+            chunk=chunk,
+        )
+
+
+def margin_loss(logits: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
+    """Per-sample C&W margin loss max(max_{i≠t} z_i − z_t, −margin) (RIC eq. 3 and 13)."""
+    target_logit = logits.gather(1, target[:, None])[:, 0]
+    others = logits.masked_fill(nn.functional.one_hot(target, logits.shape[1]).bool(), float("-inf"))
+    return torch.clamp(others.max(1).values - target_logit, min=-margin)
+
+
+@contextmanager
+def deterministic():
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _attack_chunk(
+    classifier: nn.Module, noise: torch.Tensor, target: torch.Tensor, cfg: NAEConfig
+) -> torch.Tensor:
+    adv = noise.clone().requires_grad_(True)
+    opt = torch.optim.Adam([adv], lr=cfg.lr)
+    for _ in range(cfg.steps):
+        loss = margin_loss(classifier(adv), target, cfg.margin).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            adv.clamp_(0.0, 1.0)  # box constraint n + Δ ∈ [0,1]^d
+    return adv.detach()
+
+
+def generate_nae(
+    classifier: nn.Module, noise: torch.Tensor, target: torch.Tensor, cfg: NAEConfig = NAEConfig()
+) -> torch.Tensor:
+    """Targeted margin attack on ``noise`` (N, C, H, W) so that ``classifier`` predicts ``target``."""
+    classifier.eval()
+    out = []
+    with deterministic(), torch.enable_grad():
+        for start in range(0, len(noise), cfg.chunk):
+            n, t = noise[start : start + cfg.chunk], target[start : start + cfg.chunk]
+            real = len(n)
+            if real < cfg.chunk:  # pad to the fixed chunk shape, then drop the padding
+                reps = -(-cfg.chunk // real)
+                n, t = n.repeat(reps, 1, 1, 1)[: cfg.chunk], t.repeat(reps)[: cfg.chunk]
+            out.append(_attack_chunk(classifier, n, t, cfg)[:real])
+    return torch.cat(out)

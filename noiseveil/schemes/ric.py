@@ -1,0 +1,264 @@
+"""RIC: recoverable privacy-preserving image classification with noise-like adversarial examples.
+
+Liu, Zhou, Tian, Sun, "Recoverable Privacy-Preserving Image Classification through
+Noise-like Adversarial Examples", ACM TOMM 2024 (arXiv:2310.12707). Equations cited below
+are the paper's.
+
+Encryption (data provider)::
+
+    key, nonce ──ChaCha20──► n ──Φ: margin attack on C, target ŷ = argmax C(x)──► n_adv
+    x ──F──► x_f ──┐
+                   ├─ concat ──E──► u_en ──(1−λ)·u_en + λ·n_adv──► x' ──Q──► x'_q (8-bit PNG)
+    n_adv ─────────┘                                       (eq. 5, 6)
+
+Classification (cloud): ỹ = argmax C(x'_q), with the unmodified plaintext classifier (eq. 7).
+
+Decryption (authorised user)::
+
+    key, nonce ──► n_adv (regenerated, eq. 8)
+    x'_q ──(x'_q − λ·n_adv)/(1−λ)──► u'_en ──D──► x̃          (eq. 9, 10)
+
+Training minimises β·‖x − x̃‖₂ + max(max_{i≠y} C(x'_q)_i − C(x'_q)_y, −g2) (eq. 11-13), with
+Q replaced by additive U(−0.5, 0.5)/255 noise so that it is differentiable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from noiseveil.crypto.keys import SecretKey, keyed_pad, keyed_uniform, new_nonce
+from noiseveil.schemes.base import Scheme, SchemeError
+from noiseveil.schemes.nae import NAEConfig, generate_nae
+
+
+@dataclass(frozen=True)
+class RICConfig:
+    """Network shape and loss weights. ``PRESETS['paper']`` is the paper's."""
+
+    channels: int = 3  # image channels (1 grey, 3 RGB)
+    width: int = 32  # channels per branch
+    depths: tuple[int, ...] = (2,)  # convs per branch in each multi-receptive stage
+    kernels: tuple[int, int, int] = (3, 3, 3)
+    dilations: tuple[int, int, int] = (1, 2, 3)  # receptive fields 3, 5, 7 at 3x3 cost
+    feature_channels: int | None = 32  # F's 1x1 projection; None keeps all branch channels
+    lam: float = 0.8  # λ, the NAE's share of the ciphertext (eq. 5)
+    beta: float = 10.0  # β, weight of the reconstruction loss (eq. 11)
+    g2: float = 5.0  # adversarial extent of the ciphertext (eq. 13)
+    srl: bool = True  # symmetric residual learning (eq. 5 and 9); False = "NAE w/o SRL"
+    adversarial_noise: bool = True  # False = "RNI w/ SRL": blend the raw noise n, not n_adv
+
+
+PRESETS: dict[str, RICConfig] = {
+    # Liu et al.: 50-channel branches of 4 convs with kernels 3, 4, 5, a second multi-kernel
+    # stage, λ = 0.8, β = 10, g1 = g2 = 5 (Adam lr 1e-4 for training).
+    "paper": RICConfig(
+        width=50, depths=(4, 1), kernels=(3, 4, 5), dilations=(1, 1, 1), feature_channels=None
+    ),
+    # CPU preset: dilated 3x3 branches give the same receptive fields for a fraction of the cost.
+    "fast": RICConfig(),
+}
+
+
+class MultiReceptiveStack(nn.Module):
+    """Stages of three parallel conv branches with different receptive fields, concatenated.
+
+    ``x ─┬─ branch(k1, d1) ─┐
+         ├─ branch(k2, d2) ─┼─ concat ─► next stage ─► ... ─► [1x1 projection]``
+         └─ branch(k3, d3) ─┘
+    """
+
+    def __init__(self, c_in: int, cfg: RICConfig, c_out: int | None) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList()
+        for depth in cfg.depths:
+            branches = nn.ModuleList()
+            for k, d in zip(cfg.kernels, cfg.dilations, strict=True):
+                layers: list[nn.Module] = []
+                for i in range(depth):
+                    layers += [
+                        nn.Conv2d(c_in if i == 0 else cfg.width, cfg.width, k, dilation=d, padding="same"),
+                        nn.ReLU(inplace=True),
+                    ]
+                branches.append(nn.Sequential(*layers))
+            self.stages.append(branches)
+            c_in = 3 * cfg.width
+        self.project = nn.Conv2d(c_in, c_out, 1) if c_out is not None else nn.Identity()
+        self.out_channels = c_out if c_out is not None else c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for branches in self.stages:
+            x = torch.cat([branch(x) for branch in branches], dim=1)
+        return self.project(x)
+
+
+def quantize(x: torch.Tensor, training: bool) -> torch.Tensor:
+    """Q: 8-bit quantisation; additive U(−0.5, 0.5) noise stands in for rounding in training (eq. 6)."""
+    x = x * 255.0
+    x = x + torch.empty_like(x).uniform_(-0.5, 0.5) if training else torch.round(x)
+    return torch.clamp(x, 0.0, 255.0) / 255.0
+
+
+class RIC(nn.Module):
+    """The trainable part of RIC: feature extractor F, encoder E and decoder D."""
+
+    def __init__(self, cfg: RICConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+        self.feature = MultiReceptiveStack(c, cfg, cfg.feature_channels)  # F
+        self.encoder = MultiReceptiveStack(self.feature.out_channels + c, cfg, c)  # E
+        self.decoder = MultiReceptiveStack(c if cfg.srl else 2 * c, cfg, c)  # D
+
+    def encode(self, x: torch.Tensor, n_adv: torch.Tensor) -> torch.Tensor:
+        """x' before quantisation (eq. 5; without SRL, x' = u_en)."""
+        u_en = self.encoder(torch.cat([self.feature(x), n_adv], dim=1))
+        if not self.cfg.srl:
+            return u_en
+        return (1.0 - self.cfg.lam) * u_en + self.cfg.lam * n_adv
+
+    def decode(self, x_q: torch.Tensor, n_adv: torch.Tensor) -> torch.Tensor:
+        """x̃ from the quantised ciphertext and the regenerated NAE (eq. 9, 10)."""
+        if self.cfg.srl:
+            u = (x_q - self.cfg.lam * n_adv) / (1.0 - self.cfg.lam)
+        else:
+            u = torch.cat([x_q, n_adv], dim=1)
+        return self.decoder(u)
+
+    def forward(self, x: torch.Tensor, n_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x'_q, x̃): quantisation noise in training, rounding and clipping otherwise."""
+        x_q = quantize(self.encode(x, n_adv), self.training)
+        x_rec = self.decode(x_q, n_adv)
+        return x_q, x_rec if self.training else x_rec.clamp(0.0, 1.0)
+
+
+@dataclass
+class RICScheme(Scheme):
+    """RIC behind the common :class:`Scheme` interface (keys, nonces, NAE, sealing)."""
+
+    model: RIC
+    classifier: nn.Module
+    model_id: str
+    image_shape: tuple[int, int, int]
+    classifier_id: str
+    nae: NAEConfig = field(default_factory=NAEConfig)
+    batch_size: int = 64
+
+    name = "ric"
+
+    def cloud_classifier(self) -> nn.Module:
+        return self.classifier
+
+    # -- keyed pieces ------------------------------------------------------------------
+    def noise(self, key: SecretKey, nonces: Sequence[bytes]) -> torch.Tensor:
+        """n = PRNG(k, nonce) for each image (eq. 1)."""
+        h, w, c = self.image_shape
+        return torch.from_numpy(
+            np.stack([keyed_uniform(key, nonce, "ric/noise", (c, h, w)) for nonce in nonces])
+        )
+
+    @staticmethod
+    def _label_pad(key: SecretKey, nonce: bytes) -> int:
+        return int.from_bytes(keyed_pad(key, nonce, "ric/label", 2), "big")
+
+    def nae_for(
+        self,
+        key: SecretKey,
+        nonces: Sequence[bytes],
+        targets: torch.Tensor,
+        cfg: NAEConfig | None = None,
+    ) -> torch.Tensor:
+        noise = self.noise(key, nonces)
+        if not self.model.cfg.adversarial_noise:
+            return noise
+        return generate_nae(self.classifier, noise, targets, cfg or self.nae)
+
+    # -- Scheme interface ---------------------------------------------------------------
+    @torch.no_grad()
+    def _encrypt(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
+        self.model.eval()
+        targets = self.classifier(images).argmax(1)
+        nonces = [new_nonce() for _ in range(len(images))]
+        n_adv = self.nae_for(key, nonces, targets)
+        x_q = quantize(self.model.encode(images, n_adv), training=False)
+        pixels = (x_q * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        out = []
+        for i, nonce in enumerate(nonces):
+            # The NAE target travels masked with a one-time pad, so decryption never depends
+            # on the cloud's answer and the file itself does not reveal the label.
+            masked = (int(targets[i]) ^ self._label_pad(key, nonce)) & 0xFFFF
+            fields = {
+                "nonce": nonce.hex(),
+                "lambda": repr(self.model.cfg.lam),
+                "classifier": self.classifier_id,
+                "target": f"{masked:04x}",
+                **self.nae.as_fields(),
+            }
+            out.append((pixels[i], fields))
+        return out
+
+    @torch.no_grad()
+    def _decrypt(
+        self, pixels: torch.Tensor, fields: Sequence[dict[str, str]], key: SecretKey
+    ) -> torch.Tensor:
+        self.model.eval()
+        try:
+            nonces = [bytes.fromhex(f["nonce"]) for f in fields]
+            lams = {float(f["lambda"]) for f in fields}
+            targets = torch.tensor(
+                [int(f["target"], 16) ^ self._label_pad(key, n) for f, n in zip(fields, nonces, strict=True)]
+            )
+            cfgs = {NAEConfig.from_fields(f, self.nae.chunk) for f in fields}
+        except (KeyError, ValueError) as err:
+            raise SchemeError(f"ciphertext metadata is incomplete or malformed ({err})") from None
+        used = {f.get("classifier") for f in fields}
+        if used != {self.classifier_id}:
+            # Φ must run on the very classifier that made the NAE, or n_adv differs.
+            raise SchemeError(
+                f"ciphertext NAE was made with classifier {', '.join(map(str, used))}, "
+                f"not {self.classifier_id}"
+            )
+        if lams != {self.model.cfg.lam}:
+            raise SchemeError(f"ciphertext λ {sorted(lams)} does not match model λ {self.model.cfg.lam}")
+        out = torch.empty_like(pixels)
+        for cfg in cfgs:  # usually one; files encrypted with other NAE settings are grouped
+            idx = [i for i, f in enumerate(fields) if NAEConfig.from_fields(f, self.nae.chunk) == cfg]
+            n_adv = self.nae_for(key, [nonces[i] for i in idx], targets[idx], cfg)
+            out[idx] = self.model.decode(pixels[idx], n_adv).clamp(0.0, 1.0)
+        return out
+
+    # -- persistence -----------------------------------------------------------------------
+    def payload(self, extra: dict | None = None) -> dict:
+        return {
+            "config": asdict(self.model.cfg),
+            "state_dict": self.model.state_dict(),
+            "image_shape": self.image_shape,
+            "nae": asdict(self.nae),
+            **(extra or {}),
+        }
+
+    @classmethod
+    def from_payload(
+        cls, payload: dict, classifier: nn.Module, model_id: str, classifier_id: str
+    ) -> RICScheme:
+        cfg = RICConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items()})
+        model = RIC(cfg)
+        model.load_state_dict(payload["state_dict"])
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return cls(
+            model=model,
+            classifier=classifier,
+            model_id=model_id,
+            classifier_id=classifier_id,
+            image_shape=tuple(payload["image_shape"]),
+            nae=NAEConfig(**payload["nae"]),
+        )
+
+    def with_nae(self, **changes) -> RICScheme:
+        return replace(self, nae=replace(self.nae, **changes))

@@ -1,0 +1,157 @@
+"""Model zoo: named, checksummed weights shipped inside the package.
+
+Every shipped model has a card (what it is, which data trained it, with which settings) and
+an entry in ``weights/manifest.json`` (file, SHA-256, size, measured metrics, the command and
+commit that produced it). ``load_classifier("cifar10-resnet")`` and ``load_scheme("ric-cifar10")``
+verify the checksum before unpickling anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from noiseveil.classifiers.architectures import build_classifier
+from noiseveil.classifiers.training import TrainConfig
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+
+
+class ZooError(Exception):
+    """An unknown model id, missing weights or a checksum mismatch (one-line message)."""
+
+
+@dataclass(frozen=True)
+class ClassifierCard:
+    model_id: str
+    dataset: str
+    arch: str
+    config: dict[str, Any]
+    train: TrainConfig
+    shipped: bool = True
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+CLASSIFIERS: dict[str, ClassifierCard] = {
+    card.model_id: card
+    for card in [
+        ClassifierCard(
+            "mnist-cnn",
+            "mnist",
+            "mnist-cnn",
+            {"in_channels": 1, "num_classes": 10, "width": 0.5},
+            TrainConfig(epochs=6, lr=0.05, augment="crop", batch_size=128),
+            note="M5 (5 conv + 1 FC) of An et al. 2020 at half width (paper width: width=1.0)",
+        ),
+        ClassifierCard(
+            "cifar10-resnet",
+            "cifar10",
+            "resnet",
+            {"num_classes": 10, "blocks": (1, 1, 1, 1), "widths": (16, 32, 64, 128)},
+            TrainConfig(epochs=12, lr=0.1, augment="crop-flip"),
+            note="ResNet-10 with widths 16-128: the CPU-sized stand-in for the paper's ResNet-18",
+        ),
+        ClassifierCard(
+            "cifar10-resnet18",
+            "cifar10",
+            "resnet",
+            {"num_classes": 10, "blocks": (2, 2, 2, 2), "widths": (64, 128, 256, 512)},
+            TrainConfig(epochs=30, lr=0.1, augment="crop-flip"),
+            shipped=False,
+            note="the paper's ResNet-18; about 22 min per epoch on 2 CPU cores, so not shipped",
+        ),
+        ClassifierCard(
+            "lfw-resnet",
+            "lfw",
+            "resnet",
+            {"num_classes": 62, "blocks": (1, 1, 1), "widths": (32, 64, 128), "stem_stride": 2},
+            TrainConfig(epochs=40, lr=0.05, augment="crop-flip", batch_size=64),
+            note="face identity (62 people) on 64x64 LFW crops; stands in for FaceNet",
+        ),
+        ClassifierCard(
+            "svhn-cnn",
+            "svhn",
+            "svhn-cnn",
+            {"num_classes": 10, "n_channel": 32},
+            TrainConfig(epochs=20, lr=0.05, augment="crop"),
+            shipped=False,
+            note="7 conv + 1 FC of pytorch-playground; SVHN is not available here, so not shipped",
+        ),
+    ]
+}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest() -> dict[str, dict[str, Any]]:
+    if not MANIFEST.exists():
+        return {}
+    return json.loads(MANIFEST.read_text())
+
+
+def save_weights(model_id: str, payload: dict[str, Any], info: dict[str, Any]) -> Path:
+    """Store ``payload`` as ``weights/<model_id>.pt`` and record its checksum in the manifest."""
+    WEIGHTS_DIR.mkdir(exist_ok=True)
+    path = WEIGHTS_DIR / f"{model_id}.pt"
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    manifest = read_manifest()
+    manifest[model_id] = {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "bytes": path.stat().st_size,
+        **info,
+    }
+    MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_payload(model_id: str) -> dict[str, Any]:
+    """Read shipped weights after checking them against the manifest's SHA-256."""
+    entry = read_manifest().get(model_id)
+    if entry is None:
+        known = ", ".join(sorted(read_manifest())) or "none"
+        raise ZooError(f"no shipped weights for model id {model_id!r} (shipped: {known})")
+    path = WEIGHTS_DIR / entry["file"]
+    if not path.exists():
+        raise ZooError(f"{path}: weights file missing")
+    if sha256_file(path) != entry["sha256"]:
+        raise ZooError(f"{path}: checksum mismatch, the weights file is corrupt or was modified")
+    return torch.load(path, weights_only=False, map_location="cpu")
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Evaluation mode with gradients off for parameters (inputs can still be attacked)."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def load_classifier(model_id: str, pretrained: bool = True) -> nn.Module:
+    """A registered classifier by id, with its shipped weights when ``pretrained``."""
+    if pretrained:
+        payload = load_payload(model_id)
+        model = build_classifier(payload["arch"], **payload["config"])
+        model.load_state_dict(payload["state_dict"])
+        return freeze(model)
+    if model_id not in CLASSIFIERS:
+        raise ZooError(f"unknown classifier {model_id!r}; known: {', '.join(CLASSIFIERS)}")
+    card = CLASSIFIERS[model_id]
+    return build_classifier(card.arch, **card.config)
