@@ -1,29 +1,112 @@
-"""The ``noiseveil`` command line."""
+"""noiseveil: privacy-preserving image classification with recoverable encryption.
+
+Typical use (data provider, cloud, authorised user):
+
+  noiseveil keygen my.key
+  noiseveil encrypt photos/ -o cipher/ -k my.key -m ric-cifar10
+  noiseveil classify cipher/ -m cifar10-resnet
+  noiseveil decrypt cipher/ -o recovered/ -k my.key
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
+EXIT_FAILED_FILES = 1  # some files of a batch failed; the others were processed
+EXIT_ERROR = 2  # the command could not run at all (bad key, unknown model, bad arguments)
+
+
+def _add_batch(p: argparse.ArgumentParser, default: int = 64) -> None:
+    p.add_argument("--batch-size", type=int, default=default, help="images per batch (memory stays flat)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_classifier_override(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--classifier",
+        type=Path,
+        metavar="TORCHSCRIPT",
+        help="a TorchScript classifier (takes [0,1] NCHW images) to use instead of the "
+        "scheme model's own cloud classifier",
+    )
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="noiseveil", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="noiseveil", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("keygen", help="write a new 256-bit secret key (mode 0600, never overwrites)")
+    p.add_argument("path", type=Path)
+
+    p = sub.add_parser("encrypt", help="encrypt an image file or a folder into ciphertext PNGs")
+    p.add_argument("input", type=Path, help="image file or folder (searched recursively)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file or folder")
+    p.add_argument("-k", "--key", type=Path, required=True, help="key file from 'noiseveil keygen'")
+    p.add_argument("-m", "--model", default="ric-cifar10", help="scheme model id (see 'noiseveil models')")
+    p.add_argument("--nae-steps", type=int, help="override the NAE attack's step count")
+    _add_classifier_override(p)
+    _add_batch(p)
+
+    p = sub.add_parser("classify", help="classify images or ciphertexts with a cloud classifier")
+    p.add_argument("input", type=Path, help="image file or folder")
+    p.add_argument("-m", "--model", default="cifar10-resnet", help="classifier id (see 'noiseveil models')")
+    _add_classifier_override(p)
+    p.add_argument("--json", type=Path, help="also write the labels to this JSON file (new file)")
+    _add_batch(p, 256)
+
+    p = sub.add_parser("decrypt", help="decrypt ciphertext PNGs (file or folder) with the key")
+    p.add_argument("input", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("-k", "--key", type=Path, required=True)
+    _add_classifier_override(p)
+    _add_batch(p)
+
+    p = sub.add_parser("evaluate", help="ACC_p, ACC_e, ADP, recovery PSNR/SSIM on a test set")
+    p.add_argument("-m", "--model", default="ric-cifar10")
+    p.add_argument("-d", "--dataset", help="dataset name (default: the model's own)")
+    p.add_argument("-n", "--images", type=int, default=500, help="test images (a fixed subset)")
+    p.add_argument("--out", type=Path, help="JSON file (default results/evaluate/<model>-<dataset>.json)")
+
+    p = sub.add_parser("demo", help="encrypt, classify and decrypt sample images with every shipped model")
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for files and the grid")
+    p.add_argument("-n", "--images", type=int, default=8, help="images per model")
+
+    sub.add_parser("models", help="list the model zoo")
+
     p = sub.add_parser("train-classifier", help="train a zoo classifier on plaintext and ship it")
     p.add_argument("model_id")
-    p.add_argument("--epochs", type=int, default=None, help="override the card's epoch count")
+    p.add_argument("--epochs", type=int, help="override the card's epoch count")
+    p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
+
+    p = sub.add_parser("train", help="train a zoo scheme model (RIC) and ship it")
+    p.add_argument("model_id")
+    p.add_argument("--steps", type=int, help="override the card's step count")
     p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "train-classifier":
-        from noiseveil.commands_train import train_classifier_command
+    from noiseveil import commands
+    from noiseveil.errors import USER_ERRORS
 
-        train_classifier_command(args.model_id, args.epochs, args.checkpoint_dir)
-    return 0
+    try:
+        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
+    except USER_ERRORS as err:
+        print(f"noiseveil {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"noiseveil {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=2))
 
 
 if __name__ == "__main__":

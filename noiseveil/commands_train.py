@@ -6,7 +6,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from noiseveil.classifiers.architectures import build_classifier
 from noiseveil.classifiers.training import train_classifier
@@ -51,6 +50,7 @@ def train_classifier_command(model_id: str, epochs: int | None, checkpoint_dir: 
             "config": config,
             "state_dict": model.state_dict(),
             "classes": list(data.classes),
+            "image_shape": data.image_shape,
             "dataset": data.source_id,
         },
         info,
@@ -66,6 +66,69 @@ def train_classifier_command(model_id: str, epochs: int | None, checkpoint_dir: 
         "train": asdict(train_cfg),
         **report,
     }
-    write_result(RESULTS_DIR / "classifiers" / f"{model_id}.json", result)
-    torch.set_num_threads(torch.get_num_threads())
+    write_result(RESULTS_DIR / "training" / f"{model_id}.json", result)
+    return result
+
+
+def train_scheme_command(model_id: str, steps: int | None, checkpoint_dir: Path) -> dict:
+    """Train a zoo scheme model (RIC) against its shipped classifier and ship it."""
+    from noiseveil.schemes.ric import PRESETS, RIC, RICScheme
+    from noiseveil.schemes.ric_training import RICTrainConfig, fit_ric
+    from noiseveil.zoo import SCHEME_CARDS, load_classifier
+
+    if model_id not in SCHEME_CARDS:
+        raise ZooError(f"unknown scheme model {model_id!r}; known: {', '.join(SCHEME_CARDS)}")
+    card = SCHEME_CARDS[model_id]
+    data = load_dataset(card.dataset)
+    classifier = load_classifier(card.classifier_id)
+    ric_cfg = replace(PRESETS[card.preset], channels=data.image_shape[2])
+    train_cfg = RICTrainConfig(**card.train)
+    if steps is not None:
+        train_cfg = replace(train_cfg, steps=steps)
+    scheme = RICScheme(
+        model=RIC(ric_cfg),
+        classifier=classifier,
+        model_id=model_id,
+        image_shape=data.image_shape,
+        classifier_id=card.classifier_id,
+    )
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    report = fit_ric(
+        scheme,
+        data,
+        train_cfg,
+        checkpoint_dir / f"{model_id}.ckpt",
+        cache_tag=f"{card.classifier_id}-{scheme.nae.steps}-{scheme.nae.lr}",
+    )
+    prov = provenance([data.source_id], [model_id, card.classifier_id])
+    final = report["curve"][-1] if report["curve"] else {}
+    info = {
+        "kind": "scheme",
+        "scheme": card.scheme,
+        "dataset": card.dataset,
+        "classifier_id": card.classifier_id,
+        "preset": card.preset,
+        "val_psnr": final.get("val_psnr"),
+        "train_seconds": report["train_seconds"],
+        "command": prov["command"],
+        "git_commit": prov["git_commit"],
+    }
+    save_weights(
+        model_id,
+        scheme.payload(
+            {"scheme": card.scheme, "classifier_id": card.classifier_id, "dataset": data.source_id}
+        ),
+        info,
+    )
+    params = sum(p.numel() for p in scheme.model.parameters())
+    result = {
+        **prov,
+        "model_id": model_id,
+        "note": card.note,
+        "ric_config": asdict(ric_cfg),
+        "parameters": params,
+        "nae": asdict(scheme.nae),
+        **report,
+    }
+    write_result(RESULTS_DIR / "training" / f"{model_id}.json", result)
     return result

@@ -118,7 +118,9 @@ def save_weights(model_id: str, payload: dict[str, Any], info: dict[str, Any]) -
         "bytes": path.stat().st_size,
         **info,
     }
-    MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    tmp_manifest = MANIFEST.with_suffix(".json.tmp")  # readers never see a half-written manifest
+    tmp_manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp_manifest, MANIFEST)
     return path
 
 
@@ -155,3 +157,50 @@ def load_classifier(model_id: str, pretrained: bool = True) -> nn.Module:
         raise ZooError(f"unknown classifier {model_id!r}; known: {', '.join(CLASSIFIERS)}")
     card = CLASSIFIERS[model_id]
     return build_classifier(card.arch, **card.config)
+
+
+@dataclass(frozen=True)
+class SchemeCard:
+    """A trainable scheme model: which scheme, data, cloud classifier, preset and budget."""
+
+    model_id: str
+    scheme: str
+    dataset: str
+    classifier_id: str
+    preset: str
+    train: dict[str, Any]
+    note: str = ""
+
+
+SCHEME_CARDS: dict[str, SchemeCard] = {
+    card.model_id: card
+    for card in [
+        SchemeCard(
+            "ric-cifar10",
+            "ric",
+            "cifar10",
+            "cifar10-resnet",
+            "fast",
+            {"steps": 4000, "batch_size": 32, "pool_per_class": 200},
+            note="RIC on CIFAR-10 against the shipped ResNet-10",
+        ),
+        SchemeCard(
+            "ric-lfw",
+            "ric",
+            "lfw",
+            "lfw-resnet",
+            "fast",
+            {"steps": 2500, "batch_size": 16, "pool_per_class": 24},
+            note="RIC on 64x64 LFW faces against the shipped face classifier",
+        ),
+        SchemeCard(
+            "ric-mnist",
+            "ric",
+            "mnist",
+            "mnist-cnn",
+            "fast",
+            {"steps": 2000, "batch_size": 32, "pool_per_class": 200, "augment": "crop"},
+            note="RIC on MNIST against the shipped M5 CNN",
+        ),
+    ]
+}

@@ -143,10 +143,15 @@ class ResNet(nn.Module):
         blocks: Sequence[int] = (2, 2, 2, 2),
         widths: Sequence[int] = (64, 128, 256, 512),
         stem_stride: int = 1,
-        mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
-        std: Sequence[float] = (0.2470, 0.2435, 0.2616),
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        # Default statistics: CIFAR-10's for RGB, 0.5 per channel otherwise (3-channel defaults
+        # would broadcast a grey input to 3 channels and break the first conv).
+        rgb = in_channels == 3
+        mean = mean if mean is not None else (0.4914, 0.4822, 0.4465) if rgb else (0.5,) * in_channels
+        std = std if std is not None else (0.2470, 0.2435, 0.2616) if rgb else (0.5,) * in_channels
         layers: list[nn.Module] = [
             Normalize(mean, std),
             conv_bn_relu(in_channels, widths[0], 3, stem_stride, 1),

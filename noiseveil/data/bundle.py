@@ -61,9 +61,9 @@ def _load_npz(name: str, path: Path) -> ImageDataset:
         raise DataError(f"{name}: {path} not found")
     try:
         with np.load(path) as z:
+            if missing := [k for k in ARRAY_KEYS if k not in z.files]:
+                raise DataError(f"{path}: missing arrays {', '.join(missing)}")
             arrays = {k: z[k] for k in ARRAY_KEYS}
-    except KeyError as exc:
-        raise DataError(f"{path}: missing array {exc}") from exc
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
     return ImageDataset.from_arrays(name, arrays, source_id([path]))

@@ -26,7 +26,8 @@ def pack_arrays(
     return dict(zip(ARRAY_KEYS, values, strict=True))
 
 
-@dataclass(frozen=True)
+# eq=False: field-wise == on numpy arrays raises, so datasets compare (and hash) by identity.
+@dataclass(frozen=True, eq=False)
 class ImageDataset:
     """A train/test split of uint8 images, channels-last, with int64 labels indexing `classes`."""
 

@@ -30,14 +30,7 @@ def write_ciphertext(path: str | os.PathLike, ct: Ciphertext) -> Path:
     for k, v in ct.header().items():
         info.add_text(PREFIX + k, v)
     info.add_text(PREFIX + "tag", ct.tag.hex())
-    pixels = ct.pixels[..., 0] if ct.pixels.shape[2] == 1 else ct.pixels
-    image = Image.fromarray(np.ascontiguousarray(pixels), mode="L" if pixels.ndim == 2 else "RGB")
-    try:
-        with open(path, "xb") as f:  # "x": fail rather than overwrite
-            image.save(f, format="PNG", pnginfo=info)
-    except FileExistsError:
-        raise CiphertextFileError(f"{path}: exists; refusing to overwrite") from None
-    return path
+    return write_image(path, ct.pixels, info)
 
 
 def read_ciphertext(path: str | os.PathLike) -> Ciphertext:
@@ -83,3 +76,21 @@ def read_ciphertext(path: str | os.PathLike) -> Ciphertext:
         version=meta["version"],
         tag=tag,
     )
+
+
+def write_image(
+    path: str | os.PathLike, pixels: np.ndarray, info: PngImagePlugin.PngInfo | None = None
+) -> Path:
+    """Write a uint8 (H, W, C) image as a new PNG; an existing file is never overwritten."""
+    path = Path(path)
+    grey = pixels.shape[2] == 1
+    image = Image.fromarray(
+        np.ascontiguousarray(pixels[..., 0] if grey else pixels), mode="L" if grey else "RGB"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)  # only once there is something to write
+    try:
+        with open(path, "xb") as f:
+            image.save(f, format="PNG", pnginfo=info)  # "x" mode: fail rather than overwrite
+    except FileExistsError:
+        raise CiphertextFileError(f"{path}: exists; refusing to overwrite") from None
+    return path

@@ -59,11 +59,18 @@ class Ciphertext:
         }
 
     def signed_bytes(self) -> bytes:
-        """Canonical serialisation of header and pixels, the message the tag covers."""
-        parts = [f"{k}={v}".encode() for k, v in sorted(self.header().items())]
-        shape = struct.pack("<3I", *self.pixels.shape)
-        body = b"\n".join(parts)
-        return struct.pack("<I", len(body)) + body + shape + np.ascontiguousarray(self.pixels).tobytes()
+        """Canonical serialisation of header and pixels, the message the tag covers.
+
+        Every key and value is length-prefixed, so no two different headers serialise alike
+        (a plain "k=v" join would let an attacker move bytes between adjacent fields).
+        """
+        out = [struct.pack("<I", len(self.header()))]
+        for k, v in sorted(self.header().items()):
+            for part in (k.encode(), v.encode()):
+                out += [struct.pack("<I", len(part)), part]
+        out.append(struct.pack("<3I", *self.pixels.shape))
+        out.append(np.ascontiguousarray(self.pixels).tobytes())
+        return b"".join(out)
 
     def seal(self, key: SecretKey) -> Ciphertext:
         self.tag = key.mac(self.signed_bytes())
@@ -77,6 +84,12 @@ class Ciphertext:
             )
         if not self.tag or not key.verify(self.signed_bytes(), self.tag):
             raise AuthenticationError("authentication failed: the ciphertext or its metadata was modified")
+
+
+def ciphertext_tensor(ciphertexts: Sequence[Ciphertext]) -> torch.Tensor:
+    """Ciphertext pixels as a float (N, C, H, W) batch in [0, 1]: exactly what the cloud classifies."""
+    pixels = torch.from_numpy(np.stack([ct.pixels for ct in ciphertexts])).permute(0, 3, 1, 2)
+    return pixels.float() / 255.0
 
 
 class Scheme(ABC):
@@ -143,5 +156,4 @@ class Scheme(ABC):
         """Verify then decrypt; any wrong key or modification raises before any output exists."""
         for ct in ciphertexts:
             self.verify(ct, key)
-        pixels = torch.from_numpy(np.stack([ct.pixels for ct in ciphertexts])).permute(0, 3, 1, 2)
-        return self._decrypt(pixels.float() / 255.0, [ct.fields for ct in ciphertexts], key)
+        return self._decrypt(ciphertext_tensor(ciphertexts), [ct.fields for ct in ciphertexts], key)

@@ -23,7 +23,7 @@ from torch import nn
 @dataclass(frozen=True)
 class NAEConfig:
     steps: int = 20  # fixed: no early stopping, so every run takes the same path
-    lr: float = 0.02  # Adam step in pixel units ([0,1] range)
+    lr: float = 0.1  # Adam step in pixel units; 0.02 left 56% of MNIST NAEs short of their target
     margin: float = 5.0  # g1, the adversarial extent in logits
     chunk: int = 16  # images per Φ call (never 1: see module docstring)
 

@@ -1,0 +1,66 @@
+"""noiseveil: privacy-preserving image classification with recoverable encryption.
+
+Python API (the CLI is a thin layer over it)::
+
+    import noiseveil as nv
+    key = nv.SecretKey.generate()                 # or nv.SecretKey.load("my.key")
+    ric = nv.load_scheme("ric-cifar10")           # shipped RIC + its cloud classifier
+    cts = ric.encrypt(images, key)                # images: float (N, C, H, W) in [0, 1]
+    labels = ric.cloud_classifier()(nv.ciphertext_tensor(cts)).argmax(1)
+    recovered = ric.decrypt(cts, key)             # verifies the HMAC tag first
+    nv.write_ciphertext("x.png", cts[0]); ct = nv.read_ciphertext("x.png")
+"""
+
+from noiseveil.classifiers import Normalize, build_classifier
+from noiseveil.crypto.keys import KeyFileError, SecretKey
+from noiseveil.data import DataError, ImageDataset, load_dataset, load_image_folder, read_image
+from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext
+from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files
+from noiseveil.schemes import (
+    PRESETS,
+    RIC,
+    AuthenticationError,
+    Ciphertext,
+    RICConfig,
+    RICScheme,
+    Scheme,
+    SchemeError,
+    load_scheme,
+    shipped_schemes,
+)
+from noiseveil.schemes.base import ciphertext_tensor
+from noiseveil.zoo import ZooError, load_classifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "RIC",
+    "AuthenticationError",
+    "Ciphertext",
+    "CiphertextFileError",
+    "DataError",
+    "ImageDataset",
+    "KeyFileError",
+    "Normalize",
+    "RICConfig",
+    "RICScheme",
+    "Report",
+    "Scheme",
+    "SchemeError",
+    "SecretKey",
+    "ZooError",
+    "build_classifier",
+    "ciphertext_tensor",
+    "classify_files",
+    "decrypt_files",
+    "encrypt_files",
+    "load_classifier",
+    "load_dataset",
+    "load_image_folder",
+    "load_scheme",
+    "read_ciphertext",
+    "read_image",
+    "shipped_schemes",
+    "write_ciphertext",
+]

@@ -1,0 +1,271 @@
+"""What each CLI command does (argument parsing lives in :mod:`noiseveil.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from noiseveil.crypto.keys import SecretKey
+from noiseveil.data import load_dataset, read_image
+from noiseveil.io.png import CiphertextFileError
+from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
+from noiseveil.schemes import load_scheme, shipped_schemes
+from noiseveil.schemes.base import Scheme, SchemeError
+from noiseveil.zoo import ZooError, load_classifier, load_payload, read_manifest, sha256_file
+
+EXIT_OK, EXIT_FAILED_FILES = 0, 1
+
+
+def load_torchscript(path: Path) -> tuple[nn.Module, str]:
+    """A TorchScript classifier and the id ciphertexts record for it (hash of the file)."""
+    try:
+        model = torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ZooError(f"{path}: not a TorchScript model ({reason})") from None
+    model.eval()
+    return model, "torchscript:" + sha256_file(path)[:16]
+
+
+def open_scheme(model_id: str, classifier_file: Path | None) -> Scheme:
+    if classifier_file is None:
+        return load_scheme(model_id)
+    classifier, classifier_id = load_torchscript(classifier_file)
+    return load_scheme(model_id, classifier=classifier, classifier_id=classifier_id)
+
+
+def finish(report: Report) -> int:
+    """Print each failure on one line, then a summary; exit status 1 if anything failed."""
+    for path, reason in report.failures:
+        reason = reason if reason.startswith(str(path)) else f"{path}: {reason}"
+        print(f"FAILED {reason}", file=sys.stderr)
+    print(report.summary(), file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FAILED_FILES
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    key = SecretKey.generate()
+    key.save(args.path)
+    print(f"wrote {args.path} (key id {key.key_id}, mode 0600); keep it secret, keep a backup")
+    return EXIT_OK
+
+
+def cmd_encrypt(args: argparse.Namespace) -> int:
+    key = SecretKey.load(args.key)
+    scheme = open_scheme(args.model, args.classifier)
+    if args.nae_steps is not None:
+        scheme = scheme.with_nae(steps=args.nae_steps)
+    pairs = plan(args.input, args.output)
+    return finish(encrypt_files(scheme, key, pairs, args.batch_size, progress=not args.quiet))
+
+
+def cmd_decrypt(args: argparse.Namespace) -> int:
+    key = SecretKey.load(args.key)
+    scheme_for = cache(lambda model_id: open_scheme(model_id, args.classifier))
+    pairs = plan(args.input, args.output)
+    return finish(decrypt_files(scheme_for, key, pairs, args.batch_size, progress=not args.quiet))
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    if args.json is not None and args.json.exists():
+        raise CiphertextFileError(f"{args.json}: exists; refusing to overwrite")
+    files = [src for src, _ in plan(args.input, None)]
+    if args.classifier is not None:
+        classifier, model_id = load_torchscript(args.classifier)
+        shape, classes = read_image(files[0]).shape, None  # TorchScript: the first image sets the shape
+    else:
+        payload = load_payload(args.model)
+        if "classes" not in payload:
+            raise ZooError(f"{args.model!r} is not a classifier")
+        classifier, model_id = load_classifier(args.model), args.model
+        shape, classes = tuple(payload["image_shape"]), payload["classes"]
+    report = classify_files(classifier, shape, files, args.batch_size, progress=not args.quiet)
+    rows = [
+        {"file": str(f), "label": label, "class": classes[label] if classes else str(label)}
+        for f, label in report.results
+    ]
+    for row in rows:
+        print(f"{row['file']}\t{row['label']}\t{row['class']}")
+    if args.json is not None:
+        with open(args.json, "x") as f:
+            json.dump({"classifier": model_id, "predictions": rows}, f, indent=2)
+    return finish(report)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from noiseveil.evaluation import evaluate_scheme
+    from noiseveil.provenance import RESULTS_DIR, provenance, write_result
+
+    scheme = load_scheme(args.model)
+    entry = read_manifest()[args.model]
+    dataset = args.dataset or entry["dataset"]
+    data = load_dataset(dataset)
+    scheme.check_shape(data.image_shape, f"{dataset} test images are")
+    ev, idx = evaluate_scheme(scheme, data, args.images)
+    summary = ev.summary()
+    out = args.out or RESULTS_DIR / "evaluate" / f"{args.model}-{dataset}.json"
+    result = {
+        **provenance([data.source_id], [args.model, entry["classifier_id"]]),
+        "scheme_model": args.model,
+        "dataset": dataset,
+        "subset": f"fixed_subset({len(data.x_test)}, {args.images}, seed=0) of the test split",
+        "nae": {"steps": scheme.nae.steps, "lr": scheme.nae.lr, "g1": scheme.nae.margin},
+        **summary,
+    }
+    write_result(out, result)
+    print(format_table([evaluation_row(args.model, dataset, summary)]))
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def evaluation_row(model: str, dataset: str, s: dict) -> dict[str, str]:
+    return {
+        "model": model,
+        "dataset": dataset,
+        "images": str(s["images"]),
+        "ACC_p %": f"{100 * s['acc_plain']:.2f}",
+        "ACC_e %": f"{100 * s['acc_encrypted']:.2f}",
+        "ADP %": f"{s['adp_percent']:.2f}",
+        "label agreement %": f"{100 * s['label_agreement']:.2f}",
+        "PSNR dB": f"{s['recovery_psnr_db']['mean']:.2f}",
+        "SSIM": f"{s['recovery_ssim']['mean']:.4f}",
+        "SSIM(cipher, plain)": f"{s['ssim_cipher_vs_plain']['mean']:.4f}",
+    }
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    cols = list(rows[0])
+    widths = [max(len(c), *(len(r[c]) for r in rows)) for c in cols]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True))  # noqa: E731
+    return "\n".join(
+        [line(cols), line(["-" * w for w in widths]), *(line([r[c] for c in cols]) for r in rows)]
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: real test images through the real file pipeline, for every shipped model."""
+    from noiseveil.data import fixed_subset
+    from noiseveil.figures import picture_grid
+    from noiseveil.io.png import write_image
+    from noiseveil.metrics import psnr, ssim
+
+    run = args.out / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    run.mkdir(parents=True, exist_ok=False)
+    key_path = run / "demo.key"
+    key = SecretKey.generate()
+    key.save(key_path)
+    rows, grid_rows, grid_titles, status = [], [], [], EXIT_OK
+    for model_id in shipped_schemes():
+        scheme = load_scheme(model_id)
+        data = load_dataset(read_manifest()[model_id]["dataset"])
+        idx = fixed_subset(len(data.x_test), args.images, seed=0)
+        plain_dir, cipher_dir, rec_dir = (run / part / model_id for part in ("plain", "cipher", "recovered"))
+        plain_dir.mkdir(parents=True)
+        for i in idx:
+            write_image(plain_dir / f"{i:05d}_{data.classes[data.y_test[i]]}.png", data.x_test[i])
+        reports = [encrypt_files(scheme, key, plan(plain_dir, cipher_dir), progress=False)]
+        reports.append(decrypt_files(lambda _m, s=scheme: s, key, plan(cipher_dir, rec_dir), progress=False))
+        shape = scheme.image_shape
+        cls_plain = classify_files(
+            scheme.cloud_classifier(),
+            shape,
+            plan(plain_dir, None) and [p for p, _ in plan(plain_dir, None)],
+            progress=False,
+        )
+        cls_cipher = classify_files(
+            scheme.cloud_classifier(), shape, [p for p, _ in plan(cipher_dir, None)], progress=False
+        )
+        if not all(r.ok for r in [*reports, cls_plain, cls_cipher]):
+            status = EXIT_FAILED_FILES
+            for r in [*reports, cls_plain, cls_cipher]:
+                finish(r)
+            continue
+        plain = np.stack([read_image(p) for p, _ in plan(plain_dir, None)])
+        cipher = np.stack([read_image(p) for p, _ in plan(cipher_dir, None)])
+        recovered = np.stack([read_image(p) for p, _ in plan(rec_dir, None)])
+        agree = np.mean([a[1] == b[1] for a, b in zip(cls_plain.results, cls_cipher.results, strict=True)])
+        rows.append(
+            {
+                "model": model_id,
+                "images": str(len(plain)),
+                "label agreement %": f"{100 * agree:.1f}",
+                "PSNR dB": f"{psnr(recovered, plain).mean():.2f}",
+                "SSIM": f"{ssim(recovered, plain).mean():.4f}",
+                "SSIM(cipher, plain)": f"{ssim(cipher, plain).mean():.4f}",
+                "encrypt img/s": f"{reports[0].done / reports[0].seconds:.1f}",
+                "decrypt img/s": f"{reports[1].done / reports[1].seconds:.1f}",
+            }
+        )
+        for batch, title in ((plain, "plaintext"), (cipher, "ciphertext"), (recovered, "recovered")):
+            if batch.shape[1:3] != (64, 64):  # one grid: show every model at 64x64
+                batch = (
+                    np.stack(
+                        [
+                            np.kron(b, np.ones((64 // b.shape[0], 64 // b.shape[1], 1), np.uint8))
+                            for b in batch
+                        ]
+                    )
+                    if 64 % batch.shape[1] == 0
+                    else batch
+                )
+            grid_rows.append(np.repeat(batch, 3, axis=3) if batch.shape[3] == 1 else batch)
+            grid_titles.append(f"{model_id}\n{title}")
+    if not rows:
+        raise ZooError("no shipped scheme model could run")
+    print(format_table(rows))
+    if len({r.shape[1:] for r in grid_rows}) == 1:
+        print(f"grid: {picture_grid(grid_rows, grid_titles, run / 'grid.png')}")
+    print(f"files: {run}")
+    return status
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    manifest = read_manifest()
+    if not manifest:
+        raise ZooError("no shipped models")
+    rows = []
+    for model_id, e in sorted(manifest.items()):
+        metric = (
+            f"test acc {100 * e['test_accuracy']:.2f}%"
+            if e["kind"] == "classifier"
+            else f"val PSNR {e.get('val_psnr') or 0:.2f} dB (classifier {e['classifier_id']})"
+        )
+        rows.append(
+            {
+                "id": model_id,
+                "kind": e["kind"],
+                "dataset": e["dataset"],
+                "figure": metric,
+                "size": f"{e['bytes'] / 1e6:.2f} MB",
+                "sha256": e["sha256"][:12],
+            }
+        )
+    print(format_table(rows))
+    return EXIT_OK
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from noiseveil.commands_train import train_classifier_command
+
+    r = train_classifier_command(args.model_id, args.epochs, args.checkpoint_dir)
+    print(f"{args.model_id}: test accuracy {100 * r['test_accuracy']:.2f}% in {r['train_seconds']:.0f}s")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from noiseveil.commands_train import train_scheme_command
+
+    r = train_scheme_command(args.model_id, args.steps, args.checkpoint_dir)
+    print(f"{args.model_id}: trained in {r['train_seconds']:.0f}s")
+    return EXIT_OK
+
+
+__all__ = ["SchemeError"]

@@ -1,0 +1,200 @@
+"""Files in, files out: streaming encryption, classification and decryption of folders.
+
+Folders are processed in chunks of ``batch_size`` images, so memory stays flat whatever
+the folder holds. Each file that cannot be processed is recorded with a one-line reason
+and the run goes on; nothing existing is ever overwritten (outputs are opened with "x").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from noiseveil.crypto.keys import SecretKey
+from noiseveil.data import DataError, load_image_folder, read_image, to_tensor, to_uint8
+from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext, write_image
+from noiseveil.schemes.base import Ciphertext, Scheme, SchemeError
+from noiseveil.zoo import ZooError
+
+# Errors that concern one file: reported, counted, and the batch goes on.
+FILE_ERRORS = (DataError, SchemeError, CiphertextFileError, ZooError)
+
+
+@dataclass
+class Report:
+    """What a run did: files done, files failed (with reasons), and how long it took."""
+
+    action: str
+    done: int = 0
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    results: list[tuple[Path, int]] = field(default_factory=list)  # classify: (file, label)
+
+    def fail(self, path: Path, err: Exception | str) -> None:
+        self.failures.append((path, str(err)))
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        total = self.done + len(self.failures)
+        rate = f", {self.done / self.seconds:.1f} images/s" if self.seconds > 0 and self.done else ""
+        return f"{self.action}: {self.done} of {total} files done, {len(self.failures)} failed{rate}"
+
+
+def plan(source: Path, target: Path | None) -> list[tuple[Path, Path | None]]:
+    """Pairs (input file, output file); a folder's output mirrors its tree under ``target``."""
+    source = Path(source)
+    if source.is_dir():
+        files, _, _ = load_image_folder(source)
+        if target is None:
+            return [(f, None) for f in files]
+        return [(f, Path(target) / f.relative_to(source).with_suffix(".png")) for f in files]
+    if not source.exists():
+        raise DataError(f"{source}: no such file or folder")
+    if target is not None and Path(target).is_dir():
+        return [(source, Path(target) / (source.stem + ".png"))]
+    return [(source, target)]
+
+
+def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _claim(dst: Path) -> None:
+    """Refuse early if the output exists (the final write also refuses, atomically)."""
+    if dst.exists():
+        raise CiphertextFileError(f"{dst}: exists; refusing to overwrite")
+
+
+def _run(
+    action: str, pairs: Sequence, batch_size: int, step: Callable[[Sequence, Report], None], progress: bool
+) -> Report:
+    report = Report(action)
+    start = time.perf_counter()
+    with tqdm(total=len(pairs), desc=action, unit="img", disable=not progress) as bar:
+        for chunk in chunks(pairs, batch_size):
+            step(chunk, report)
+            bar.update(len(chunk))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def encrypt_files(
+    scheme: Scheme,
+    key: SecretKey,
+    pairs: Sequence[tuple[Path, Path]],
+    batch_size: int = 64,
+    progress: bool = True,
+) -> Report:
+    """Encrypt image files into ciphertext PNGs."""
+    h, w, c = scheme.image_shape
+
+    def step(chunk: Sequence[tuple[Path, Path]], report: Report) -> None:
+        ready, images = [], []
+        for src, dst in chunk:
+            try:
+                _claim(dst)
+                image = read_image(src, channels=None)
+                scheme.check_shape(image.shape, f"{src}:")
+            except FILE_ERRORS as err:
+                report.fail(src, err)
+                continue
+            ready.append((src, dst))
+            images.append(image)
+        if not images:
+            return
+        for (src, dst), ct in zip(ready, scheme.encrypt(to_tensor(np.stack(images)), key), strict=True):
+            try:
+                write_ciphertext(dst, ct)
+                report.done += 1
+            except FILE_ERRORS as err:
+                report.fail(src, err)
+
+    return _run("encrypt", pairs, batch_size, step, progress)
+
+
+def decrypt_files(
+    scheme_for: Callable[[str], Scheme],
+    key: SecretKey,
+    pairs: Sequence[tuple[Path, Path]],
+    batch_size: int = 64,
+    progress: bool = True,
+) -> Report:
+    """Decrypt ciphertext PNGs; ``scheme_for(model_id)`` supplies each file's scheme."""
+
+    def step(chunk: Sequence[tuple[Path, Path]], report: Report) -> None:
+        groups: dict[str, list[tuple[Path, Path, Ciphertext]]] = {}
+        for src, dst in chunk:
+            try:
+                _claim(dst)
+                ct = read_ciphertext(src)
+                scheme_for(ct.model_id).verify(ct, key)  # wrong key / tampering: nothing written
+            except FILE_ERRORS as err:
+                report.fail(src, err)
+                continue
+            groups.setdefault(ct.model_id, []).append((src, dst, ct))
+        for model_id, items in groups.items():
+            scheme = scheme_for(model_id)
+            try:
+                batches = [(items, scheme.decrypt([ct for _, _, ct in items], key))]
+            except FILE_ERRORS:
+                # An authentic file the scheme still refuses (e.g. made with another classifier)
+                # must not sink the rest of the batch: retry one by one (the NAE is batch-exact).
+                batches = []
+                for item in items:
+                    try:
+                        batches.append(([item], scheme.decrypt([item[2]], key)))
+                    except FILE_ERRORS as err:
+                        report.fail(item[0], err)
+            for batch, recovered in batches:
+                for (src, dst, _), pixels in zip(batch, to_uint8(recovered), strict=True):
+                    try:
+                        write_image(dst, pixels)
+                        report.done += 1
+                    except FILE_ERRORS as err:
+                        report.fail(src, err)
+
+    return _run("decrypt", pairs, batch_size, step, progress)
+
+
+@torch.no_grad()
+def classify_files(
+    classifier: nn.Module,
+    image_shape: tuple[int, int, int],
+    files: Iterable[Path],
+    batch_size: int = 256,
+    progress: bool = True,
+) -> Report:
+    """Classify image files (plaintexts or ciphertexts alike: the cloud sees only pixels)."""
+    classifier.eval()
+    h, w, c = image_shape
+
+    def step(chunk: Sequence[Path], report: Report) -> None:
+        ready, images = [], []
+        for src in chunk:
+            try:
+                image = read_image(src, channels=None)
+                if image.shape != (h, w, c):
+                    got = "x".join(map(str, image.shape))
+                    raise SchemeError(f"{src}: image is {got}, the classifier takes {h}x{w}x{c} (HxWxC)")
+            except FILE_ERRORS as err:
+                report.fail(src, err)
+                continue
+            ready.append(src)
+            images.append(image)
+        if images:
+            labels = classifier(to_tensor(np.stack(images))).argmax(1).tolist()
+            report.results += list(zip(ready, labels, strict=True))
+            report.done += len(ready)
+
+    return _run("classify", list(files), batch_size, step, progress)

@@ -1,0 +1,59 @@
+"""Shared fixtures: a tiny, untrained, reproducible RIC scheme and a fresh key.
+
+Everything here is deliberately small (8-channel networks, 3 NAE steps) so that the suite
+runs in seconds on a shared 2-core machine and never trains anything.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from noiseveil.classifiers import ResNet
+from noiseveil.crypto.keys import SecretKey
+from noiseveil.schemes.nae import NAEConfig
+from noiseveil.schemes.ric import RIC, RICConfig, RICScheme
+from noiseveil.zoo import freeze
+
+TINY_SHAPE = (28, 28, 1)  # (H, W, C)
+
+
+def make_tiny_ric(seed: int = 0) -> RICScheme:
+    """The ``tiny_ric`` recipe; also imported by subprocess scripts, so keep it self-contained."""
+    torch.manual_seed(seed)
+    model = RIC(RICConfig(channels=1, width=8, feature_channels=8))
+    classifier = freeze(ResNet(in_channels=1, num_classes=10, blocks=(1,), widths=(8,)))
+    return RICScheme(
+        model=model,
+        classifier=classifier,
+        model_id="test-ric",
+        image_shape=TINY_SHAPE,
+        classifier_id="test-cls",
+        nae=NAEConfig(steps=3),
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Be gentle with the shared machine: one intra-op thread unless a test asks for more."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def tiny_ric() -> RICScheme:
+    return make_tiny_ric()
+
+
+@pytest.fixture
+def key() -> SecretKey:
+    return SecretKey.generate()
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    """16 reproducible random grey 28x28 images in [0, 1], on the 8-bit grid like real files."""
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, 256, (16, 1, 28, 28), generator=g).float() / 255.0

@@ -1,0 +1,226 @@
+"""CLI errors that need no trained model: one line on stderr, no traceback, non-zero exit.
+
+Every ``python -m noiseveil.cli`` process imports torch (seconds on a busy machine), so the
+commands run once per module, two at a time, and the tests below only inspect their results.
+The main cases are real ``python -m noiseveil.cli`` processes; the extra cases and every
+``--help`` run in one more process that executes the module as ``-m`` does (``runpy``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from noiseveil.cli import EXIT_ERROR, EXIT_FAILED_FILES, build_parser
+from noiseveil.crypto.keys import SecretKey
+from noiseveil.io.png import write_ciphertext
+from noiseveil.schemes.base import Ciphertext
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+CASES: dict[str, list[list[str]]] = {
+    "keygen-twice": [["keygen", "new.key"], ["keygen", "new.key"]],
+    "encrypt-missing-key": [["encrypt", "a.png", "-o", "out1", "-k", "missing.key", "--quiet"]],
+    "encrypt-garbage-key": [["encrypt", "a.png", "-o", "out2", "-k", "garbage.key", "--quiet"]],
+    "encrypt-unknown-model": [["encrypt", "a.png", "-o", "out3", "-k", "good.key", "-m", "no-such-model"]],
+    "classify-unknown-model": [["classify", "a.png", "-m", "no-such-model"]],
+    "decrypt-not-png": [["decrypt", "notes.txt", "-o", "rec1.png", "-k", "good.key", "--quiet"]],
+}
+
+# Run in one process through runpy (what ``python -m`` does); "help:<cmd>" is "<cmd> --help".
+EXTRA_CASES: dict[str, list[str]] = {
+    "encrypt-bad-torchscript": [
+        *("encrypt", "a.png", "-o", "out4", "-k", "good.key", "-m", "no-such-model"),
+        *("--classifier", "bad.pt"),
+    ],
+    "classify-missing-input": ["classify", "missing-folder", "-m", "no-such-model"],
+    "decrypt-unknown-model": ["decrypt", "unknown-model.png", "-o", "rec2.png", "-k", "good.key", "--quiet"],
+    "decrypt-missing-key": ["decrypt", "notes.txt", "-o", "rec3.png", "-k", "missing.key"],
+}
+
+DRIVER_SCRIPT = textwrap.dedent(
+    """
+    import contextlib, io, json, runpy, sys, traceback
+    results = {}
+    for name, argv in json.loads(sys.argv[1]).items():
+        sys.argv = ["noiseveil", *argv]
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_module("noiseveil.cli", run_name="__main__", alter_sys=True)
+                code = None
+            except SystemExit as exc:
+                code = exc.code
+            except BaseException:
+                code = "uncaught"
+                traceback.print_exc()
+        results[name] = [code, out.getvalue(), err.getvalue()]
+    print(json.dumps(results))
+    """
+)
+
+SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
+HELP_CASES = {"help:": ["--help"]} | {f"help:{c}": [c, "--help"] for c in SUBCOMMANDS}
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "noiseveil.cli", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("cli")
+    key = SecretKey.generate()
+    key.save(work / "good.key")
+    (work / "garbage.key").write_text("this is not a key\n")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(work / "a.png")
+    (work / "notes.txt").write_text("plain text, not a PNG\n")
+    (work / "bad.pt").write_bytes(b"not a TorchScript archive")
+    pixels = np.zeros((28, 28, 1), np.uint8)
+    write_ciphertext(
+        work / "unknown-model.png",
+        Ciphertext(pixels, "ric", "no-such-model", key.key_id, {"nonce": "00" * 16}).seal(key),
+    )
+    return work
+
+
+@pytest.fixture(scope="module")
+def results(workdir: Path) -> dict[str, list[subprocess.CompletedProcess]]:
+    def job(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
+        return [run(args, workdir) for args in commands]  # sequential within a case
+
+    def driver_job() -> subprocess.CompletedProcess:
+        cases = json.dumps(EXTRA_CASES | HELP_CASES)
+        script = [sys.executable, "-c", DRIVER_SCRIPT, cases]
+        return subprocess.run(script, cwd=workdir, env=ENV, capture_output=True, text=True, timeout=180)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # a shared 2-core machine: two at a time
+        driver = pool.submit(driver_job)
+        futures = {name: pool.submit(job, commands) for name, commands in CASES.items()}
+        out = {name: f.result() for name, f in futures.items()}
+        proc = driver.result()
+    assert proc.returncode == 0, proc.stderr
+    for name, (code, stdout, stderr) in json.loads(proc.stdout).items():
+        out[name] = [subprocess.CompletedProcess(EXTRA_CASES.get(name), code, stdout, stderr)]
+    return out
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, command: str, *needles: str) -> str:
+    assert proc.returncode == EXIT_ERROR, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    line = lines[0]
+    assert line.startswith(f"noiseveil {command}: error: "), line
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
+def test_keygen_twice(results: dict, workdir: Path) -> None:
+    first, second = results["keygen-twice"]
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == ""
+    key = SecretKey.load(workdir / "new.key")  # mode 0600: no warning
+    assert first.stdout.startswith(f"wrote new.key (key id {key.key_id}, mode 0600)")
+    assert key.material.hex() not in first.stdout
+    assert oct((workdir / "new.key").stat().st_mode & 0o777) == "0o600"
+    assert_one_line_error(second, "keygen", "new.key: exists; refusing to overwrite a key file")
+    assert second.stdout == ""
+    # the first key survived: same key id as the one first reported
+    assert SecretKey.load(workdir / "new.key").key_id == key.key_id
+
+
+def test_encrypt_missing_key(results: dict, workdir: Path) -> None:
+    (proc,) = results["encrypt-missing-key"]
+    line = assert_one_line_error(proc, "encrypt", "missing.key: key file not found")
+    assert line == "noiseveil encrypt: error: missing.key: key file not found"
+    assert not (workdir / "out1").exists()
+
+
+def test_encrypt_garbage_key(results: dict, workdir: Path) -> None:
+    (proc,) = results["encrypt-garbage-key"]
+    assert_one_line_error(proc, "encrypt", "garbage.key: not a noiseveil key file")
+    assert not (workdir / "out2").exists()
+
+
+def test_encrypt_unknown_model(results: dict, workdir: Path) -> None:
+    (proc,) = results["encrypt-unknown-model"]
+    assert_one_line_error(proc, "encrypt", "no shipped weights for model id 'no-such-model'", "shipped: ")
+    assert not (workdir / "out3").exists()
+
+
+def test_classify_unknown_model(results: dict) -> None:
+    (proc,) = results["classify-unknown-model"]
+    assert_one_line_error(proc, "classify", "no shipped weights for model id 'no-such-model'")
+    assert proc.stdout == ""
+
+
+def test_decrypt_not_png(results: dict, workdir: Path) -> None:
+    """A per-file failure: exit 1, one FAILED line naming the file, then the summary."""
+    (proc,) = results["decrypt-not-png"]
+    assert proc.returncode == EXIT_FAILED_FILES, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2, proc.stderr
+    assert lines[0].startswith("FAILED notes.txt: not a readable PNG"), lines[0]
+    assert lines[1] == "decrypt: 0 of 1 files done, 1 failed"
+    assert not (workdir / "rec1.png").exists()
+
+
+def test_encrypt_bad_torchscript(results: dict, workdir: Path) -> None:
+    (proc,) = results["encrypt-bad-torchscript"]
+    assert_one_line_error(proc, "encrypt", "bad.pt: not a TorchScript model")
+    assert not (workdir / "out4").exists()
+
+
+def test_classify_missing_input(results: dict) -> None:
+    (proc,) = results["classify-missing-input"]
+    line = assert_one_line_error(proc, "classify")
+    assert line == "noiseveil classify: error: missing-folder: no such file or folder"
+
+
+def test_decrypt_missing_key(results: dict, workdir: Path) -> None:
+    (proc,) = results["decrypt-missing-key"]
+    assert_one_line_error(proc, "decrypt", "missing.key: key file not found")
+    assert not (workdir / "rec3.png").exists()
+
+
+def test_decrypt_unknown_model(results: dict, workdir: Path) -> None:
+    (proc,) = results["decrypt-unknown-model"]
+    assert proc.returncode == EXIT_FAILED_FILES, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2, proc.stderr
+    assert lines[0].startswith("FAILED unknown-model.png: no shipped weights for model id 'no-such-model'")
+    assert lines[1] == "decrypt: 0 of 1 files done, 1 failed"
+    assert not (workdir / "rec2.png").exists()
+
+
+def test_every_help_exits_zero(results: dict) -> None:
+    assert {"keygen", "encrypt", "classify", "decrypt", "evaluate", "demo", "models"} <= set(SUBCOMMANDS)
+    for name in HELP_CASES:
+        (proc,) = results[name]
+        command = name.removeprefix("help:")
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert proc.stderr == "", name
+        assert proc.stdout.startswith(f"usage: noiseveil {command}".rstrip()), proc.stdout[:80]
+    top = results["help:"][0].stdout
+    for command in SUBCOMMANDS:
+        assert command in top

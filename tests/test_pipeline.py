@@ -1,0 +1,260 @@
+"""Folders in, folders out: encrypt_files / decrypt_files / classify_files with a tiny scheme."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from noiseveil.crypto.keys import SecretKey
+from noiseveil.data import DataError, read_image, to_tensor, to_uint8
+from noiseveil.io.png import read_ciphertext, write_ciphertext
+from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
+from noiseveil.schemes.ric import RICScheme
+
+GOOD = ["a.png", "sub/b.png", "sub/deeper/c.png", "sub/e.jpg"]
+GOOD_OUT = ["a.png", "sub/b.png", "sub/deeper/c.png", "sub/e.png"]
+BAD = ["x.png", "sub/truncated.png", "big/rgb32.png", "sub/deeper/rgb28.png"]
+
+
+def grey(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (28, 28), dtype=np.uint8)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    src = tmp_path / "in"
+    for i, name in enumerate(GOOD):
+        path = src / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grey(i)).save(path, format="JPEG" if name.endswith(".jpg") else "PNG")
+    (src / "x.png").write_text("not an image\n")
+    full = src / "sub" / "full.bin"
+    Image.fromarray(np.random.default_rng(9).integers(0, 256, (64, 64), dtype=np.uint8)).save(
+        full, format="PNG"
+    )
+    (src / "sub" / "truncated.png").write_bytes(full.read_bytes()[:-1000])
+    full.unlink()
+    (src / "big").mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(src / "big" / "rgb32.png")
+    Image.fromarray(np.full((28, 28, 3), 200, np.uint8)).save(src / "sub" / "deeper" / "rgb28.png")
+    (src / "notes.txt").write_text("ignored: not an image suffix\n")
+    return src
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def files(root: Path) -> set[str]:
+    return (
+        {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+    )
+
+
+def reasons(report: Report, root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): reason for p, reason in report.failures}
+
+
+@pytest.fixture
+def encrypted(tiny_ric: RICScheme, key: SecretKey, tree: Path, tmp_path: Path) -> tuple[Path, Report]:
+    out = tmp_path / "cipher"
+    return out, encrypt_files(tiny_ric, key, plan(tree, out), batch_size=3, progress=False)
+
+
+def test_plan_mirrors_the_tree(tree: Path, tmp_path: Path) -> None:
+    pairs = plan(tree, tmp_path / "o")
+    assert [(s.relative_to(tree).as_posix(), d.relative_to(tmp_path / "o").as_posix()) for s, d in pairs] == [
+        ("a.png", "a.png"),
+        ("big/rgb32.png", "big/rgb32.png"),
+        ("sub/b.png", "sub/b.png"),
+        ("sub/deeper/c.png", "sub/deeper/c.png"),
+        ("sub/deeper/rgb28.png", "sub/deeper/rgb28.png"),
+        ("sub/e.jpg", "sub/e.png"),
+        ("sub/truncated.png", "sub/truncated.png"),
+        ("x.png", "x.png"),
+    ]
+    assert [d for _, d in plan(tree, None)] == [None] * 8
+
+
+def test_plan_single_file(tree: Path, tmp_path: Path) -> None:
+    (tmp_path / "o").mkdir()
+    assert plan(tree / "a.png", tmp_path / "o") == [(tree / "a.png", tmp_path / "o" / "a.png")]
+    assert plan(tree / "sub" / "e.jpg", tmp_path / "o") == [
+        (tree / "sub" / "e.jpg", tmp_path / "o" / "e.png")
+    ]
+    assert plan(tree / "a.png", tmp_path / "new.png") == [(tree / "a.png", tmp_path / "new.png")]
+    with pytest.raises(DataError, match="no such file or folder"):
+        plan(tmp_path / "missing", tmp_path / "o")
+
+
+def test_encrypt_folder(
+    tiny_ric: RICScheme, key: SecretKey, tree: Path, tmp_path: Path, encrypted: tuple[Path, Report]
+) -> None:
+    out, report = encrypted
+    assert report.action == "encrypt"
+    assert report.done == 4
+    assert not report.ok
+    failed = reasons(report, tree)
+    assert sorted(failed) == sorted(BAD)
+    for name, reason in failed.items():
+        assert reason.startswith(str(tree / name)), reason
+        assert "\n" not in reason
+    assert "not a readable image" in failed["x.png"]
+    assert "not a readable image" in failed["sub/truncated.png"]
+    assert "is 32x32x3, model test-ric takes 28x28x1" in failed["big/rgb32.png"]
+    assert "is 28x28x3, model test-ric takes 28x28x1" in failed["sub/deeper/rgb28.png"]
+    assert files(out) == set(GOOD_OUT)
+    for name in GOOD_OUT:
+        ct = read_ciphertext(out / name)
+        assert ct.pixels.shape == (28, 28, 1)
+        assert (ct.model_id, ct.key_id) == ("test-ric", key.key_id)
+        tiny_ric.verify(ct, key)
+    assert len({read_ciphertext(out / n).fields["nonce"] for n in GOOD_OUT}) == 4
+
+
+def test_encrypt_leaves_inputs_untouched(
+    tiny_ric: RICScheme, key: SecretKey, tree: Path, tmp_path: Path
+) -> None:
+    before = digests(tree)
+    encrypt_files(tiny_ric, key, plan(tree, tmp_path / "cipher"), batch_size=3, progress=False)
+    assert digests(tree) == before
+
+
+def test_encrypt_again_overwrites_nothing(
+    tiny_ric: RICScheme, key: SecretKey, tree: Path, encrypted: tuple[Path, Report]
+) -> None:
+    out, _ = encrypted
+    before = digests(out)
+    again = encrypt_files(tiny_ric, key, plan(tree, out), batch_size=3, progress=False)
+    assert again.done == 0
+    failed = reasons(again, tree)
+    assert sorted(failed) == sorted(GOOD + BAD)  # every file failed
+    for src, dst in zip(GOOD, GOOD_OUT, strict=True):
+        assert failed[src] == f"{out / dst}: exists; refusing to overwrite"
+    assert digests(out) == before
+    assert again.summary() == "encrypt: 0 of 8 files done, 8 failed"
+
+
+def test_decrypt_folder(
+    tiny_ric: RICScheme, key: SecretKey, tree: Path, tmp_path: Path, encrypted: tuple[Path, Report]
+) -> None:
+    out, _ = encrypted
+    rec = tmp_path / "recovered"
+    before = digests(out)
+    report = decrypt_files(lambda m: tiny_ric, key, plan(out, rec), batch_size=3, progress=False)
+    assert report.ok and report.done == 4 and report.failures == []
+    assert report.summary().startswith("decrypt: 4 of 4 files done, 0 failed, ")
+    assert files(rec) == set(GOOD_OUT)
+    assert digests(out) == before
+    for name in GOOD_OUT:
+        recovered = read_image(rec / name)
+        assert recovered.shape == (28, 28, 1) and recovered.dtype == np.uint8
+        expected = to_uint8(tiny_ric.decrypt([read_ciphertext(out / name)], key))[0]
+        assert np.abs(recovered.astype(int) - expected.astype(int)).max() <= 1
+    # decrypting again into the same folder overwrites nothing
+    rec_before = digests(rec)
+    again = decrypt_files(lambda m: tiny_ric, key, plan(out, rec), batch_size=3, progress=False)
+    assert again.done == 0 and len(again.failures) == 4
+    assert all("exists" in reason for _, reason in again.failures)
+    assert digests(rec) == rec_before
+
+
+def test_decrypt_with_wrong_key_writes_nothing(
+    tiny_ric: RICScheme, tree: Path, tmp_path: Path, encrypted: tuple[Path, Report]
+) -> None:
+    out, _ = encrypted
+    rec = tmp_path / "recovered"
+    report = decrypt_files(
+        lambda m: tiny_ric, SecretKey.generate(), plan(out, rec), batch_size=3, progress=False
+    )
+    assert report.done == 0
+    assert sorted(reasons(report, out)) == sorted(GOOD_OUT)
+    assert all("wrong key" in reason for _, reason in report.failures)
+    assert files(rec) == set()
+    assert report.summary() == "decrypt: 0 of 4 files done, 4 failed"
+
+
+def test_decrypt_skips_bad_files_and_goes_on(
+    tiny_ric: RICScheme, key: SecretKey, tree: Path, tmp_path: Path, encrypted: tuple[Path, Report]
+) -> None:
+    out, _ = encrypted
+    # A plain PNG, a text file, a tampered ciphertext and an authentic ciphertext whose NAE
+    # classifier differs from the scheme's (verify passes; the scheme refuses it).
+    Image.fromarray(grey(5)).save(out / "plain.png")
+    (out / "sub" / "text.png").write_text("nope")
+    ct = read_ciphertext(out / "a.png")
+    tampered = dataclasses.replace(ct, pixels=ct.pixels ^ np.uint8(1))
+    write_ciphertext(out / "sub" / "tampered.png", tampered)
+    other = dataclasses.replace(ct, fields={**ct.fields, "classifier": "another-cls"}).seal(key)
+    write_ciphertext(out / "sub" / "zz-other-classifier.png", other)
+    rec = tmp_path / "recovered"
+    report = decrypt_files(lambda m: tiny_ric, key, plan(out, rec), batch_size=16, progress=False)
+    failed = reasons(report, out)
+    assert sorted(failed) == ["plain.png", "sub/tampered.png", "sub/text.png", "sub/zz-other-classifier.png"]
+    assert "not a noiseveil ciphertext" in failed["plain.png"]
+    assert "not a readable PNG" in failed["sub/text.png"]
+    assert "authentication failed" in failed["sub/tampered.png"]
+    assert failed["sub/zz-other-classifier.png"] == (
+        "ciphertext NAE was made with classifier another-cls, not test-cls"
+    )
+    for name in ("plain.png", "sub/text.png"):
+        assert failed[name].startswith(f"{out / name}: ")
+    assert report.done == 4
+    assert files(rec) == set(GOOD_OUT)
+
+
+def test_decrypt_model_lookup_failure_is_per_file(
+    key: SecretKey, tmp_path: Path, encrypted: tuple[Path, Report]
+) -> None:
+    from noiseveil.zoo import ZooError
+
+    def no_scheme(model_id: str) -> RICScheme:
+        raise ZooError(f"no shipped weights for model id {model_id!r}")
+
+    out, _ = encrypted
+    report = decrypt_files(no_scheme, key, plan(out, tmp_path / "rec"), progress=False)
+    assert report.done == 0 and len(report.failures) == 4
+    assert all("'test-ric'" in reason for _, reason in report.failures)
+    assert files(tmp_path / "rec") == set()
+
+
+def test_classify_files(tiny_ric: RICScheme, tree: Path, encrypted: tuple[Path, Report]) -> None:
+    srcs = [s for s, _ in plan(tree, None)]
+    report = classify_files(tiny_ric.classifier, (28, 28, 1), srcs, batch_size=3, progress=False)
+    assert report.done == 4
+    assert sorted(reasons(report, tree)) == sorted(BAD)
+    assert [p.relative_to(tree).as_posix() for p, _ in report.results] == sorted(GOOD)
+    images = to_tensor(np.stack([read_image(tree / n) for n in sorted(GOOD)]))
+    with torch.no_grad():
+        expected = tiny_ric.classifier(images).argmax(1).tolist()
+    assert [label for _, label in report.results] == expected
+    # the cloud classifies ciphertext files the same way
+    out, _ = encrypted
+    cipher = classify_files(tiny_ric.classifier, (28, 28, 1), [out / n for n in GOOD_OUT], progress=False)
+    assert cipher.ok and cipher.done == 4
+
+
+def test_report_summary() -> None:
+    report = Report("encrypt")
+    assert report.ok
+    assert report.summary() == "encrypt: 0 of 0 files done, 0 failed"
+    report.done = 6
+    report.fail(Path("a.png"), ValueError("a.png: broken"))
+    report.fail(Path("b.png"), "b.png: also broken")
+    assert not report.ok
+    assert report.failures == [(Path("a.png"), "a.png: broken"), (Path("b.png"), "b.png: also broken")]
+    assert report.summary() == "encrypt: 6 of 8 files done, 2 failed"
+    report.seconds = 2.0
+    assert report.summary() == "encrypt: 6 of 8 files done, 2 failed, 3.0 images/s"
+    assert re.fullmatch(r"encrypt: \d+ of \d+ files done, \d+ failed(, [\d.]+ images/s)?", report.summary())
