@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a zoo scheme model (RIC) and ship it")
     p.add_argument("model_id")
     p.add_argument("--steps", type=int, help="override the card's step count")
+    p.add_argument(
+        "--preset", choices=["fast", "paper"], help="network preset (paper: paper's sizes, lr 1e-4)"
+    )
+    p.add_argument("--as", dest="save_as", metavar="ID", help="ship under this id instead")
     p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
     return parser
 

@@ -263,7 +263,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from noiseveil.commands_train import train_scheme_command
 
-    r = train_scheme_command(args.model_id, args.steps, args.checkpoint_dir)
+    r = train_scheme_command(args.model_id, args.steps, args.checkpoint_dir, args.preset, args.save_as)
     print(f"{args.model_id}: trained in {r['train_seconds']:.0f}s")
     return EXIT_OK
 

@@ -70,15 +70,30 @@ def train_classifier_command(model_id: str, epochs: int | None, checkpoint_dir: 
     return result
 
 
-def train_scheme_command(model_id: str, steps: int | None, checkpoint_dir: Path) -> dict:
-    """Train a zoo scheme model (RIC) against its shipped classifier and ship it."""
+def train_scheme_command(
+    model_id: str,
+    steps: int | None,
+    checkpoint_dir: Path,
+    preset: str | None = None,
+    save_as: str | None = None,
+) -> dict:
+    """Train a zoo scheme model (RIC) against its shipped classifier and ship it.
+
+    ``preset`` swaps the card's network preset (e.g. "paper": the paper's layer sizes and
+    Adam lr 1e-4); ``save_as`` ships the result under another id.
+    """
     from noiseveil.schemes.ric import PRESETS, RIC, RICScheme
-    from noiseveil.schemes.ric_training import RICTrainConfig, fit_ric
+    from noiseveil.schemes.ric_training import PRESET_LR, RICTrainConfig, fit_ric
     from noiseveil.zoo import SCHEME_CARDS, load_classifier
 
     if model_id not in SCHEME_CARDS:
         raise ZooError(f"unknown scheme model {model_id!r}; known: {', '.join(SCHEME_CARDS)}")
     card = SCHEME_CARDS[model_id]
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ZooError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+        card = replace(card, preset=preset, train={**card.train, "lr": PRESET_LR[preset]})
+    model_id = save_as or model_id
     data = load_dataset(card.dataset)
     classifier = load_classifier(card.classifier_id)
     ric_cfg = replace(PRESETS[card.preset], channels=data.image_shape[2])

@@ -38,6 +38,11 @@ class RICTrainConfig:
     seed: int = 0
 
 
+# Training settings that go with each network preset of ``noiseveil.schemes.ric.PRESETS``:
+# the paper trains with Adam at 1e-4 for 200 GPU epochs; a CPU budget needs larger steps.
+PRESET_LR = {"paper": 1e-4, "fast": 1e-3}
+
+
 def _pool_key(seed: int) -> SecretKey:
     # Training NAEs are training data, not secrets: a fixed derivation makes the pool cacheable.
     return SecretKey(hashlib.sha256(f"noiseveil/ric-training-pool/{seed}".encode()).digest())

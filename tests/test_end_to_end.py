@@ -1,0 +1,197 @@
+"""End to end on real test images with the shipped models, through the real CLI.
+
+For each shipped RIC model: 24 fixed test images are written as PNG files, encrypted with
+``noiseveil encrypt``, classified as ciphertexts by the unmodified cloud classifier,
+and decrypted in a *separate process with another thread count* than the one that made
+the reference decryption. Thresholds (see ``MIN_PSNR_DB``) sit below the figures measured
+by ``noiseveil evaluate`` (results/evaluate/) so that a regression, not noise, fails them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, PngImagePlugin
+
+from noiseveil.classifiers.training import predict
+from noiseveil.crypto.keys import SecretKey
+from noiseveil.data import fixed_subset, load_dataset, read_image, to_tensor, to_uint8
+from noiseveil.io.png import read_ciphertext, write_image
+from noiseveil.metrics import psnr, ssim
+from noiseveil.schemes import load_scheme, shipped_schemes
+from noiseveil.zoo import read_manifest
+
+# Recovery must be useful: 30 dB is where 8-bit errors average under ~8 grey levels and
+# differences stop being visible at a glance; the shipped models measure well above it.
+MIN_PSNR_DB = 30.0
+# The ciphertext must not look like the image (SSIM of 1 = identical, ~0 = unrelated).
+MAX_CIPHER_SSIM = 0.3
+N_IMAGES = 24
+
+MODELS = shipped_schemes()
+pytestmark = pytest.mark.skipif(not MODELS, reason="no shipped scheme models")
+
+
+def cli(*args: str, threads: int = 2) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    return subprocess.run(
+        [sys.executable, "-m", "noiseveil.cli", *args], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def encrypted(request, tmp_path_factory):
+    """Plain PNGs, the key and the ciphertext folder for one shipped model."""
+    model_id = request.param
+    work = tmp_path_factory.mktemp(model_id)
+    data = load_dataset(read_manifest()[model_id]["dataset"])
+    idx = fixed_subset(len(data.x_test), N_IMAGES, seed=1)
+    plain_dir = work / "plain"
+    for i in idx:  # nested folders: output must mirror them
+        write_image(plain_dir / data.classes[data.y_test[i]] / f"{i:05d}.png", data.x_test[i])
+    key = work / "k.key"
+    assert cli("keygen", str(key)).returncode == 0
+    before = tree_digest(plain_dir)
+    proc = cli(
+        "encrypt", str(plain_dir), "-o", str(work / "cipher"), "-k", str(key), "-m", model_id, "--quiet"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert tree_digest(plain_dir) == before, "encryption modified its input"
+    return model_id, work, plain_dir, work / "cipher", key
+
+
+def test_ciphertexts_mirror_the_tree_and_are_plain_pngs(encrypted):
+    _, _, plain_dir, cipher_dir, _ = encrypted
+    plain = sorted(p.relative_to(plain_dir) for p in plain_dir.rglob("*.png"))
+    cipher = sorted(p.relative_to(cipher_dir) for p in cipher_dir.rglob("*.png"))
+    assert plain == cipher
+    with Image.open(cipher_dir / cipher[0]) as im:
+        assert im.format == "PNG" and im.mode in ("L", "RGB")
+
+
+def test_cloud_classifier_gives_the_plaintext_label(encrypted):
+    model_id, _, plain_dir, cipher_dir, _ = encrypted
+    scheme = load_scheme(model_id)
+    files = sorted(p.relative_to(plain_dir) for p in plain_dir.rglob("*.png"))
+    plain = to_tensor(np.stack([read_image(plain_dir / f) for f in files]))
+    cipher = to_tensor(np.stack([read_image(cipher_dir / f) for f in files]))
+    classifier = scheme.cloud_classifier()
+    agreement = (predict(classifier, plain) == predict(classifier, cipher)).float().mean().item()
+    assert agreement == 1.0, f"{model_id}: label agreement {agreement:.3f}"
+
+
+def test_ciphertext_hides_the_image(encrypted):
+    _, _, plain_dir, cipher_dir, _ = encrypted
+    files = sorted(p.relative_to(plain_dir) for p in plain_dir.rglob("*.png"))
+    plain = np.stack([read_image(plain_dir / f) for f in files])
+    cipher = np.stack([read_image(cipher_dir / f) for f in files])
+    assert ssim(cipher, plain).mean() < MAX_CIPHER_SSIM
+
+
+def test_decrypt_in_another_process_and_thread_count_is_identical(encrypted):
+    model_id, work, plain_dir, cipher_dir, key = encrypted
+    files = sorted(p.relative_to(cipher_dir) for p in cipher_dir.rglob("*.png"))
+    out = work / "recovered-1thread"
+    proc = cli("decrypt", str(cipher_dir), "-o", str(out), "-k", str(key), "--quiet", threads=1)
+    assert proc.returncode == 0, proc.stderr
+    recovered = np.stack([read_image(out / f) for f in files])
+    plain = np.stack([read_image(plain_dir / f) for f in files])
+    assert psnr(recovered, plain).mean() > MIN_PSNR_DB
+
+    # Reference: this process, two threads, one batch.
+    scheme = load_scheme(model_id)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        here = to_uint8(scheme.decrypt([read_ciphertext(cipher_dir / f) for f in files], SecretKey.load(key)))
+    finally:
+        torch.set_num_threads(previous)
+    assert np.array_equal(here, recovered), "NAE regeneration differs across processes/threads"
+
+
+def test_wrong_key_and_tampering_write_nothing(encrypted):
+    model_id, work, _, cipher_dir, _ = encrypted
+    other = work / "other.key"
+    assert cli("keygen", str(other)).returncode == 0
+    proc = cli("decrypt", str(cipher_dir), "-o", str(work / "wrong"), "-k", str(other), "--quiet")
+    assert proc.returncode == 1
+    assert "wrong key" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((work / "wrong").rglob("*.png")) if (work / "wrong").exists() else True
+
+    # Re-save one ciphertext with its nonce changed (metadata tampering) and one pixel changed.
+    src = sorted(cipher_dir.rglob("*.png"))[0]
+    tampered = work / "tampered"
+    tampered.mkdir()
+    ct = read_ciphertext(src)
+    for name, change in (("nonce", "nonce"), ("pixel", "pixel")):
+        with Image.open(src) as im:
+            info = PngImagePlugin.PngInfo()
+            for k, v in im.text.items():
+                if change == "nonce" and k == "noiseveil:f.nonce":
+                    v = ("0" if v[0] != "0" else "1") + v[1:]
+                info.add_text(k, v)
+            pixels = np.array(im)
+        if change == "pixel":
+            pixels.flat[0] ^= 1
+        Image.fromarray(pixels).save(tampered / f"{name}.png", pnginfo=info)
+    proc = cli("decrypt", str(tampered), "-o", str(work / "tampered-out"), "-k", str(encrypted[4]), "--quiet")
+    assert proc.returncode == 1
+    assert proc.stderr.count("authentication failed") == 2, proc.stderr
+    assert not (work / "tampered-out").exists()
+    assert ct.model_id == model_id
+
+
+def test_bad_inputs_are_reported_and_the_rest_is_processed(encrypted):
+    model_id, work, plain_dir, _, key = encrypted
+    h, w, c = load_scheme(model_id).image_shape
+    mixed = work / "mixed"
+    good = sorted(plain_dir.rglob("*.png"))[:2]
+    for g in good:
+        write_image(mixed / g.name, read_image(g))
+    (mixed / "notes.png").write_text("not an image")
+    (mixed / "truncated.png").write_bytes(good[0].read_bytes()[:60])
+    write_image(mixed / "wrong-size.png", np.zeros((h + 4, w, c), np.uint8))
+    write_image(
+        mixed / "wrong-channels.png",
+        np.zeros((h, w, 4 - c if c == 1 else 1), np.uint8) if c == 3 else np.zeros((h, w, 3), np.uint8),
+    )
+    out = work / "mixed-out"
+    write_image(out / good[1].name, np.zeros((h, w, c), np.uint8))  # an output that exists
+    existing = (out / good[1].name).read_bytes()
+    proc = cli("encrypt", str(mixed), "-o", str(out), "-k", str(key), "-m", model_id, "--quiet")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 5, proc.stderr
+    assert (out / good[0].name).exists()
+    assert (out / good[1].name).read_bytes() == existing, "an existing output was overwritten"
+    assert "1 of 6 files done, 5 failed" in proc.stderr
+
+
+def test_unknown_model_id_in_ciphertext_is_one_line(encrypted):
+    _, work, _, cipher_dir, key = encrypted
+    src = sorted(cipher_dir.rglob("*.png"))[0]
+    with Image.open(src) as im:
+        info = PngImagePlugin.PngInfo()
+        for k, v in im.text.items():
+            info.add_text(k, "ric-nonexistent" if k == "noiseveil:model" else v)
+        im.save(work / "unknown-model.png", pnginfo=info)
+    proc = cli("decrypt", str(work / "unknown-model.png"), "-o", str(work / "u.png"), "-k", str(key))
+    assert proc.returncode == 1
+    assert "ric-nonexistent" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (work / "u.png").exists()
