@@ -82,6 +82,7 @@ def train_scheme_command(
     ``preset`` swaps the card's network preset (e.g. "paper": the paper's layer sizes and
     Adam lr 1e-4); ``save_as`` ships the result under another id.
     """
+    from noiseveil.schemes.nae import NAEConfig
     from noiseveil.schemes.ric import PRESETS, RIC, RICScheme
     from noiseveil.schemes.ric_training import PRESET_LR, RICTrainConfig, fit_ric
     from noiseveil.zoo import SCHEME_CARDS, load_classifier
@@ -106,6 +107,7 @@ def train_scheme_command(
         model_id=model_id,
         image_shape=data.image_shape,
         classifier_id=card.classifier_id,
+        nae=NAEConfig(**card.nae),
     )
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     report = fit_ric(

@@ -169,6 +169,7 @@ class SchemeCard:
     classifier_id: str
     preset: str
     train: dict[str, Any]
+    nae: dict[str, Any] = field(default_factory=dict)  # NAEConfig overrides, tuned per classifier
     note: str = ""
 
 
@@ -181,7 +182,8 @@ SCHEME_CARDS: dict[str, SchemeCard] = {
             "cifar10",
             "cifar10-resnet",
             "fast",
-            {"steps": 4000, "batch_size": 32, "pool_per_class": 200},
+            {"steps": 3000, "batch_size": 32, "pool_per_class": 200},
+            nae={"steps": 12, "lr": 0.05},
             note="RIC on CIFAR-10 against the shipped ResNet-10",
         ),
         SchemeCard(
@@ -191,6 +193,7 @@ SCHEME_CARDS: dict[str, SchemeCard] = {
             "lfw-resnet",
             "fast",
             {"steps": 2500, "batch_size": 16, "pool_per_class": 24},
+            nae={"steps": 12, "lr": 0.05},
             note="RIC on 64x64 LFW faces against the shipped face classifier",
         ),
         SchemeCard(
@@ -199,7 +202,8 @@ SCHEME_CARDS: dict[str, SchemeCard] = {
             "mnist",
             "mnist-cnn",
             "fast",
-            {"steps": 2000, "batch_size": 32, "pool_per_class": 200, "augment": "crop"},
+            {"steps": 1500, "batch_size": 32, "pool_per_class": 200, "augment": "crop"},
+            nae={"steps": 20, "lr": 0.1},
             note="RIC on MNIST against the shipped M5 CNN",
         ),
     ]
