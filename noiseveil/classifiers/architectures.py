@@ -169,10 +169,15 @@ class ResNet(nn.Module):
         return self.head(self.features(x))
 
 
+# Imported here, after Normalize exists, because isotropic.py builds on it.
+from noiseveil.classifiers.isotropic import ConvMixer, ViT  # noqa: E402
+
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "mnist-cnn": MnistCNN,
     "svhn-cnn": SvhnCNN,
     "resnet": ResNet,
+    "convmixer": ConvMixer,
+    "vit": ViT,
 }
 
 

@@ -118,17 +118,47 @@ class SecretKey:
         return cls(material)
 
 
-def keyed_uniform(key: SecretKey, nonce: bytes, use: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Uniform float32 noise in [0, 1) drawn from ChaCha20 keyed by HKDF(key, nonce, use).
+class KeyStream:
+    """Uniform draws from ChaCha20 keyed by HKDF(secret key, salt, use): the one keyed PRNG.
 
-    Each value takes 24 bits of keystream (float32 has a 24-bit significand, so every value
-    is exact and the draw is unbiased).
+    Counter-based and platform-independent (unlike numpy's generators, whose streams are not
+    promised to stay the same across releases), so a key decrypts the same way forever.
     """
-    count = int(np.prod(shape))
-    stream_key = key.derive(f"noiseveil/{use}", salt=nonce)
-    encryptor = Cipher(algorithms.ChaCha20(stream_key, b"\0" * 16), mode=None).encryptor()
-    raw = np.frombuffer(encryptor.update(bytes(4 * count)), dtype="<u4")
-    return ((raw >> 8).astype(np.float32) * np.float32(2.0**-24)).reshape(shape)
+
+    def __init__(self, key: SecretKey, use: str, salt: bytes | None = None) -> None:
+        stream_key = key.derive(f"noiseveil/{use}", salt=salt)
+        self._stream = Cipher(algorithms.ChaCha20(stream_key, b"\0" * 16), mode=None).encryptor()
+
+    def words(self, count: int) -> np.ndarray:
+        """``count`` uniform 32-bit words."""
+        return np.frombuffer(self._stream.update(bytes(4 * count)), dtype="<u4")
+
+    def uniform(self, shape: tuple[int, ...]) -> np.ndarray:
+        """float32 in [0, 1), 24 bits per value (float32's significand: exact and unbiased)."""
+        raw = self.words(int(np.prod(shape)))
+        return ((raw >> 8).astype(np.float32) * np.float32(2.0**-24)).reshape(shape)
+
+    def integers(self, m: int, count: int) -> np.ndarray:
+        """``count`` uniform integers in [0, m): words >= the last multiple of m are rejected."""
+        limit = (2**32 // m) * m
+        out = np.empty(0, dtype=np.int64)
+        while len(out) < count:
+            w = self.words(count - len(out)).astype(np.int64)
+            out = np.concatenate([out, w[w < limit] % m])
+        return out
+
+    def permutation(self, n: int) -> np.ndarray:
+        """A uniform permutation of range(n) (Fisher-Yates)."""
+        perm = np.arange(n, dtype=np.intp)
+        for i in range(n - 1, 0, -1):
+            j = int(self.integers(i + 1, 1)[0])
+            perm[i], perm[j] = perm[j], perm[i]
+        return perm
+
+
+def keyed_uniform(key: SecretKey, nonce: bytes, use: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform float32 noise in [0, 1) for one (key, nonce, use), e.g. RIC's noisy image n."""
+    return KeyStream(key, use, salt=nonce).uniform(shape)
 
 
 def keyed_pad(key: SecretKey, nonce: bytes, use: str, length: int) -> bytes:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from torch import nn
 
 from noiseveil.schemes.base import AuthenticationError, Ciphertext, Scheme, SchemeError
+from noiseveil.schemes.etc import EtCScheme
 from noiseveil.schemes.ric import PRESETS, RIC, RICConfig, RICScheme
 from noiseveil.zoo import ZooError, load_classifier, load_payload, read_manifest
 
-SCHEMES: dict[str, type[Scheme]] = {"ric": RICScheme}
+SCHEMES: dict[str, type[Scheme]] = {"ric": RICScheme, "etc": EtCScheme}
 
 
 def shipped_schemes() -> list[str]:
@@ -39,6 +40,7 @@ def load_scheme(
 __all__ = [
     "AuthenticationError",
     "Ciphertext",
+    "EtCScheme",
     "PRESETS",
     "RIC",
     "RICConfig",
