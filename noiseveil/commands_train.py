@@ -31,8 +31,8 @@ def train_classifier_command(model_id: str, epochs: int | None, checkpoint_dir: 
     }
     model = build_classifier(card.arch, **config)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    prov = provenance([data.source_id], [model_id])  # at the start: the commit that trains
     report = train_classifier(model, data, train_cfg, checkpoint_dir / f"{model_id}.ckpt")
-    prov = provenance([data.source_id], [model_id])
     info = {
         "kind": "classifier",
         "dataset": card.dataset,
@@ -110,6 +110,7 @@ def train_scheme_command(
         nae=NAEConfig(**card.nae),
     )
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    prov = provenance([data.source_id], [model_id, card.classifier_id])  # the commit that trains
     report = fit_ric(
         scheme,
         data,
@@ -117,7 +118,6 @@ def train_scheme_command(
         checkpoint_dir / f"{model_id}.ckpt",
         cache_tag=f"{card.classifier_id}-{scheme.nae.steps}-{scheme.nae.lr}",
     )
-    prov = provenance([data.source_id], [model_id, card.classifier_id])
     final = report["curve"][-1] if report["curve"] else {}
     info = {
         "kind": "scheme",
