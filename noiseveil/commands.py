@@ -162,7 +162,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     key_path = run / "demo.key"
     key = SecretKey.generate()
     key.save(key_path)
-    rows, grid_rows, grid_titles, status = [], [], [], EXIT_OK
+    rows, grids, status = [], [], EXIT_OK
     for model_id in shipped_schemes():
         scheme = load_scheme(model_id)
         data = load_dataset(read_manifest()[model_id]["dataset"])
@@ -204,25 +204,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "decrypt img/s": f"{reports[1].done / reports[1].seconds:.1f}",
             }
         )
-        for batch, title in ((plain, "plaintext"), (cipher, "ciphertext"), (recovered, "recovered")):
-            if batch.shape[1:3] != (64, 64):  # one grid: show every model at 64x64
-                batch = (
-                    np.stack(
-                        [
-                            np.kron(b, np.ones((64 // b.shape[0], 64 // b.shape[1], 1), np.uint8))
-                            for b in batch
-                        ]
-                    )
-                    if 64 % batch.shape[1] == 0
-                    else batch
-                )
-            grid_rows.append(np.repeat(batch, 3, axis=3) if batch.shape[3] == 1 else batch)
-            grid_titles.append(f"{model_id}\n{title}")
+        grids.append(
+            picture_grid(
+                [plain, cipher, recovered],
+                ["plaintext", "ciphertext", "recovered"],
+                run / f"grid-{model_id}.png",
+            )
+        )
     if not rows:
         raise ZooError("no shipped scheme model could run")
     print(format_table(rows))
-    if len({r.shape[1:] for r in grid_rows}) == 1:
-        print(f"grid: {picture_grid(grid_rows, grid_titles, run / 'grid.png')}")
+    for grid in grids:
+        print(f"grid: {grid}")
     print(f"files: {run}")
     return status
 
