@@ -19,7 +19,7 @@ from noiseveil.io.png import CiphertextFileError
 from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
 from noiseveil.schemes import load_scheme, shipped_schemes
 from noiseveil.schemes.base import Scheme, SchemeError
-from noiseveil.zoo import ZooError, load_classifier, load_payload, read_manifest, sha256_file
+from noiseveil.zoo import ZooError, freeze, load_classifier, load_payload, read_manifest, sha256_file
 
 EXIT_OK, EXIT_FAILED_FILES = 0, 1
 
@@ -31,8 +31,7 @@ def load_torchscript(path: Path) -> tuple[nn.Module, str]:
     except (RuntimeError, OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ZooError(f"{path}: not a TorchScript model ({reason})") from None
-    model.eval()
-    return model, "torchscript:" + sha256_file(path)[:16]
+    return freeze(model), "torchscript:" + sha256_file(path)[:16]
 
 
 def open_scheme(model_id: str, classifier_file: Path | None) -> Scheme:

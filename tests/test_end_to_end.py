@@ -195,3 +195,53 @@ def test_unknown_model_id_in_ciphertext_is_one_line(encrypted):
     assert proc.returncode == 1
     assert "ric-nonexistent" in proc.stderr and "Traceback" not in proc.stderr
     assert not (work / "u.png").exists()
+
+
+def test_torchscript_classifier_from_the_cli(encrypted, tmp_path):
+    """A TorchScript cloud model plugs in; its hash binds the ciphertext to it."""
+    model_id, _, plain_dir, _, key = encrypted
+    scheme = load_scheme(model_id)
+    scripted = tmp_path / "cloud.pt"
+    torch.jit.script(scheme.cloud_classifier()).save(str(scripted))
+    one = sorted(plain_dir.rglob("*.png"))[:3]
+    src = tmp_path / "in"
+    for f in one:
+        write_image(src / f.name, read_image(f))
+    proc = cli(
+        "encrypt",
+        str(src),
+        "-o",
+        str(tmp_path / "c"),
+        "-k",
+        str(key),
+        "-m",
+        model_id,
+        "--classifier",
+        str(scripted),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    classified = cli("classify", str(tmp_path / "c"), "--classifier", str(scripted), "--quiet")
+    plain_labels = predict(scheme.cloud_classifier(), to_tensor(np.stack([read_image(f) for f in one])))
+    got = {
+        Path(line.split("\t")[0]).name: int(line.split("\t")[1]) for line in classified.stdout.splitlines()
+    }
+    assert got == {f.name: int(label) for f, label in zip(one, plain_labels, strict=True)}
+    # Without the same classifier the NAE cannot be regenerated: a clear refusal, no output.
+    proc = cli("decrypt", str(tmp_path / "c"), "-o", str(tmp_path / "r0"), "-k", str(key), "--quiet")
+    assert proc.returncode == 1 and "torchscript:" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((tmp_path / "r0").rglob("*.png")) if (tmp_path / "r0").exists() else True
+    proc = cli(
+        "decrypt",
+        str(tmp_path / "c"),
+        "-o",
+        str(tmp_path / "r"),
+        "-k",
+        str(key),
+        "--classifier",
+        str(scripted),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    recovered = np.stack([read_image(tmp_path / "r" / f.name) for f in one])
+    assert psnr(recovered, np.stack([read_image(f) for f in one])).mean() > MIN_PSNR_DB
