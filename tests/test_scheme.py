@@ -248,3 +248,35 @@ def test_payload_round_trip(tiny_ric: RICScheme, key: SecretKey, sealed: list[Ci
     assert again.nae == tiny_ric.nae
     assert again.model.cfg == tiny_ric.model.cfg
     assert torch.equal(again.decrypt(sealed[:3], key), tiny_ric.decrypt(sealed[:3], key))
+
+
+def test_encrypt_retries_until_the_label_agrees_and_stays_decryptable(tiny_ric, key, images):
+    """Failed first tries are re-encrypted with a fresh nonce; the stored nonce is the final one."""
+    from collections import Counter
+    from dataclasses import replace
+
+    from noiseveil.schemes.base import ciphertext_tensor
+    from noiseveil.schemes.ric import quantize
+
+    once = replace(tiny_ric, max_tries=1, stats=Counter())
+    retrying = replace(tiny_ric, max_tries=5, stats=Counter())
+    targets = tiny_ric.classifier(images).argmax(1)
+    cts_once = once.encrypt(images, key)
+    agree_once = (tiny_ric.classifier(ciphertext_tensor(cts_once)).argmax(1) == targets).sum().item()
+    assert once.stats["first_try_failed"] == len(images) - agree_once
+    assert once.stats["retried"] == 0
+
+    cts = retrying.encrypt(images, key)
+    agree = (tiny_ric.classifier(ciphertext_tensor(cts)).argmax(1) == targets).sum().item()
+    assert retrying.stats["encrypted"] == len(images)
+    assert agree == len(images) - retrying.stats["disagreeing"]
+    if retrying.stats["first_try_failed"]:
+        assert retrying.stats["retried"] >= retrying.stats["first_try_failed"]
+    # Every ciphertext, retried or not, is reproduced exactly from its stored nonce and target.
+    nonces = [bytes.fromhex(ct.fields["nonce"]) for ct in cts]
+    n_adv = tiny_ric.nae_for(key, nonces, targets)
+    with torch.no_grad():
+        again = quantize(tiny_ric.model.encode(images, n_adv), training=False)
+    assert torch.equal(
+        (again * 255).round().to(torch.uint8), (ciphertext_tensor(cts) * 255).round().to(torch.uint8)
+    )
