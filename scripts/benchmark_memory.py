@@ -102,7 +102,12 @@ def main() -> None:
         print(f"{n} images: peak RSS {run['peak_rss_mb']:.0f} MB, {run['seconds']:.0f}s, {run['summary']}")
         shutil.rmtree(folder)
         shutil.rmtree(work / f"cipher-{n}", ignore_errors=True)
-    result = {**provenance([data.source_id], [args.model]), "runs": runs}
+    result = {
+        **provenance([data.source_id], [args.model]),
+        "child_omp_num_threads": os.environ.get("OMP_NUM_THREADS", "default"),
+        "note": "peak RSS is the figure; times depend on threads and on other load on the machine",
+        "runs": runs,
+    }
     out = RESULTS_DIR / "benchmark" / f"memory-{args.model}.json"
     write_result(out, result)
     print(f"wrote {out}")
