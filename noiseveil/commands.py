@@ -76,7 +76,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     if args.json is not None and args.json.exists():
         raise CiphertextFileError(f"{args.json}: exists; refusing to overwrite")
-    files = [src for src, _ in plan(args.input, None)]
+    files = files_in(args.input)
     if args.classifier is not None:
         classifier, model_id = load_torchscript(args.classifier)
         shape, classes = read_image(files[0]).shape, None  # TorchScript: the first image sets the shape
@@ -149,6 +149,10 @@ def format_table(rows: list[dict[str, str]]) -> str:
     )
 
 
+def files_in(folder: Path) -> list[Path]:
+    return [src for src, _ in plan(folder, None)]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: real test images through the real file pipeline, for every shipped model."""
     from noiseveil.data import fixed_subset
@@ -172,25 +176,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
             write_image(plain_dir / f"{i:05d}_{data.classes[data.y_test[i]]}.png", data.x_test[i])
         reports = [encrypt_files(scheme, key, plan(plain_dir, cipher_dir), progress=False)]
         reports.append(decrypt_files(lambda _m, s=scheme: s, key, plan(cipher_dir, rec_dir), progress=False))
-        shape = scheme.image_shape
-        cls_plain = classify_files(
-            scheme.cloud_classifier(),
-            shape,
-            plan(plain_dir, None) and [p for p, _ in plan(plain_dir, None)],
-            progress=False,
-        )
-        cls_cipher = classify_files(
-            scheme.cloud_classifier(), shape, [p for p, _ in plan(cipher_dir, None)], progress=False
-        )
-        if not all(r.ok for r in [*reports, cls_plain, cls_cipher]):
+        classifier, shape = scheme.cloud_classifier(), scheme.image_shape
+        labels = [
+            classify_files(classifier, shape, files_in(d), progress=False) for d in (plain_dir, cipher_dir)
+        ]
+        if not all(r.ok for r in [*reports, *labels]):
             status = EXIT_FAILED_FILES
-            for r in [*reports, cls_plain, cls_cipher]:
+            for r in [*reports, *labels]:
                 finish(r)
             continue
-        plain = np.stack([read_image(p) for p, _ in plan(plain_dir, None)])
-        cipher = np.stack([read_image(p) for p, _ in plan(cipher_dir, None)])
-        recovered = np.stack([read_image(p) for p, _ in plan(rec_dir, None)])
-        agree = np.mean([a[1] == b[1] for a, b in zip(cls_plain.results, cls_cipher.results, strict=True)])
+        plain, cipher, recovered = (
+            np.stack([read_image(p) for p in files_in(d)]) for d in (plain_dir, cipher_dir, rec_dir)
+        )
+        agree = np.mean([a[1] == b[1] for a, b in zip(labels[0].results, labels[1].results, strict=True)])
         rows.append(
             {
                 "model": model_id,
