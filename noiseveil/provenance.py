@@ -36,7 +36,15 @@ def git_commit() -> str:
 
 
 def provenance(data_ids: list[str], model_ids: list[str]) -> dict[str, Any]:
-    argv = [Path(sys.argv[0]).name, *sys.argv[1:]]
+    program = Path(sys.argv[0])
+    if program.suffix == ".py":  # a script beside the library: say how to run it from the repo root
+        try:
+            program_words = ["python", str(program.resolve().relative_to(REPO_ROOT))]
+        except ValueError:
+            program_words = ["python", str(program)]
+    else:
+        program_words = [program.name]
+    argv = [*program_words, *sys.argv[1:]]
     return {
         "command": shlex.join(argv),
         "git_commit": git_commit(),
