@@ -29,6 +29,14 @@ def rel(p: Path) -> str:
     return f"[{p.name}]({p.relative_to(ROOT)})"
 
 
+def shipped() -> set[str]:
+    return set(json.loads((ROOT / "noiseveil" / "weights" / "manifest.json").read_text()))
+
+
+def model_name(model_id: str) -> str:
+    return f"`{model_id}`" if model_id in shipped() else f"`{model_id}` (not shipped)"
+
+
 def section() -> str:
     parts = []
     rows = []
