@@ -62,7 +62,7 @@ def section() -> str:
         last = r["curve"][-1] if r["curve"] else {}
         rows.append(
             [
-                f"`{r['model_id']}`",
+                model_name(r["model_id"]),
                 f"{r['parameters']:,}",
                 str(r["config"]["steps"]),
                 f"{r['train_seconds'] / 60:.1f} min",
@@ -79,13 +79,14 @@ def section() -> str:
     for p, r in load("evaluate/*.json"):
         rows.append(
             [
-                f"`{r['scheme_model']}`",
+                model_name(r["scheme_model"]),
                 r["dataset"],
                 str(r["images"]),
                 f"{100 * r['acc_plain']:.2f}",
                 f"{100 * r['acc_encrypted']:.2f}",
                 f"{r['adp_percent']:.2f}",
                 f"{100 * r['label_agreement']:.2f}",
+                str(r.get("first_try_label_changes", "")),
                 f"{r['recovery_psnr_db']['mean']:.2f}",
                 f"{r['recovery_ssim']['mean']:.4f}",
                 f"{r['ssim_cipher_vs_plain']['mean']:.4f}",
@@ -104,6 +105,7 @@ def section() -> str:
                     "ACC_e %",
                     "ADP %",
                     "label agreement %",
+                    "first tries re-encrypted",
                     "recovery PSNR dB",
                     "recovery SSIM",
                     "SSIM(cipher, plain)",
