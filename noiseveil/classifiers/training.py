@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from noiseveil.checkpoint import TrainingState
 from noiseveil.data import ImageDataset, to_tensor
 
 
@@ -53,9 +54,17 @@ def accuracy(model: nn.Module, x_uint8: np.ndarray, y: np.ndarray) -> float:
 
 
 def train_classifier(
-    model: nn.Module, data: ImageDataset, cfg: TrainConfig, checkpoint: Path | None = None
+    model: nn.Module,
+    data: ImageDataset,
+    cfg: TrainConfig,
+    checkpoint: Path | None = None,
+    stop_after: int | None = None,
 ) -> dict:
-    """SGD with a one-cycle schedule; resumes from ``checkpoint`` after each finished epoch."""
+    """SGD with a one-cycle schedule; resumes from ``checkpoint`` after each finished epoch.
+
+    ``stop_after`` ends this run after that many epochs (the schedule still spans
+    ``cfg.epochs``), so a long training can be split across sessions and resumed.
+    """
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     x_train, y_train = to_tensor(data.x_train), torch.from_numpy(data.y_train)
@@ -67,15 +76,10 @@ def train_classifier(
         opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.25
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    state = {"epoch": 0, "history": [], "seconds": 0.0}
-    if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        sched.load_state_dict(saved["sched"])
-        gen.set_state(saved["gen"])
-        state = saved["state"]
-    for epoch in range(state["epoch"], cfg.epochs):
+    training = TrainingState(model, opt, sched, gen)
+    state = training.resume(checkpoint, {"epoch": 0, "history": [], "seconds": 0.0})
+    last = cfg.epochs if stop_after is None else min(cfg.epochs, state["epoch"] + stop_after)
+    for epoch in range(state["epoch"], last):
         start = time.time()
         model.train()
         order = torch.randperm(len(x_train), generator=gen)
@@ -105,17 +109,7 @@ def train_classifier(
             f"({state['seconds']:.0f}s)",
             flush=True,
         )
-        if checkpoint is not None:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "gen": gen.get_state(),
-                    "state": state,
-                },
-                checkpoint,
-            )
+        training.save(checkpoint, state)
     model.eval()
     return {
         "config": asdict(cfg),

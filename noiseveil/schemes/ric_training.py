@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from noiseveil.checkpoint import TrainingState
 from noiseveil.classifiers.training import augment_batch, predict
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import ImageDataset, cache_dir, to_tensor, to_uint8
@@ -112,14 +113,8 @@ def fit_ric(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))
     )
-    state = {"step": 0, "seconds": 0.0, "curve": []}
-    if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        sched.load_state_dict(saved["sched"])
-        gen.set_state(saved["gen"])
-        state = saved["state"]
+    training = TrainingState(model, opt, sched, gen)
+    state = training.resume(checkpoint, {"step": 0, "seconds": 0.0, "curve": []})
 
     def evaluate() -> dict:
         model.eval()
@@ -168,17 +163,7 @@ def fit_ric(
                 f"{point['val_label_agreement']:.3f}, loss {loss.item():.4f} "
                 f"({point['seconds']:.0f}s)"
             )
-            if checkpoint is not None:
-                torch.save(
-                    {
-                        "model": model.state_dict(),
-                        "opt": opt.state_dict(),
-                        "sched": sched.state_dict(),
-                        "gen": gen.get_state(),
-                        "state": state,
-                    },
-                    checkpoint,
-                )
+            training.save(checkpoint, state)
             tick = time.time()
     bar.close()
     model.eval().to(memory_format=torch.contiguous_format)  # shipped weights: the default layout
