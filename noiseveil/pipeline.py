@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,6 +77,18 @@ def _claim(dst: Path) -> None:
         raise CiphertextFileError(f"{dst}: exists; refusing to overwrite")
 
 
+def _write_each(
+    report: Report, outputs: Iterable[tuple[Path, Path, Any]], write: Callable[[Path, Any], object]
+) -> None:
+    """Write (source, destination, value) outputs; a failed write fails that file, not the batch."""
+    for src, dst, value in outputs:
+        try:
+            write(dst, value)
+            report.done += 1
+        except FILE_ERRORS as err:
+            report.fail(src, err)
+
+
 def _run(
     action: str, pairs: Sequence, batch_size: int, step: Callable[[Sequence, Report], None], progress: bool
 ) -> Report:
@@ -113,12 +126,8 @@ def encrypt_files(
             images.append(image)
         if not images:
             return
-        for (src, dst), ct in zip(ready, scheme.encrypt(to_tensor(np.stack(images)), key), strict=True):
-            try:
-                write_ciphertext(dst, ct)
-                report.done += 1
-            except FILE_ERRORS as err:
-                report.fail(src, err)
+        cts = scheme.encrypt(to_tensor(np.stack(images)), key)
+        _write_each(report, ((s, d, ct) for (s, d), ct in zip(ready, cts, strict=True)), write_ciphertext)
 
     return _run("encrypt", pairs, batch_size, step, progress)
 
@@ -157,12 +166,8 @@ def decrypt_files(
                     except FILE_ERRORS as err:
                         report.fail(item[0], err)
             for batch, recovered in batches:
-                for (src, dst, _), pixels in zip(batch, to_uint8(recovered), strict=True):
-                    try:
-                        write_image(dst, pixels)
-                        report.done += 1
-                    except FILE_ERRORS as err:
-                        report.fail(src, err)
+                outputs = ((s, d, px) for (s, d, _), px in zip(batch, to_uint8(recovered), strict=True))
+                _write_each(report, outputs, write_image)
 
     return _run("decrypt", pairs, batch_size, step, progress)
 
