@@ -11,12 +11,8 @@ Typical use (data provider, cloud, authorised user):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-
-EXIT_FAILED_FILES = 1  # some files of a batch failed; the others were processed
-EXIT_ERROR = 2  # the command could not run at all (bad key, unknown model, bad arguments)
 
 
 def _add_batch(p: argparse.ArgumentParser, default: int = 64) -> None:
@@ -97,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from noiseveil import commands
-    from noiseveil.errors import USER_ERRORS
+    from noiseveil.errors import EXIT_ERROR, USER_ERRORS
 
     try:
         return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
@@ -107,10 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"noiseveil {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-def print_json(obj: object) -> None:
-    print(json.dumps(obj, indent=2))
 
 
 if __name__ == "__main__":

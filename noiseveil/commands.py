@@ -15,13 +15,12 @@ from torch import nn
 
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import load_dataset, read_image
+from noiseveil.errors import EXIT_FAILED_FILES, EXIT_OK
 from noiseveil.io.png import CiphertextFileError
 from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
 from noiseveil.schemes import load_scheme, shipped_schemes
-from noiseveil.schemes.base import Scheme, SchemeError
+from noiseveil.schemes.base import Scheme
 from noiseveil.zoo import ZooError, freeze, load_classifier, load_payload, read_manifest, sha256_file
-
-EXIT_OK, EXIT_FAILED_FILES = 0, 1
 
 
 def load_torchscript(path: Path) -> tuple[nn.Module, str]:
@@ -79,7 +78,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     files = files_in(args.input)
     if args.classifier is not None:
         classifier, model_id = load_torchscript(args.classifier)
-        shape, classes = read_image(files[0]).shape, None  # TorchScript: the first image sets the shape
+        shape, classes = None, None  # TorchScript: the first readable image sets the shape
     else:
         payload = load_payload(args.model)
         if "classes" not in payload:
@@ -255,6 +254,3 @@ def cmd_train(args: argparse.Namespace) -> int:
     r = train_scheme_command(args.model_id, args.steps, args.checkpoint_dir, args.preset, args.save_as)
     print(f"{args.model_id}: trained in {r['train_seconds']:.0f}s")
     return EXIT_OK
-
-
-__all__ = ["SchemeError"]

@@ -20,12 +20,9 @@ from tqdm import tqdm
 
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import DataError, load_image_folder, read_image, to_tensor, to_uint8
+from noiseveil.errors import FILE_ERRORS
 from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext, write_image
 from noiseveil.schemes.base import Ciphertext, Scheme, SchemeError
-from noiseveil.zoo import ZooError
-
-# Errors that concern one file: reported, counted, and the batch goes on.
-FILE_ERRORS = (DataError, SchemeError, CiphertextFileError, ZooError)
 
 
 @dataclass
@@ -175,23 +172,29 @@ def decrypt_files(
 @torch.no_grad()
 def classify_files(
     classifier: nn.Module,
-    image_shape: tuple[int, int, int],
+    image_shape: tuple[int, int, int] | None,
     files: Iterable[Path],
     batch_size: int = 256,
     progress: bool = True,
 ) -> Report:
-    """Classify image files (plaintexts or ciphertexts alike: the cloud sees only pixels)."""
+    """Classify image files (plaintexts or ciphertexts alike: the cloud sees only pixels).
+
+    ``image_shape`` (H, W, C) is what the classifier takes; ``None`` (a model that does not
+    say, such as a TorchScript file) lets the first readable image set it.
+    """
     classifier.eval()
-    h, w, c = image_shape
+    expected = image_shape
 
     def step(chunk: Sequence[Path], report: Report) -> None:
+        nonlocal expected
         ready, images = [], []
         for src in chunk:
             try:
                 image = read_image(src, channels=None)
-                if image.shape != (h, w, c):
-                    got = "x".join(map(str, image.shape))
-                    raise SchemeError(f"{src}: image is {got}, the classifier takes {h}x{w}x{c} (HxWxC)")
+                expected = expected or image.shape
+                if image.shape != tuple(expected):
+                    got, want = ("x".join(map(str, s)) for s in (image.shape, expected))
+                    raise SchemeError(f"{src}: image is {got}, the classifier takes {want} (HxWxC)")
             except FILE_ERRORS as err:
                 report.fail(src, err)
                 continue

@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from noiseveil.cli import EXIT_ERROR, EXIT_FAILED_FILES, build_parser
+from noiseveil.cli import build_parser
 from noiseveil.crypto.keys import SecretKey
+from noiseveil.errors import EXIT_ERROR, EXIT_FAILED_FILES
 from noiseveil.io.png import write_ciphertext
 from noiseveil.schemes.base import Ciphertext
 

@@ -258,3 +258,18 @@ def test_report_summary() -> None:
     report.seconds = 2.0
     assert report.summary() == "encrypt: 6 of 8 files done, 2 failed, 3.0 images/s"
     assert re.fullmatch(r"encrypt: \d+ of \d+ files done, \d+ failed(, [\d.]+ images/s)?", report.summary())
+
+
+def test_classify_without_a_known_shape_takes_the_first_readable_image(tmp_path, tiny_ric):
+    """A TorchScript model does not state its input shape: a bad first file must not stop the run."""
+    from noiseveil.io.png import write_image
+    from noiseveil.pipeline import classify_files
+
+    (tmp_path / "a-broken.png").write_text("not an image")
+    write_image(tmp_path / "b-good.png", np.zeros((28, 28, 1), np.uint8))
+    write_image(tmp_path / "c-other-size.png", np.zeros((32, 32, 1), np.uint8))
+    files = sorted(tmp_path.glob("*.png"))
+    report = classify_files(tiny_ric.classifier, None, files, progress=False)
+    assert [p.name for p, _ in report.results] == ["b-good.png"]
+    assert [p.name for p, _ in report.failures] == ["a-broken.png", "c-other-size.png"]
+    assert "28x28x1" in report.failures[1][1]

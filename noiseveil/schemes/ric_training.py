@@ -56,11 +56,11 @@ def _pool_nonce(label: int, i: int) -> bytes:
 def build_nae_pool(
     scheme: RICScheme, num_classes: int, per_class: int, seed: int, cache_tag: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``per_class`` NAEs targeting each class, cached as uint16-free float16 on disk."""
+    """``per_class`` NAEs targeting each class, cached on disk (float32) under ``cache_tag``."""
     path = cache_dir() / "nae-pools" / f"{cache_tag}-{per_class}-{seed}.npz"
     if path.exists():
         with np.load(path) as z:
-            return torch.from_numpy(z["naes"].astype(np.float32)), torch.from_numpy(z["labels"])
+            return torch.from_numpy(z["naes"]), torch.from_numpy(z["labels"])
     labels = torch.arange(num_classes).repeat_interleave(per_class)
     nonces = [_pool_nonce(int(c), i % per_class) for i, c in enumerate(labels)]
     key = _pool_key(seed)
