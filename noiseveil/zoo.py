@@ -69,6 +69,34 @@ CLASSIFIERS: dict[str, ClassifierCard] = {
             shipped=False,
             note="the paper's ResNet-18; too slow to train on 2 CPU cores within budget, so not shipped",
         ),
+        # The EtC paper's isotropic networks, scaled to 2 CPU cores (see ISOTROPIC_SCALING).
+        # The EtC-trained twins (etc-cifar10-convmixer, etc-cifar10-vit) use the same config
+        # and TrainConfig, so plain vs EtC is a like-for-like comparison.
+        ClassifierCard(
+            "cifar10-convmixer",
+            "cifar10",
+            "convmixer",
+            {"num_classes": 10, "dim": 256, "depth": 8, "patch_size": 4, "kernel_size": 5},
+            TrainConfig(epochs=5, lr=0.01, weight_decay=0.01, optimizer="adamw", channels_last=True),
+            note="ConvMixer-256/8 with patch 4 and kernel 5 (paper: patch 1, kernel 9, 300 epochs)",
+        ),
+        ClassifierCard(
+            "cifar10-vit",
+            "cifar10",
+            "vit",
+            {
+                "num_classes": 10,
+                "image_size": 32,
+                "patch_size": 16,
+                "dim": 192,
+                "depth": 6,
+                "heads": 3,
+                "mlp_dim": 384,
+            },
+            TrainConfig(epochs=20, lr=1e-3, weight_decay=0.05, optimizer="adamw"),
+            note="ViT-192/6 with patch 16 = EtC block size, from scratch "
+            "(paper: ViT-B_16 pre-trained on ImageNet-21k, 224x224 inputs)",
+        ),
         ClassifierCard(
             "lfw-resnet",
             "lfw",

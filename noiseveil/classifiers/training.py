@@ -1,9 +1,15 @@
-"""Supervised training of the cloud's plaintext classifiers (resumable, CPU-friendly)."""
+"""Supervised training of the cloud's classifiers (resumable, CPU-friendly).
+
+The same loop trains a plaintext classifier and, with ``encode``, a classifier of encrypted
+images (EtC): augmentation runs on the plaintext, then ``encode`` encrypts the batch, because
+a crop or flip of an encrypted image would break its block structure.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +29,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     augment: str = "crop-flip"  # "crop-flip", "crop" (digits must not be mirrored) or "none"
     label_smoothing: float = 0.1
+    optimizer: str = "sgd"  # "sgd" (Nesterov momentum 0.9) or "adamw" (isotropic networks)
+    channels_last: bool = False  # measured 1.6x faster per ConvMixer step on this CPU
     seed: int = 0
 
 
@@ -53,25 +61,39 @@ def accuracy(model: nn.Module, x_uint8: np.ndarray, y: np.ndarray) -> float:
     return float((predict(model, to_tensor(x_uint8)).numpy() == y).mean())
 
 
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; known: sgd, adamw")
+
+
 def train_classifier(
     model: nn.Module,
     data: ImageDataset,
     cfg: TrainConfig,
     checkpoint: Path | None = None,
     stop_after: int | None = None,
+    encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict:
-    """SGD with a one-cycle schedule; resumes from ``checkpoint`` after each finished epoch.
+    """One-cycle SGD or AdamW; resumes from ``checkpoint`` after each finished epoch.
 
     ``stop_after`` ends this run after that many epochs (the schedule still spans
     ``cfg.epochs``), so a long training can be split across sessions and resumed.
+    ``encode`` maps an augmented plaintext batch in [0, 1] to what the model is trained on
+    (EtC images); the test accuracy is then measured on encoded test images too.
     """
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     x_train, y_train = to_tensor(data.x_train), torch.from_numpy(data.y_train)
+    x_test = to_tensor(data.x_test) if encode is None else encode(to_tensor(data.x_test))
     steps_per_epoch = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
-    opt = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
-    )
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.25
     )
@@ -87,13 +109,17 @@ def train_classifier(
         for i in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False):
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             xb = augment_batch(x_train[idx], cfg.augment, gen)
+            if encode is not None:
+                xb = encode(xb)
+            if cfg.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             loss = loss_fn(model(xb), y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
-        test_acc = accuracy(model, data.x_test, data.y_test)
+        test_acc = float((predict(model, x_test).numpy() == data.y_test).mean())
         state["seconds"] += time.time() - start
         state["epoch"] = epoch + 1
         state["history"].append(
@@ -110,6 +136,7 @@ def train_classifier(
             flush=True,
         )
         training.save(checkpoint, state)
+    model.to(memory_format=torch.contiguous_format)  # saved weights stay in the default layout
     model.eval()
     return {
         "config": asdict(cfg),
