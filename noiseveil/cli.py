@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("keygen", help="write a new 256-bit secret key (mode 0600, never overwrites)")
     p.add_argument("path", type=Path)
+    p.add_argument(
+        "--model",
+        help="instead, write the PUBLIC demo key a shipped EtC model was trained for (no privacy)",
+    )
 
     p = sub.add_parser("encrypt", help="encrypt an image file or a folder into ciphertext PNGs")
     p.add_argument("input", type=Path, help="image file or folder (searched recursively)")
@@ -79,14 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override the card's epoch count")
     p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
 
-    p = sub.add_parser("train", help="train a zoo scheme model (RIC) and ship it")
+    p = sub.add_parser("train", help="train a zoo scheme model (RIC, EtC) and ship it")
     p.add_argument("model_id")
-    p.add_argument("--steps", type=int, help="override the card's step count")
+    p.add_argument("--steps", type=int, help="override the card's step count (EtC: epochs)")
+    p.add_argument("--key", type=Path, help="EtC: train for this key file (default: the public demo key)")
     p.add_argument(
         "--preset", choices=["fast", "paper"], help="network preset (paper: paper's sizes, lr 1e-4)"
     )
     p.add_argument("--as", dest="save_as", metavar="ID", help="ship under this id instead")
     p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
+
+    p = sub.add_parser("report", help="regenerate a paper's tables into results/ (JSON, Markdown, figures)")
+    p.add_argument("paper", choices=["etc"], help="which paper's tables")
+    p.add_argument("--out", type=Path, help="output folder (default: results/<paper>)")
+    p.add_argument("--images", type=int, default=1000, help="test images for distances and attacks")
+    p.add_argument("--itn-pairs", type=int, default=10000, help="own-key pairs the ITN attacker makes")
+    p.add_argument("--itn-steps", type=int, default=1500, help="ITN training steps")
     return parser
 
 

@@ -50,9 +50,17 @@ def finish(report: Report) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    key = SecretKey.generate()
+    if args.model is None:
+        key = SecretKey.generate()
+        key.save(args.path)
+        print(f"wrote {args.path} (key id {key.key_id}, mode 0600); keep it secret, keep a backup")
+        return EXIT_OK
+    scheme = load_scheme(args.model)
+    key = scheme.bound_key
+    if key is None:
+        raise ZooError(f"model {args.model} works with any key: run `noiseveil keygen PATH` instead")
     key.save(args.path)
-    print(f"wrote {args.path} (key id {key.key_id}, mode 0600); keep it secret, keep a backup")
+    print(f"wrote {args.path} (key id {key.key_id}): the PUBLIC demo key of {args.model}, no privacy")
     return EXIT_OK
 
 
@@ -167,14 +175,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rows, grids, status = [], [], EXIT_OK
     for model_id in shipped_schemes():
         scheme = load_scheme(model_id)
+        model_key = scheme.bound_key or key  # an EtC model works with its own (public) key only
         data = load_dataset(read_manifest()[model_id]["dataset"])
         idx = fixed_subset(len(data.x_test), args.images, seed=0)
         plain_dir, cipher_dir, rec_dir = (run / part / model_id for part in ("plain", "cipher", "recovered"))
         plain_dir.mkdir(parents=True)
         for i in idx:
             write_image(plain_dir / f"{i:05d}_{data.classes[data.y_test[i]]}.png", data.x_test[i])
-        reports = [encrypt_files(scheme, key, plan(plain_dir, cipher_dir), progress=False)]
-        reports.append(decrypt_files(lambda _m, s=scheme: s, key, plan(cipher_dir, rec_dir), progress=False))
+        reports = [encrypt_files(scheme, model_key, plan(plain_dir, cipher_dir), progress=False)]
+        reports.append(
+            decrypt_files(lambda _m, s=scheme: s, model_key, plan(cipher_dir, rec_dir), progress=False)
+        )
         classifier, shape = scheme.cloud_classifier(), scheme.image_shape
         labels = [
             classify_files(classifier, shape, files_in(d), progress=False) for d in (plain_dir, cipher_dir)
@@ -251,6 +262,17 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from noiseveil.commands_train import train_scheme_command
 
-    r = train_scheme_command(args.model_id, args.steps, args.checkpoint_dir, args.preset, args.save_as)
+    key = SecretKey.load(args.key) if args.key else None
+    r = train_scheme_command(args.model_id, args.steps, args.checkpoint_dir, args.preset, args.save_as, key)
     print(f"{args.model_id}: trained in {r['train_seconds']:.0f}s")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from noiseveil.provenance import RESULTS_DIR
+    from noiseveil.reports import etc
+
+    out = args.out or RESULTS_DIR / args.paper
+    etc.run(out, args.images, args.images, args.itn_pairs, args.itn_steps)
+    print(f"wrote {out / 'report.md'} and {out / 'etc-report.json'}")
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""Training commands: the cloud's classifiers and RIC models of the zoo."""
+"""Training commands: the cloud's classifiers and the scheme models (RIC, EtC) of the zoo."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 
 from noiseveil.classifiers.architectures import build_classifier
 from noiseveil.classifiers.training import train_classifier
+from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import load_dataset
 from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.zoo import CLASSIFIERS, ZooError, save_weights
@@ -70,17 +71,76 @@ def train_classifier_command(model_id: str, epochs: int | None, checkpoint_dir: 
     return result
 
 
+def train_etc_command(
+    model_id: str,
+    epochs: int | None,
+    checkpoint_dir: Path,
+    key: SecretKey | None = None,
+    save_as: str | None = None,
+) -> dict:
+    """Train an EtC cloud classifier on EtC images of ``key`` (default: the public demo key).
+
+    Architecture, config and TrainConfig are those of the card's plaintext twin, so the
+    plain-vs-EtC comparison (the EtC paper's Table II) changes nothing but the input.
+    """
+    from noiseveil.schemes.etc import EtCScheme, public_demo_key
+    from noiseveil.zoo import SCHEME_CARDS
+
+    card = SCHEME_CARDS[model_id]
+    twin = CLASSIFIERS[card.classifier_id]
+    model_id = save_as or model_id
+    key = key or public_demo_key(model_id)
+    data = load_dataset(card.dataset)
+    train_cfg = twin.train if epochs is None else replace(twin.train, epochs=epochs)
+    scheme = EtCScheme(model_id, data.image_shape, card.train["block_size"], classifier_id=model_id)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    prov = provenance([data.source_id], [model_id])
+    report = scheme.fit(data, twin.arch, twin.config, train_cfg, key, checkpoint_dir / f"{model_id}.ckpt")
+    info = {
+        "kind": "scheme",
+        "scheme": "etc",
+        "dataset": card.dataset,
+        "classifier_id": model_id,
+        "plain_twin": card.classifier_id,
+        "arch": twin.arch,
+        "block_size": scheme.block_size,
+        "key_id": key.key_id,
+        "public_demo_key": key.material == public_demo_key(model_id).material,
+        "test_accuracy": report["test_accuracy"],
+        "train_seconds": report["train_seconds"],
+        "command": prov["command"],
+        "git_commit": prov["git_commit"],
+    }
+    save_weights(model_id, scheme.payload({"scheme": "etc", "dataset": data.source_id}), info)
+    params = sum(p.numel() for p in scheme.cloud_classifier().parameters())
+    result = {
+        **prov,
+        "model_id": model_id,
+        "note": card.note,
+        "arch": twin.arch,
+        "block_size": scheme.block_size,
+        "key_id": key.key_id,
+        "parameters": params,
+        "train": asdict(train_cfg),
+        **report,
+    }
+    write_result(RESULTS_DIR / "training" / f"{model_id}.json", result)
+    return result
+
+
 def train_scheme_command(
     model_id: str,
     steps: int | None,
     checkpoint_dir: Path,
     preset: str | None = None,
     save_as: str | None = None,
+    key: SecretKey | None = None,
 ) -> dict:
-    """Train a zoo scheme model (RIC) against its shipped classifier and ship it.
+    """Train a zoo scheme model and ship it: RIC against its shipped classifier, EtC on EtC images.
 
-    ``preset`` swaps the card's network preset (e.g. "paper": the paper's layer sizes and
-    Adam lr 1e-4); ``save_as`` ships the result under another id.
+    ``steps`` counts training steps for RIC and epochs for EtC. ``preset`` swaps RIC's network
+    preset (e.g. "paper": the paper's layer sizes and Adam lr 1e-4); ``save_as`` ships the
+    result under another id; ``key`` is the EtC training key (default: the public demo key).
     """
     from noiseveil.schemes.nae import NAEConfig
     from noiseveil.schemes.ric import PRESETS, RIC, RICScheme
@@ -90,6 +150,12 @@ def train_scheme_command(
     if model_id not in SCHEME_CARDS:
         raise ZooError(f"unknown scheme model {model_id!r}; known: {', '.join(SCHEME_CARDS)}")
     card = SCHEME_CARDS[model_id]
+    if card.scheme == "etc":
+        if preset is not None:
+            raise ZooError("--preset is for RIC models; EtC trains its twin's architecture")
+        return train_etc_command(model_id, steps, checkpoint_dir, key, save_as)
+    if key is not None:
+        raise ZooError("--key is for EtC models; RIC models work with every key")
     if preset is not None:
         if preset not in PRESETS:
             raise ZooError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")

@@ -35,3 +35,16 @@ def picture_grid(rows: Sequence[np.ndarray], titles: Sequence[str], path: Path, 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def box_plot(groups: dict[str, np.ndarray], ylabel: str, path: Path) -> Path:
+    """Box plot of per-image values, one box per group (whiskers at 1.5 IQR, mean as a cross)."""
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(groups), 3.2))
+    ax.boxplot(list(groups.values()), showmeans=True, meanprops={"marker": "x", "markeredgecolor": "k"})
+    ax.set_xticks(range(1, len(groups) + 1), list(groups), fontsize=8)
+    ax.set_ylabel(ylabel if len(ylabel) < 40 else ylabel.split(":")[0], fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -106,8 +106,8 @@ def encrypt_files(
     batch_size: int = 64,
     progress: bool = True,
 ) -> Report:
-    """Encrypt image files into ciphertext PNGs."""
-    h, w, c = scheme.image_shape
+    """Encrypt image files into ciphertext PNGs (refused up front if the cloud model cannot use the key)."""
+    scheme.check_key(key)
 
     def step(chunk: Sequence[tuple[Path, Path]], report: Report) -> None:
         ready, images = [], []

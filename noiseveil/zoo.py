@@ -234,5 +234,25 @@ SCHEME_CARDS: dict[str, SchemeCard] = {
             nae={"steps": 20, "lr": 0.1},
             note="RIC on MNIST against the shipped M5 CNN",
         ),
+        # EtC: the cloud model is trained on EtC images, with the architecture, config and
+        # TrainConfig of its plaintext twin (classifier_id), for a like-for-like comparison.
+        SchemeCard(
+            "etc-cifar10-convmixer",
+            "etc",
+            "cifar10",
+            "cifar10-convmixer",
+            "",
+            {"block_size": 16},
+            note="ConvMixer trained on EtC CIFAR-10 (block 16) for the public demo key",
+        ),
+        SchemeCard(
+            "etc-cifar10-vit",
+            "etc",
+            "cifar10",
+            "cifar10-vit",
+            "",
+            {"block_size": 16},
+            note="ViT (patch 16 = block 16) trained on EtC CIFAR-10 for the public demo key",
+        ),
     ]
 }

@@ -243,7 +243,7 @@ def test_with_nae_changes_only_the_nae(tiny_ric: RICScheme, key: SecretKey, imag
 
 
 def test_payload_round_trip(tiny_ric: RICScheme, key: SecretKey, sealed: list[Ciphertext]) -> None:
-    again = RICScheme.from_payload(tiny_ric.payload(), tiny_ric.classifier, "test-ric", "test-cls")
+    again = RICScheme.from_payload(tiny_ric.payload(), "test-ric", tiny_ric.classifier, "test-cls")
     assert again.image_shape == (28, 28, 1)
     assert again.nae == tiny_ric.nae
     assert again.model.cfg == tiny_ric.model.cfg

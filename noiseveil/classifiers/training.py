@@ -8,8 +8,8 @@ a crop or flip of an encrypted image would break its block structure.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np

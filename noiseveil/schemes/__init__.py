@@ -11,7 +11,7 @@ from torch import nn
 from noiseveil.schemes.base import AuthenticationError, Ciphertext, Scheme, SchemeError
 from noiseveil.schemes.etc import EtCScheme
 from noiseveil.schemes.ric import PRESETS, RIC, RICConfig, RICScheme
-from noiseveil.zoo import ZooError, load_classifier, load_payload, read_manifest
+from noiseveil.zoo import ZooError, load_payload, read_manifest
 
 SCHEMES: dict[str, type[Scheme]] = {"ric": RICScheme, "etc": EtCScheme}
 
@@ -29,12 +29,7 @@ def load_scheme(
     scheme_name = payload.get("scheme")
     if scheme_name not in SCHEMES:
         raise ZooError(f"{model_id!r} is not a scheme model (it is a {payload.get('kind', '?')})")
-    if classifier is None:
-        classifier_id = payload["classifier_id"]
-        classifier = load_classifier(classifier_id)
-    elif classifier_id is None:
-        raise ValueError("a custom classifier needs a classifier_id to record in ciphertexts")
-    return SCHEMES[scheme_name].from_payload(payload, classifier, model_id, classifier_id)
+    return SCHEMES[scheme_name].from_payload(payload, model_id, classifier, classifier_id)
 
 
 __all__ = [

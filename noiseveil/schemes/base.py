@@ -108,6 +108,29 @@ class Scheme(ABC):
     def keygen() -> SecretKey:
         return SecretKey.generate()
 
+    @property
+    def bound_key(self) -> SecretKey | None:
+        """The one key the cloud model works with, if it is bound to one (EtC), else None (RIC)."""
+        return None
+
+    def default_key(self) -> SecretKey:
+        """A key this scheme's models work with: the bound key, or a fresh one."""
+        return self.bound_key if self.bound_key is not None else self.keygen()
+
+    def check_key(self, key: SecretKey) -> None:
+        """Raise a one-line :class:`SchemeError` if the cloud model cannot classify this key's images.
+
+        Only a usability guard for deployments (an EtC model is trained for one key): the
+        cipher itself encrypts with any key, which attacks rely on.
+        """
+        bound = self.bound_key
+        if bound is not None and key.key_id != bound.key_id:
+            raise SchemeError(
+                f"model {self.model_id} classifies images of key {bound.key_id} only, not of key "
+                f"{key.key_id}: use `noiseveil keygen --model {self.model_id}` (a public demo key) "
+                "or train a model for your key"
+            )
+
     @abstractmethod
     def cloud_classifier(self) -> nn.Module:
         """The model the cloud applies to ciphertexts (RIC: the unmodified plaintext model)."""

@@ -32,24 +32,39 @@ output in future releases (NEP 19), and a key must decrypt the same images for e
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from noiseveil.classifiers.architectures import build_classifier
+from noiseveil.classifiers.training import TrainConfig, train_classifier
 from noiseveil.crypto.keys import KeyStream, SecretKey
+from noiseveil.data import ImageDataset
 from noiseveil.data.tensors import to_tensor, to_uint8
 from noiseveil.schemes.base import Scheme, SchemeError
-from noiseveil.zoo import ZooError
+from noiseveil.zoo import ZooError, freeze
 
 DEFAULT_BLOCK_SIZE = 16
 # The six orders of (R, G, B), lexicographic: K4 picks one by index.
 COLOUR_ORDERS = np.array(list(itertools.permutations(range(3))), dtype=np.intp)
 STEPS = ("block-permutation", "rotation-flip", "negative-positive", "colour-shuffle")
+
+
+def public_demo_key(model_id: str) -> SecretKey:
+    """The PUBLIC key a shipped EtC model was trained for: anyone can derive it.
+
+    A shipped EtC classifier only works for the key it was trained with, so reproducing the
+    paper's tables from the zoo needs that key. It is SHA-256 of a published string, so it
+    protects nothing: for privacy, train a model for your own key (``noiseveil train ID
+    --key FILE``).
+    """
+    return SecretKey(hashlib.sha256(f"noiseveil public EtC demo key/{model_id}".encode()).digest())
 
 
 # -- keys --------------------------------------------------------------------------------------
@@ -219,14 +234,19 @@ class EtCScheme(Scheme):
 
     Encryption is deterministic (one key for every image, no nonce): identical plaintexts
     give identical ciphertexts. Images are taken on the 8-bit grid (float inputs are rounded
-    to uint8 first), and decryption returns them exactly. ``classifier`` is the cloud model
-    trained on EtC images of this key and block size.
+    to uint8 first), and decryption returns them exactly. ``classifier`` is the cloud model,
+    trained on EtC images of ``trained_key`` (:meth:`fit`); :meth:`check_key` refuses other
+    keys in the file pipeline, since that classifier could not classify their images.
     """
 
     model_id: str
     image_shape: tuple[int, int, int]
     block_size: int = DEFAULT_BLOCK_SIZE
     classifier: nn.Module | None = None
+    classifier_id: str = ""
+    trained_key: SecretKey | None = None
+    classifier_arch: str = ""  # how to rebuild the classifier (a registered architecture)
+    classifier_config: dict[str, Any] = field(default_factory=dict)
 
     name = "etc"
 
@@ -242,12 +262,47 @@ class EtCScheme(Scheme):
             )
         return self.classifier
 
+    @property
+    def bound_key(self) -> SecretKey | None:
+        return self.trained_key
+
     def keys(self, key: SecretKey) -> EtCKeys:
         return EtCKeys.derive(key, self.image_shape, self.block_size)
 
-    def fit(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Train the cloud's isotropic network on EtC images: comes with the next issue."""
-        raise NotImplementedError("training the EtC isotropic networks is not implemented yet")
+    def encode(self, images: torch.Tensor, key: SecretKey) -> torch.Tensor:
+        """EtC images of a [0, 1] batch as a [0, 1] batch: what the cloud model trains on."""
+        return to_tensor(encrypt_blocks(to_uint8(images), self.keys(key)))
+
+    def fit(
+        self,
+        data: ImageDataset,
+        arch: str,
+        config: dict[str, Any],
+        train: TrainConfig,
+        key: SecretKey,
+        checkpoint: Any = None,
+    ) -> dict[str, Any]:
+        """Train the cloud's classifier (``arch``, ``config``) on EtC images of ``key``.
+
+        Augmentation (crop, flip) runs on the plaintext before encryption. The input
+        normalisation is fitted to EtC training images, which the negative-positive step
+        shifts towards mid-grey.
+        """
+        self.check_shape(data.image_shape, "training images")
+        keys = self.keys(key)
+        encrypted = encrypt_blocks(data.x_train, keys).astype(np.float32) / 255.0
+        config = {
+            **config,
+            "in_channels": self.image_shape[2],
+            "mean": encrypted.mean(axis=(0, 1, 2)).round(4).tolist(),
+            "std": encrypted.std(axis=(0, 1, 2)).round(4).tolist(),
+        }
+        del encrypted
+        model = build_classifier(arch, **config)
+        report = train_classifier(model, data, train, checkpoint, encode=lambda x: self.encode(x, key))
+        self.classifier, self.trained_key = freeze(model), key
+        self.classifier_arch, self.classifier_config = arch, config
+        return {**report, "classifier_config": config}
 
     @torch.no_grad()
     def _encrypt(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
@@ -264,3 +319,41 @@ class EtCScheme(Scheme):
             raise SchemeError(f"ciphertext block size {got} does not match this scheme's {self.block_size}")
         # pixels are uint8 / 255, so to_uint8 recovers the stored bytes exactly.
         return to_tensor(decrypt_blocks(to_uint8(pixels), self.keys(key)))
+
+    # -- persistence -----------------------------------------------------------------------
+    def payload(self, extra: dict | None = None) -> dict:
+        """The trained cloud classifier and the (public demo) key it was trained for."""
+        model = self.cloud_classifier()
+        return {
+            "image_shape": self.image_shape,
+            "block_size": self.block_size,
+            "arch": self.classifier_arch,
+            "config": self.classifier_config,
+            "state_dict": model.state_dict(),
+            "trained_key": self.trained_key.material.hex() if self.trained_key else None,
+            **(extra or {}),
+        }
+
+    @classmethod
+    def from_payload(
+        cls,
+        payload: dict,
+        model_id: str,
+        classifier: nn.Module | None = None,
+        classifier_id: str | None = None,
+    ) -> EtCScheme:
+        if classifier is None:
+            classifier = build_classifier(payload["arch"], **payload["config"])
+            classifier.load_state_dict(payload["state_dict"])
+            classifier = freeze(classifier)
+        key = payload.get("trained_key")
+        return cls(
+            model_id=model_id,
+            image_shape=tuple(payload["image_shape"]),
+            block_size=int(payload["block_size"]),
+            classifier=classifier,
+            classifier_id=classifier_id or model_id,
+            trained_key=SecretKey(bytes.fromhex(key)) if key else None,
+            classifier_arch=payload["arch"],
+            classifier_config=payload["config"],
+        )

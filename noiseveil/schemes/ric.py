@@ -35,6 +35,7 @@ from torch import nn
 from noiseveil.crypto.keys import SecretKey, keyed_pad, keyed_uniform, new_nonce
 from noiseveil.schemes.base import Scheme, SchemeError
 from noiseveil.schemes.nae import NAEConfig, generate_nae
+from noiseveil.zoo import load_classifier
 
 
 @dataclass(frozen=True)
@@ -263,8 +264,18 @@ class RICScheme(Scheme):
 
     @classmethod
     def from_payload(
-        cls, payload: dict, classifier: nn.Module, model_id: str, classifier_id: str
+        cls,
+        payload: dict,
+        model_id: str,
+        classifier: nn.Module | None = None,
+        classifier_id: str | None = None,
     ) -> RICScheme:
+        """The shipped networks; ``classifier`` replaces the shipped cloud model it was trained with."""
+        if classifier is None:
+            classifier_id = payload["classifier_id"]
+            classifier = load_classifier(classifier_id)
+        elif classifier_id is None:
+            raise ValueError("a custom classifier needs a classifier_id to record in ciphertexts")
         cfg = RICConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items()})
         model = RIC(cfg)
         model.load_state_dict(payload["state_dict"])

@@ -1,0 +1,35 @@
+"""Attacks on the schemes, one small class each with one call shape (see :mod:`.base`).
+
+Every attack is built from its threat model's knowledge, optionally trained with ``fit()``,
+and called as ``attack(ciphertexts, labels) -> uint8 reconstructions``; :func:`score` measures
+the reconstructions against the plaintexts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from noiseveil.attacks.base import Attack, pixels_of
+from noiseveil.attacks.baseline import LabelOnlyBaseline
+from noiseveil.attacks.feature import FeatureReconstructionAttack
+from noiseveil.attacks.inverse import InverseNetworkAttack, ITNAttack, KnownPlaintextAttack
+from noiseveil.metrics import psnr, ssim
+
+
+def score(reconstructions: np.ndarray, plaintexts: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image SSIM and PSNR of reconstructions against the plaintexts (uint8, same shape)."""
+    if reconstructions.shape != plaintexts.shape:
+        raise ValueError(f"reconstructions {reconstructions.shape} vs plaintexts {plaintexts.shape}")
+    return {"ssim": ssim(reconstructions, plaintexts), "psnr_db": psnr(reconstructions, plaintexts)}
+
+
+__all__ = [
+    "Attack",
+    "FeatureReconstructionAttack",
+    "ITNAttack",
+    "InverseNetworkAttack",
+    "KnownPlaintextAttack",
+    "LabelOnlyBaseline",
+    "pixels_of",
+    "score",
+]

@@ -1,0 +1,128 @@
+"""Attacks that learn an inverse network from (ciphertext, plaintext) pairs.
+
+- :class:`ITNAttack`, the inverse-transformation-network attack (Ito et al., used by the EtC
+  and TransNet papers): the algorithm and its trained networks are public, so the attacker
+  encrypts images of the same domain with keys of their own, as many as they like, and
+  trains a network from ciphertext to plaintext; it is then applied to the victim's
+  ciphertexts, made with a key the attacker never saw.
+- :class:`KnownPlaintextAttack` (RIC eq. 17): the attacker holds N pairs of ciphertext and
+  plaintext made with the victim's key, trains the same network on them, and applies it to
+  other ciphertexts of that key (or of others).
+
+Both train :class:`~noiseveil.attacks.networks.UNet` with an L1 loss; they differ only in
+where the pairs come from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from abc import abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from noiseveil.attacks.base import Attack, pixels_of
+from noiseveil.attacks.networks import UNet
+from noiseveil.crypto.keys import SecretKey
+from noiseveil.data import to_tensor, to_uint8
+from noiseveil.schemes.base import Ciphertext, Scheme
+
+
+class InverseNetworkAttack(Attack):
+    """Train a U-Net from ciphertext pixels to plaintext on :meth:`training_pairs`."""
+
+    def __init__(
+        self,
+        scheme: Scheme,
+        steps: int = 1500,
+        batch_size: int = 64,
+        lr: float = 2e-3,
+        widths: tuple[int, ...] = (32, 64, 128),
+        seed: int = 0,
+    ) -> None:
+        super().__init__(scheme)
+        self.steps, self.batch_size, self.lr, self.seed = steps, batch_size, lr, seed
+        channels = scheme.image_shape[2]
+        torch.manual_seed(seed)
+        self.net = UNet(channels, channels, widths)
+
+    @abstractmethod
+    def training_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (ciphertext pixels, plaintexts), both (N, H, W, C)."""
+
+    def fit(self) -> dict:
+        start = time.perf_counter()
+        cipher, plain = self.training_pairs()
+        pair_seconds = time.perf_counter() - start
+        x, y = to_tensor(cipher), to_tensor(plain)
+        gen = torch.Generator().manual_seed(self.seed)
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.steps)
+        self.net.train()
+        losses = []
+        for _ in tqdm(range(self.steps), desc=self.name, leave=False):
+            idx = torch.randint(0, len(x), (min(self.batch_size, len(x)),), generator=gen)
+            loss = nn.functional.l1_loss(self.net(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        self.net.eval()
+        return {
+            "pairs": len(x),
+            "steps": self.steps,
+            "first_l1": float(np.mean(losses[:10])),
+            "final_l1": float(np.mean(losses[-50:])),
+            "pair_seconds": pair_seconds,
+            "train_seconds": time.perf_counter() - start - pair_seconds,
+        }
+
+    @torch.no_grad()
+    def reconstruct(self, ciphertexts: Sequence[Ciphertext], labels: np.ndarray) -> np.ndarray:
+        x = to_tensor(pixels_of(ciphertexts))
+        return to_uint8(torch.cat([self.net(x[i : i + 256]) for i in range(0, len(x), 256)]))
+
+
+def attacker_key(seed: int, index: int) -> SecretKey:
+    """The attacker's own keys: reproducible, and independent of every victim key."""
+    return SecretKey(hashlib.sha256(f"noiseveil attacker key/{seed}/{index}".encode()).digest())
+
+
+class ITNAttack(InverseNetworkAttack):
+    """Inverse-transformation network trained on pairs made with the attacker's own keys."""
+
+    name = "itn"
+    threat = "public algorithm and networks, images of the domain, unlimited own-key pairs"
+
+    def __init__(self, scheme: Scheme, aux_images: np.ndarray, images_per_key: int = 16, **kwargs) -> None:
+        super().__init__(scheme, **kwargs)
+        self.aux_images, self.images_per_key = aux_images, images_per_key
+
+    def training_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        cipher = []
+        for k, start in enumerate(range(0, len(self.aux_images), self.images_per_key)):
+            batch = self.aux_images[start : start + self.images_per_key]
+            cts = self.scheme.encrypt(to_tensor(batch), attacker_key(self.seed, k))
+            cipher.append(pixels_of(cts))
+        return np.concatenate(cipher), self.aux_images
+
+
+class KnownPlaintextAttack(InverseNetworkAttack):
+    """Inverse network trained on the victim's own (ciphertext, plaintext) pairs (RIC eq. 17)."""
+
+    name = "kpa"
+    threat = "N known (ciphertext, plaintext) pairs of the victim's key"
+
+    def __init__(
+        self, scheme: Scheme, known_ciphertexts: Sequence[Ciphertext], known_plaintexts: np.ndarray, **kwargs
+    ) -> None:
+        super().__init__(scheme, **kwargs)
+        self.known = (pixels_of(known_ciphertexts), known_plaintexts)
+
+    def training_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.known
