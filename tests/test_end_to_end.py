@@ -1,9 +1,10 @@
 """End to end on real test images with the shipped models, through the real CLI.
 
-For each shipped RIC model: 24 fixed test images are written as PNG files, encrypted with
-``noiseveil encrypt``, classified as ciphertexts by the unmodified cloud classifier,
-and decrypted in a *separate process with another thread count* than the one that made
-the reference decryption. Thresholds (see ``MIN_PSNR_DB``) sit below the figures measured
+For each shipped scheme model (RIC, EtC): 24 fixed test images are written as PNG files,
+encrypted with ``noiseveil encrypt``, classified as ciphertexts by the cloud classifier
+(RIC's unmodified plaintext model, EtC's model trained on EtC images), and decrypted in a
+*separate process with another thread count* than the one that made the reference
+decryption. Thresholds (see ``MIN_PSNR_DB``) sit below the figures measured
 by ``noiseveil evaluate`` (results/evaluate/) so that a regression, not noise, fails them.
 """
 
@@ -65,7 +66,8 @@ def encrypted(request, tmp_path_factory):
     for i in idx:  # nested folders: output must mirror them
         write_image(plain_dir / data.classes[data.y_test[i]] / f"{i:05d}.png", data.x_test[i])
     key = work / "k.key"
-    assert cli("keygen", str(key)).returncode == 0
+    bound = load_scheme(model_id).bound_key is not None  # EtC: the model's own (public) key
+    assert cli("keygen", str(key), *(["--model", model_id] if bound else [])).returncode == 0
     before = tree_digest(plain_dir)
     proc = cli(
         "encrypt", str(plain_dir), "-o", str(work / "cipher"), "-k", str(key), "-m", model_id, "--quiet"
@@ -84,15 +86,24 @@ def test_ciphertexts_mirror_the_tree_and_are_plain_pngs(encrypted):
         assert im.format == "PNG" and im.mode in ("L", "RGB")
 
 
-def test_cloud_classifier_gives_the_plaintext_label(encrypted):
+def test_cloud_classifier_labels_the_ciphertexts(encrypted):
+    """RIC: the plaintext model gives every ciphertext its plaintext's label. EtC: the model
+    trained on EtC images classifies the ciphertexts about as well as its test accuracy."""
     model_id, _, plain_dir, cipher_dir, _ = encrypted
     scheme = load_scheme(model_id)
     files = sorted(p.relative_to(plain_dir) for p in plain_dir.rglob("*.png"))
     plain = to_tensor(np.stack([read_image(plain_dir / f) for f in files]))
     cipher = to_tensor(np.stack([read_image(cipher_dir / f) for f in files]))
     classifier = scheme.cloud_classifier()
-    agreement = (predict(classifier, plain) == predict(classifier, cipher)).float().mean().item()
-    assert agreement == 1.0, f"{model_id}: label agreement {agreement:.3f}"
+    if scheme.name == "ric":
+        agreement = (predict(classifier, plain) == predict(classifier, cipher)).float().mean().item()
+        assert agreement == 1.0, f"{model_id}: label agreement {agreement:.3f}"
+    else:
+        classes = load_dataset(read_manifest()[model_id]["dataset"]).classes
+        truth = torch.tensor([classes.index(f.parts[0]) for f in files])
+        acc = (predict(classifier, cipher) == truth).float().mean().item()
+        # 24 fixed images: the slack covers subset noise, not a broken key, model or file path.
+        assert acc >= read_manifest()[model_id]["test_accuracy"] - 0.25, f"{model_id}: accuracy {acc:.3f}"
 
 
 def test_ciphertext_hides_the_image(encrypted):
@@ -133,16 +144,18 @@ def test_wrong_key_and_tampering_write_nothing(encrypted):
     assert "wrong key" in proc.stderr and "Traceback" not in proc.stderr
     assert not list((work / "wrong").rglob("*.png")) if (work / "wrong").exists() else True
 
-    # Re-save one ciphertext with its nonce changed (metadata tampering) and one pixel changed.
+    # Re-save one ciphertext with a scheme field changed (RIC: the nonce; EtC: the block size)
+    # and one with a pixel changed.
     src = sorted(cipher_dir.rglob("*.png"))[0]
     tampered = work / "tampered"
     tampered.mkdir()
     ct = read_ciphertext(src)
-    for name, change in (("nonce", "nonce"), ("pixel", "pixel")):
+    for name, change in (("field", "field"), ("pixel", "pixel")):
         with Image.open(src) as im:
             info = PngImagePlugin.PngInfo()
+            field = sorted(k for k in im.text if k.startswith("noiseveil:f."))[-1]
             for k, v in im.text.items():
-                if change == "nonce" and k == "noiseveil:f.nonce":
+                if change == "field" and k == field:
                     v = ("0" if v[0] != "0" else "1") + v[1:]
                 info.add_text(k, v)
             pixels = np.array(im)
@@ -201,6 +214,8 @@ def test_torchscript_classifier_from_the_cli(encrypted, tmp_path):
     """A TorchScript cloud model plugs in; its hash binds the ciphertext to it."""
     model_id, _, plain_dir, _, key = encrypted
     scheme = load_scheme(model_id)
+    if scheme.name != "ric":
+        pytest.skip("only RIC ciphertexts depend on the cloud classifier")
     scripted = tmp_path / "cloud.pt"
     torch.jit.script(scheme.cloud_classifier()).save(str(scripted))
     one = sorted(plain_dir.rglob("*.png"))[:3]
