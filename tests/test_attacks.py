@@ -9,10 +9,14 @@ import pytest
 import torch
 
 from noiseveil.attacks import (
+    KEY_SPACE_BITS,
+    BruteForceAttack,
+    CloudAttack,
     FeatureReconstructionAttack,
     ITNAttack,
     KnownPlaintextAttack,
     LabelOnlyBaseline,
+    flip_bit,
     pixels_of,
     score,
 )
@@ -129,3 +133,53 @@ def test_known_plaintext_attack_learns_an_easy_cipher() -> None:
     assert report["final_l1"] < report["first_l1"]
     guess = kpa(as_ciphertexts(weak(xt)), np.zeros(len(xt)))
     assert score(guess, xt)["ssim"].mean() > score(weak(xt), xt)["ssim"].mean()
+
+
+def test_flip_bit_changes_exactly_one_bit() -> None:
+    for bit in (0, 7, 8, 255):
+        other = flip_bit(KEY, bit)
+        diff = int.from_bytes(bytes(a ^ b for a, b in zip(KEY.material, other.material, strict=True)), "big")
+        assert bin(diff).count("1") == 1 and flip_bit(other, bit).material == KEY.material
+    assert KEY_SPACE_BITS == 256
+
+
+def test_brute_force_wrong_keys_scramble_and_the_right_key_recovers() -> None:
+    _, _, xt, _ = cifar()
+    scheme = EtCScheme("t", CIFAR)
+    cts = scheme.encrypt(to_tensor(xt[:8]), KEY)
+    attack = BruteForceAttack(scheme, [attacker_key(0, 0), flip_bit(KEY, 3), KEY])
+    wrong, one_bit, right = attack.sweep(cts)
+    assert np.array_equal(right, xt[:8])  # the MAC is skipped, the right key still decrypts
+    for guess in (wrong, one_bit):
+        assert score(guess, xt[:8])["ssim"].mean() < 0.5
+    assert np.array_equal(attack(cts, np.zeros(8)), wrong)
+    assert len(BruteForceAttack(scheme, n_keys=5).guesses) == 5
+    with pytest.raises(ValueError, match="at least one"):
+        BruteForceAttack(scheme, [])
+
+
+def test_brute_force_on_shipped_ric_model_gets_noise() -> None:
+    from noiseveil.schemes import load_scheme
+
+    scheme = load_scheme("ric-cifar10")
+    _, _, xt, _ = cifar()
+    cts = scheme.encrypt(to_tensor(xt[:4]), KEY)
+    attack = BruteForceAttack.one_bit_away(scheme, KEY, [0, 200])
+    for guess in attack.sweep(cts):
+        assert score(guess, xt[:4])["psnr_db"].mean() < 15.0
+    assert score(attack.decrypt_with(cts, KEY), xt[:4])["psnr_db"].mean() > 30.0
+
+
+def test_cloud_attack_trains_and_reconstructs() -> None:
+    from noiseveil.classifiers.isotropic import ConvMixer
+
+    x, _, xt, _ = cifar()
+    scheme = EtCScheme("t", CIFAR, classifier=ConvMixer(dim=8, depth=1, patch_size=8).eval())
+    cts = scheme.encrypt(to_tensor(x[:64]), KEY)
+    attack = CloudAttack(scheme, cts, x[64:192], steps=3, batch_size=8, latent=16)
+    report = attack.fit()
+    assert report["steps"] == 3 and 0.0 <= report["label_match_on_training_ciphertexts"] <= 1.0
+    guess = attack(scheme.encrypt(to_tensor(xt[:4]), KEY), np.zeros(4))
+    assert guess.shape == xt[:4].shape and guess.dtype == np.uint8
+    with pytest.raises(ValueError, match="divisible by 8"):
+        CloudAttack(EtCScheme("t", (28, 28, 1), block_size=7), [], x[:1])

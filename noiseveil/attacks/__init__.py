@@ -11,6 +11,8 @@ import numpy as np
 
 from noiseveil.attacks.base import Attack, pixels_of
 from noiseveil.attacks.baseline import LabelOnlyBaseline
+from noiseveil.attacks.bruteforce import KEY_SPACE_BITS, BruteForceAttack, flip_bit
+from noiseveil.attacks.cloud import CloudAttack
 from noiseveil.attacks.feature import FeatureReconstructionAttack
 from noiseveil.attacks.inverse import InverseNetworkAttack, ITNAttack, KnownPlaintextAttack
 from noiseveil.metrics import psnr, ssim
@@ -24,7 +26,11 @@ def score(reconstructions: np.ndarray, plaintexts: np.ndarray) -> dict[str, np.n
 
 
 __all__ = [
+    "KEY_SPACE_BITS",
     "Attack",
+    "BruteForceAttack",
+    "CloudAttack",
+    "flip_bit",
     "FeatureReconstructionAttack",
     "ITNAttack",
     "InverseNetworkAttack",

@@ -179,4 +179,9 @@ class Scheme(ABC):
         """Verify then decrypt; any wrong key or modification raises before any output exists."""
         for ct in ciphertexts:
             self.verify(ct, key)
+        return self.decrypt_unverified(ciphertexts, key)
+
+    def decrypt_unverified(self, ciphertexts: Sequence[Ciphertext], key: SecretKey) -> torch.Tensor:
+        """Decrypt WITHOUT checking the tag: what a brute-force attacker, who skips the MAC, gets
+        from a guessed key. Never use it to recover data."""
         return self._decrypt(ciphertext_tensor(ciphertexts), [ct.fields for ct in ciphertexts], key)

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -158,6 +159,13 @@ class RICScheme(Scheme):
     def cloud_classifier(self) -> nn.Module:
         return self.classifier
 
+    @cached_property
+    def num_classes(self) -> int:
+        """How many labels the cloud classifier outputs (one forward pass on a blank image)."""
+        h, w, c = self.image_shape
+        with torch.no_grad():
+            return int(self.classifier(torch.zeros(1, c, h, w)).shape[1])
+
     # -- keyed pieces ------------------------------------------------------------------
     def noise(self, key: SecretKey, nonces: Sequence[bytes]) -> torch.Tensor:
         """n = PRNG(k, nonce) for each image (eq. 1)."""
@@ -230,8 +238,16 @@ class RICScheme(Scheme):
         try:
             nonces = [bytes.fromhex(f["nonce"]) for f in fields]
             lams = {float(f["lambda"]) for f in fields}
-            targets = torch.tensor(
-                [int(f["target"], 16) ^ self._label_pad(key, n) for f, n in zip(fields, nonces, strict=True)]
+            # A verified ciphertext's target is already a class index; through decrypt_unverified a
+            # guessed key unmasks a random 16-bit number, reduced to a class as an attacker would.
+            targets = (
+                torch.tensor(
+                    [
+                        int(f["target"], 16) ^ self._label_pad(key, n)
+                        for f, n in zip(fields, nonces, strict=True)
+                    ]
+                )
+                % self.num_classes
             )
             cfgs = {NAEConfig.from_fields(f, self.nae.chunk) for f in fields}
         except (KeyError, ValueError) as err:
