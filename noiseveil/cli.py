@@ -94,11 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
 
     p = sub.add_parser("report", help="regenerate a paper's tables into results/ (JSON, Markdown, figures)")
-    p.add_argument("paper", choices=["etc"], help="which paper's tables")
+    p.add_argument("paper", choices=["etc", "security"], help="EtC paper's tables, or RIC's security suite")
     p.add_argument("--out", type=Path, help="output folder (default: results/<paper>)")
-    p.add_argument("--images", type=int, default=1000, help="test images for distances and attacks")
-    p.add_argument("--itn-pairs", type=int, default=10000, help="own-key pairs the ITN attacker makes")
-    p.add_argument("--itn-steps", type=int, default=1500, help="ITN training steps")
+    p.add_argument("--images", type=int, help="test images (etc: 1000 for distances/attacks; security: 200)")
+    p.add_argument("--steps", type=int, help="training steps of every attack network (default 1500)")
+    p.add_argument("--itn-pairs", type=int, help="own-key pairs the ITN attacker makes (etc: 10000)")
+    p.add_argument("--models", nargs="+", help="security: RIC models to attack (default: all shipped)")
     return parser
 
 

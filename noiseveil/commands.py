@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -279,9 +280,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from noiseveil.provenance import RESULTS_DIR
-    from noiseveil.reports import etc
 
     out = args.out or RESULTS_DIR / args.paper
-    etc.run(out, args.images, args.images, args.itn_pairs, args.itn_steps)
-    print(f"wrote {out / 'report.md'} and {out / 'etc-report.json'}")
+    given = {
+        k: v for k, v in {"images": args.images, "steps": args.steps, "pairs": args.itn_pairs}.items() if v
+    }
+    if args.paper == "etc":
+        from noiseveil.reports import etc
+
+        n = given.get("images", 1000)
+        etc.run(out, n, n, given.get("pairs", 10000), given.get("steps", 1500))
+        print(f"wrote {out / 'report.md'} and {out / 'etc-report.json'}")
+    else:
+        from noiseveil.reports import security
+
+        budget = security.SecurityBudget()
+        budget = replace(
+            budget,
+            test_images=given.get("images", budget.test_images),
+            network_steps=given.get("steps", budget.network_steps),
+            itn_pairs=given.get("pairs", budget.itn_pairs),
+        )
+        security.run(out, args.models, budget)
+        print(f"wrote {out / 'report.md'} and {out / 'security-report.json'}")
     return EXIT_OK

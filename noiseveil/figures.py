@@ -48,3 +48,25 @@ def box_plot(groups: dict[str, np.ndarray], ylabel: str, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def key_sweep_plot(per_key: dict[str, list[dict[str, float]]], path: Path) -> Path:
+    """Fig. 8 style: mean PSNR, SSIM and LPIPS-style distance of each guessed key's decryption."""
+    metrics = list(next(iter(per_key.values()))[0])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3))
+    for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
+        offset = 0
+        for name, rows in per_key.items():
+            values = [r[metric] for r in rows]
+            ax.plot(
+                range(offset, offset + len(values)), values, "o", ms=3 if len(values) > 1 else 8, label=name
+            )
+            offset += len(values)
+        ax.set_xlabel("key guess", fontsize=8)
+        ax.set_ylabel(metric, fontsize=8)
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
