@@ -26,7 +26,13 @@ from noiseveil.schemes.nae import generate_nae
 from noiseveil.schemes.ric import RICScheme
 
 
-def _recover(scheme: RICScheme, x_q: torch.Tensor, noise: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _recover(
+    scheme: RICScheme,
+    x_q: torch.Tensor,
+    noise: torch.Tensor,
+    target: torch.Tensor,
+    signs: torch.Tensor | None,
+) -> torch.Tensor:
     """255 · D((x'_q − λΦ(r)) / (1 − λ)) for a batch of noises r in [0, 1] (one ciphertext)."""
     n_adv = (
         noise
@@ -34,28 +40,31 @@ def _recover(scheme: RICScheme, x_q: torch.Tensor, noise: torch.Tensor, target: 
         else generate_nae(scheme.classifier, noise, target.expand(len(noise)), scheme.nae)
     )
     with torch.no_grad():
-        return 255.0 * scheme.model.decode(x_q.expand(len(noise), -1, -1, -1), n_adv)
+        s = None if signs is None else signs.expand(len(noise), -1, -1, -1)
+        return 255.0 * scheme.model.decode(x_q.expand(len(noise), -1, -1, -1), n_adv, s)
 
 
 def gradient_norms(
     scheme: RICScheme,
     x_q: torch.Tensor,
-    noise: torch.Tensor,
-    target: torch.Tensor,
+    key_material: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
     z: int,
     sigma: float,
     seed: int,
 ) -> np.ndarray:
-    """‖∇_r H_i(r)‖₂ for every pixel i at r = ``noise`` (1, C, H, W), from z antithetic NES pairs.
+    """‖∇_r H_i(r)‖₂ for every pixel i at r = noise, from z antithetic NES pairs.
+
+    ``key_material`` is what one key gives this ciphertext: (noise (1, C, H, W), target, signs).
 
     With V (z x d) the directions and Δ (z x d) the antithetic differences, ∇H_i = V^T Δ_i / (2σz),
     so ‖∇H_i‖² = Δ_i^T (V V^T) Δ_i / (2σz)²: a z x z Gram matrix, never the d x d Jacobian.
     """
+    noise, target, signs = key_material
     gen = torch.Generator().manual_seed(seed)
     v = torch.randn((z, *noise.shape[1:]), generator=gen)
     step = sigma / 255.0  # σ is in 8-bit units, the noise in [0, 1]
-    plus = _recover(scheme, x_q, (noise + step * v).clamp(0, 1), target).flatten(1)
-    minus = _recover(scheme, x_q, (noise - step * v).clamp(0, 1), target).flatten(1)
+    plus = _recover(scheme, x_q, (noise + step * v).clamp(0, 1), target, signs).flatten(1)
+    minus = _recover(scheme, x_q, (noise - step * v).clamp(0, 1), target, signs).flatten(1)
     delta = (plus - minus).double()
     vf = v.flatten(1).double()
     gram = vf @ vf.T
@@ -66,14 +75,14 @@ def gradient_norms(
 def estimate_alpha(
     scheme: RICScheme,
     x_q: torch.Tensor,
-    right: tuple[torch.Tensor, torch.Tensor],
-    wrong: tuple[torch.Tensor, torch.Tensor],
+    right: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
+    wrong: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
     z: int = 50,
     sigma: float = 1.0,
     seed: int = 0,
 ) -> float:
-    """α (dB) of eq. 21 at ε = 1 for one ciphertext; ``right``/``wrong`` are (noise, target) pairs."""
-    g_right = gradient_norms(scheme, x_q, *right, z, sigma, seed)
-    g_wrong = gradient_norms(scheme, x_q, *wrong, z, sigma, seed + 1)
+    """α (dB) of eq. 21 at ε = 1 for one ciphertext; ``right``/``wrong``: (noise, target, signs)."""
+    g_right = gradient_norms(scheme, x_q, right, z, sigma, seed)
+    g_wrong = gradient_norms(scheme, x_q, wrong, z, sigma, seed + 1)
     total = abs(float((g_wrong - g_right).sum()))
     return float(20.0 * np.log10(255.0 / np.sqrt(total))) if total > 0 else float("inf")

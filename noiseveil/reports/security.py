@@ -97,10 +97,11 @@ def _encrypt(scheme: RICScheme, images: np.ndarray, key: SecretKey, batch: int =
     ]
 
 
-def _noise_and_target(scheme: RICScheme, ct: Ciphertext, key: SecretKey) -> tuple[torch.Tensor, torch.Tensor]:
+def _key_material(scheme: RICScheme, ct: Ciphertext, key: SecretKey) -> tuple:
+    """(noise, target, signs) that ``key`` gives this ciphertext, as decryption derives them."""
     nonce = bytes.fromhex(ct.fields["nonce"])
     target = (int(ct.fields["target"], 16) ^ scheme._label_pad(key, nonce)) % scheme.num_classes
-    return scheme.noise(key, [nonce]), torch.tensor([target])
+    return scheme.noise(key, [nonce]), torch.tensor([target]), scheme.signs(key, [nonce])
 
 
 def brute_force(
@@ -134,8 +135,8 @@ def brute_force(
             estimate_alpha(
                 scheme,
                 x_q,
-                _noise_and_target(scheme, ct, key),
-                _noise_and_target(scheme, ct, wrong),
+                _key_material(scheme, ct, key),
+                _key_material(scheme, ct, wrong),
                 b.nes_samples,
                 seed=i,
             )

@@ -54,6 +54,11 @@ class RICConfig:
     g2: float = 5.0  # adversarial extent of the ciphertext (eq. 13)
     srl: bool = True  # symmetric residual learning (eq. 5 and 9); False = "NAE w/o SRL"
     adversarial_noise: bool = True  # False = "RNI w/ SRL": blend the raw noise n, not n_adv
+    # Beyond the paper (see RIC.encode): E and D learn residuals around the image, and the
+    # encoded image is multiplied by keyed ±1 signs before the blend, so that low-pass
+    # filtering or stretching the ciphertext averages the image out instead of showing it.
+    residual: bool = False
+    keyed_signs: bool = False
 
 
 PRESETS: dict[str, RICConfig] = {
@@ -64,6 +69,8 @@ PRESETS: dict[str, RICConfig] = {
     ),
     # CPU preset: dilated 3x3 branches give the same receptive fields for a fraction of the cost.
     "fast": RICConfig(),
+    # "fast" plus image residuals and keyed signs (not in the paper; see RIC.encode).
+    "masked": RICConfig(residual=True, keyed_signs=True),
 }
 
 
@@ -116,26 +123,51 @@ class RIC(nn.Module):
         self.feature = MultiReceptiveStack(c, cfg, cfg.feature_channels)  # F
         self.encoder = MultiReceptiveStack(self.feature.out_channels + c, cfg, c)  # E
         self.decoder = MultiReceptiveStack(c if cfg.srl else 2 * c, cfg, c)  # D
+        if (cfg.residual or cfg.keyed_signs) and not cfg.srl:
+            raise ValueError("residual and keyed_signs work on SRL's u = (x'_q − λ·n_adv)/(1 − λ): keep srl")
 
-    def encode(self, x: torch.Tensor, n_adv: torch.Tensor) -> torch.Tensor:
-        """x' before quantisation (eq. 5; without SRL, x' = u_en)."""
+    def encode(self, x: torch.Tensor, n_adv: torch.Tensor, signs: torch.Tensor | None = None) -> torch.Tensor:
+        """x' before quantisation (eq. 5; without SRL, x' = u_en).
+
+        With ``residual``, u_en = (x − ½) + E(·): the encoder starts from the image and learns
+        a correction, which makes high fidelity far easier to learn than an identity through a
+        ReLU stack. That alone would put 0.2·x in plain view, so ``keyed_signs`` multiplies
+        u_en by keyed ±1 signs s, independent of the noise: s ⊙ u_en has zero mean and no
+        low-frequency content, and the decoder, which regenerates s, undoes it exactly.
+        """
         u_en = self.encoder(torch.cat([self.feature(x), n_adv], dim=1))
+        if self.cfg.residual:
+            u_en = u_en + (x - 0.5)
+        if self.cfg.keyed_signs:
+            u_en = u_en * self._check_signs(signs)
         if not self.cfg.srl:
             return u_en
         return (1.0 - self.cfg.lam) * u_en + self.cfg.lam * n_adv
 
-    def decode(self, x_q: torch.Tensor, n_adv: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, x_q: torch.Tensor, n_adv: torch.Tensor, signs: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x̃ from the quantised ciphertext and the regenerated NAE (eq. 9, 10)."""
         if self.cfg.srl:
             u = (x_q - self.cfg.lam * n_adv) / (1.0 - self.cfg.lam)
         else:
             u = torch.cat([x_q, n_adv], dim=1)
-        return self.decoder(u)
+        if self.cfg.keyed_signs:
+            u = u * self._check_signs(signs)
+        out = self.decoder(u)
+        return out + 0.5 + u if self.cfg.residual else out
 
-    def forward(self, x: torch.Tensor, n_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _check_signs(self, signs: torch.Tensor | None) -> torch.Tensor:
+        if signs is None:
+            raise ValueError("this RIC model multiplies by keyed signs: pass signs (±1, like x)")
+        return signs
+
+    def forward(
+        self, x: torch.Tensor, n_adv: torch.Tensor, signs: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x'_q, x̃): quantisation noise in training, rounding and clipping otherwise."""
-        x_q = quantize(self.encode(x, n_adv), self.training)
-        x_rec = self.decode(x_q, n_adv)
+        x_q = quantize(self.encode(x, n_adv, signs), self.training)
+        x_rec = self.decode(x_q, n_adv, signs)
         return x_q, x_rec if self.training else x_rec.clamp(0.0, 1.0)
 
 
@@ -174,6 +206,14 @@ class RICScheme(Scheme):
             np.stack([keyed_uniform(key, nonce, "ric/noise", (c, h, w)) for nonce in nonces])
         )
 
+    def signs(self, key: SecretKey, nonces: Sequence[bytes]) -> torch.Tensor | None:
+        """Keyed ±1 signs per image (``keyed_signs`` models only), independent of the noise n."""
+        if not self.model.cfg.keyed_signs:
+            return None
+        h, w, c = self.image_shape
+        bits = np.stack([keyed_uniform(key, nonce, "ric/signs", (c, h, w)) for nonce in nonces]) < 0.5
+        return torch.from_numpy(np.where(bits, -1.0, 1.0).astype(np.float32))
+
     @staticmethod
     def _label_pad(key: SecretKey, nonce: bytes) -> int:
         return int.from_bytes(keyed_pad(key, nonce, "ric/label", 2), "big")
@@ -204,7 +244,8 @@ class RICScheme(Scheme):
         for attempt in range(self.max_tries):
             fresh = [new_nonce() for _ in todo]
             n_adv = self.nae_for(key, fresh, targets[todo])
-            x_q[todo] = quantize(self.model.encode(images[todo], n_adv), training=False)
+            signs = self.signs(key, fresh)
+            x_q[todo] = quantize(self.model.encode(images[todo], n_adv, signs), training=False)
             for i, nonce in zip(todo.tolist(), fresh, strict=True):
                 nonces[i] = nonce
             self.stats["encrypted" if attempt == 0 else "retried"] += len(todo)
@@ -264,8 +305,9 @@ class RICScheme(Scheme):
         out = torch.empty_like(pixels)
         for cfg in cfgs:  # usually one; files encrypted with other NAE settings are grouped
             idx = [i for i, f in enumerate(fields) if NAEConfig.from_fields(f, self.nae.chunk) == cfg]
-            n_adv = self.nae_for(key, [nonces[i] for i in idx], targets[idx], cfg)
-            out[idx] = self.model.decode(pixels[idx], n_adv).clamp(0.0, 1.0)
+            group = [nonces[i] for i in idx]
+            n_adv = self.nae_for(key, group, targets[idx], cfg)
+            out[idx] = self.model.decode(pixels[idx], n_adv, self.signs(key, group)).clamp(0.0, 1.0)
         return out
 
     # -- persistence -----------------------------------------------------------------------
