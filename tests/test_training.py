@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from noiseveil.classifiers import ResNet
@@ -37,3 +38,37 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
     for a, b in zip(resumed_model.state_dict().values(), straight.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert not list(tmp_path.glob("*.tmp")), "checkpoint writes must be atomic"
+
+
+@pytest.mark.parametrize("preset", ["fast", "masked"])
+def test_fit_ric_trains_resumes_and_reports_a_curve(tmp_path, monkeypatch, preset):
+    """A few RIC steps on real CIFAR-10 images: pool cached, curve written, checkpoint resumes."""
+    from dataclasses import replace
+
+    from noiseveil.data import load_dataset
+    from noiseveil.schemes.nae import NAEConfig
+    from noiseveil.schemes.ric import PRESETS, RIC, RICScheme
+    from noiseveil.schemes.ric_training import RICTrainConfig, fit_ric
+    from noiseveil.zoo import freeze
+
+    monkeypatch.setenv("NOISEVEIL_CACHE", str(tmp_path / "cache"))
+    d = load_dataset("cifar10")
+    data = ImageDataset("tiny", d.x_train[:64], d.y_train[:64], d.x_test[:16], d.y_test[:16], d.classes, "t")
+    torch.manual_seed(0)
+    scheme = RICScheme(
+        model=RIC(replace(PRESETS[preset], width=8, feature_channels=8)),
+        classifier=freeze(ResNet(num_classes=10, blocks=(1,), widths=(8,))),
+        model_id="test-ric",
+        image_shape=(32, 32, 3),
+        classifier_id="test-cls",
+        nae=NAEConfig(steps=2),
+    )
+    cfg = RICTrainConfig(steps=4, batch_size=8, pool_per_class=2, val_images=8, eval_every=2)
+    before = [p.detach().clone() for p in scheme.model.parameters()]
+    report = fit_ric(scheme, data, replace(cfg, steps=2), tmp_path / "r.ckpt", cache_tag="t")
+    assert [p["step"] for p in report["curve"]] == [2]
+    assert list((tmp_path / "cache" / "nae-pools").glob("t-2-0.npz"))
+    report = fit_ric(scheme, data, cfg, tmp_path / "r.ckpt", cache_tag="t")  # resumes at step 2
+    assert [p["step"] for p in report["curve"]] == [2, 4]
+    assert all(np.isfinite(p["val_psnr"]) for p in report["curve"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, scheme.model.parameters(), strict=True))
