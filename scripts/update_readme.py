@@ -39,24 +39,28 @@ def model_name(model_id: str) -> str:
 
 def section() -> str:
     parts = []
-    rows = []
-    for p, r in load("training/*.json"):
-        if "test_accuracy" in r:
-            rows.append(
-                [
-                    f"`{r['model_id']}`",
-                    r["note"],
-                    f"{r['parameters']:,}",
-                    f"{100 * r['test_accuracy']:.2f} %",
-                    f"{r['train_seconds'] / 60:.1f} min",
-                    rel(p),
-                ]
-            )
-    if rows:
-        parts.append(
-            "**Cloud classifiers** (plaintext-trained, `noiseveil train-classifier ID`):\n\n"
-            + table(["id", "what", "parameters", "test accuracy", "training time", "JSON"], rows)
-        )
+    for etc, title in (
+        (False, "**Cloud classifiers** (plaintext-trained, `noiseveil train-classifier ID`):"),
+        (
+            True,
+            "**EtC cloud classifiers** (trained on EtC images of the public demo key, `noiseveil train ID`):",
+        ),
+    ):
+        rows = [
+            [
+                model_name(r["model_id"]),
+                r["note"],
+                f"{r['parameters']:,}",
+                f"{100 * r['test_accuracy']:.2f} %",
+                f"{r['train_seconds'] / 60:.1f} min",
+                rel(p),
+            ]
+            for p, r in load("training/*.json")
+            if "test_accuracy" in r and ("block_size" in r) == etc
+        ]
+        if rows:
+            header = ["id", "what", "parameters", "test accuracy", "training time", "JSON"]
+            parts.append(title + "\n\n" + table(header, rows))
     rows = []
     for p, r in load("training/ric-*.json"):
         last = r["curve"][-1] if r["curve"] else {}
@@ -164,7 +168,58 @@ def section() -> str:
             "**Memory while encrypting a folder** (`python scripts/benchmark_memory.py`):\n\n"
             + table(["model", "images in folder", "peak RSS", "time", "JSON"], rows)
         )
+    parts += etc_report()
     return "\n\n".join(parts)
+
+
+def etc_report() -> list[str]:
+    """The EtC paper's Tables II-IV and attack table, from results/etc/etc-report.json."""
+    found = load("etc/etc-report.json")
+    if not found:
+        return []
+    p, r = found[0]
+    rows = [
+        [
+            model_name(a["model"]),
+            a["encryption"],
+            f"{a['parameters']:,}",
+            f"{a['train_minutes']:.1f} min",
+            f"{100 * a['accuracy']:.2f}",
+            f"{100 * a['accuracy_jpeg_q85']:.2f}",
+            f"{100 * a['accuracy_jpeg_q80']:.2f}",
+        ]
+        for a in r["accuracy"]
+    ]
+    header = [
+        "model",
+        "trained on",
+        "parameters",
+        "training time",
+        "accuracy %",
+        "JPEG QF85 %",
+        "JPEG QF80 %",
+    ]
+    out = [
+        f"**EtC, the paper's Tables II and III** (`{r['command']}`, CIFAR-10 test set, block "
+        f"{r['block_size']}; full report: [results/etc/report.md](results/etc/report.md), {rel(p)}):\n\n"
+        + table(header, rows)
+    ]
+    mb = r["file_sizes"]["megabytes"]
+    rows = [[codec, f"{mb['plain'][codec]:.2f}", f"{mb['etc'][codec]:.2f}"] for codec in mb["plain"]]
+    out.append(
+        f"**EtC, Table IV**: size in MB of all {r['file_sizes']['images']:,} CIFAR-10 images:\n\n"
+        + table(["codec", "plain", "EtC"], rows)
+    )
+    rob = r["robustness"]
+    rows = [
+        [name, f"{a['ssim']['mean']:.4f}", f"{a['psnr_db']['mean']:.2f}"]
+        for name, a in rob["attacks"].items()
+    ]
+    out.append(
+        f"**Attacks on EtC images** ({rob['images']} test images; a leak must beat the label-only row):\n\n"
+        + table(["attack", "SSIM mean", "PSNR dB mean"], rows)
+    )
+    return out
 
 
 def main() -> None:

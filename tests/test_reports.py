@@ -9,6 +9,7 @@ import torch
 
 from noiseveil.reports import security
 from noiseveil.schemes import shipped_schemes
+from noiseveil.zoo import read_manifest
 
 torch.set_num_threads(1)
 
@@ -41,4 +42,32 @@ def test_security_report_on_a_tiny_budget(tmp_path) -> None:
     report = (tmp_path / "report.md").read_text()
     assert "ric-cifar10" in report and "label-only" in report
     for fig in ("attacks-ric-cifar10.png", "key-sweep-ric-cifar10.png"):
+        assert (tmp_path / "figures" / fig).stat().st_size > 1000
+
+
+ETC_MODELS = {"cifar10-convmixer", "cifar10-vit", "etc-cifar10-convmixer", "etc-cifar10-vit"}
+
+
+@pytest.mark.skipif(not set(read_manifest()) >= ETC_MODELS, reason="EtC models not shipped")
+def test_etc_report_on_a_slice_of_cifar10(tmp_path) -> None:
+    from noiseveil.data import ImageDataset, load_dataset
+    from noiseveil.reports import etc
+
+    d = load_dataset("cifar10")
+    data = ImageDataset(
+        "cifar10", d.x_train[:96], d.y_train[:96], d.x_test[:48], d.y_test[:48], d.classes, "t"
+    )
+    result = etc.run(tmp_path, lpips_images=8, attack_images=8, itn_pairs=32, itn_steps=2, data=data)
+    rows = {r["model"]: r for r in result["accuracy"]}
+    assert set(rows) == ETC_MODELS
+    for row in rows.values():
+        assert 0.0 <= row["accuracy_jpeg_q80"] <= 1.0 and row["parameters"] > 0
+    # each EtC model is better on its own domain than the plain twin on EtC images
+    for etc_id in ("etc-cifar10-convmixer", "etc-cifar10-vit"):
+        assert rows[etc_id]["accuracy"] > rows[etc_id]["plain_model_on_etc_images"]
+    sizes = result["file_sizes"]
+    assert sizes["images"] == 144 and sizes["megabytes"]["plain"]["uncompressed"] == 144 * 32 * 32 * 3 / 1e6
+    assert set(result["robustness"]["attacks"]) == {"label-only", "fr", "itn", "ciphertext itself"}
+    assert "Table IV" in (tmp_path / "report.md").read_text()
+    for fig in ("lpips-etc.png", "attacks-etc.png", "attacks-ssim-etc.png"):
         assert (tmp_path / "figures" / fig).stat().st_size > 1000

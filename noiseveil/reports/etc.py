@@ -33,11 +33,18 @@ from noiseveil.io.codecs import jpeg_roundtrip, png_sizes
 from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.schemes import load_scheme
 from noiseveil.schemes.etc import EtCScheme, decrypt_blocks, encrypt_blocks
-from noiseveil.zoo import load_classifier, read_manifest
+from noiseveil.zoo import ZooError, load_classifier, read_manifest
 
 # (plain-trained classifier, EtC-trained scheme model): same architecture, config and budget.
 PAIRS = [("cifar10-convmixer", "etc-cifar10-convmixer"), ("cifar10-vit", "etc-cifar10-vit")]
 QUALITIES = (85, 80)
+
+
+def _etc_scheme(model_id: str) -> EtCScheme:
+    scheme = load_scheme(model_id)
+    if not isinstance(scheme, EtCScheme):
+        raise ZooError(f"{model_id} is a {scheme.name} model, not an EtC one")
+    return scheme
 
 
 def _accuracy(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
@@ -48,8 +55,7 @@ def accuracy_tables(data: ImageDataset) -> list[dict[str, Any]]:
     """Tables II and III: each model on its own domain's test set, uncompressed and as JPEG."""
     manifest, rows = read_manifest(), []
     for plain_id, etc_id in PAIRS:
-        scheme = load_scheme(etc_id)
-        assert isinstance(scheme, EtCScheme)
+        scheme = _etc_scheme(etc_id)
         keys = scheme.keys(scheme.default_key())
         domains = {
             "plain": (plain_id, load_classifier(plain_id), data.x_test),
@@ -156,12 +162,13 @@ def run(
     attack_images: int = 1000,
     itn_pairs: int = 10000,
     itn_steps: int = 1500,
+    data: ImageDataset | None = None,
 ) -> dict[str, Any]:
-    data = load_dataset("cifar10")
+    """Every table and figure; ``data`` replaces CIFAR-10 (tests pass a small slice of it)."""
+    data = load_dataset("cifar10") if data is None else data
     model_ids = [m for pair in PAIRS for m in pair]
     prov = provenance([data.source_id], model_ids)
-    scheme = load_scheme(PAIRS[0][1])
-    assert isinstance(scheme, EtCScheme)
+    scheme = _etc_scheme(PAIRS[0][1])
     timings, result = {}, {**prov, "block_size": scheme.block_size, "key_id": scheme.default_key().key_id}
     figures = out_dir / "figures"
 
