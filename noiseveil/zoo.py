@@ -81,6 +81,16 @@ CLASSIFIERS: dict[str, ClassifierCard] = {
             note="ConvMixer-256/8 with patch 4 and kernel 5 (paper: patch 1, kernel 9, 300 epochs)",
         ),
         ClassifierCard(
+            "cifar10-convmixer-256-8",
+            "cifar10",
+            "convmixer",
+            {"num_classes": 10, "dim": 256, "depth": 8, "patch_size": 1, "kernel_size": 9},
+            TrainConfig(epochs=300, lr=0.01, weight_decay=0.01, optimizer="adamw", channels_last=True),
+            shipped=False,
+            note="the EtC paper's ConvMixer-256/8 (patch 1, kernel 9, 300 epochs): far beyond a "
+            "2-core budget (results/benchmark/training-step.json), so not shipped",
+        ),
+        ClassifierCard(
             "cifar10-vit",
             "cifar10",
             "vit",
