@@ -168,6 +168,24 @@ def section() -> str:
             "**Memory while encrypting a folder** (`python scripts/benchmark_memory.py`):\n\n"
             + table(["model", "images in folder", "peak RSS", "time", "JSON"], rows)
         )
+    for p, r in load("benchmark/training-step.json"):
+        rows = [
+            [
+                model_name(run["model_id"]),
+                f"{run['parameters']:,}",
+                f"{run['step_seconds_median']:.2f} s",
+                f"{run['minutes_per_epoch']:.1f} min",
+                f"{run['ratio_to_fastest']:.1f}x",
+                str(run["epochs_in_card"]),
+            ]
+            for run in r["runs"]
+        ]
+        parts.append(
+            f"**Training step on this machine** (`{r['command']}`, one process; {rel(p)}):\n\n"
+            + table(
+                ["card", "parameters", "step (median)", "per CIFAR-10 epoch", "ratio", "epochs in card"], rows
+            )
+        )
     parts += etc_report()
     return "\n\n".join(parts)
 
