@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="training steps of every attack network (default 1500)")
     p.add_argument("--itn-pairs", type=int, help="own-key pairs the ITN attacker makes (etc: 10000)")
     p.add_argument("--models", nargs="+", help="security: RIC models to attack (default: all shipped)")
+    p.add_argument("--render-only", action="store_true", help="rewrite report.md from the existing JSON")
     return parser
 
 

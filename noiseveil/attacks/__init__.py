@@ -25,7 +25,19 @@ def score(reconstructions: np.ndarray, plaintexts: np.ndarray) -> dict[str, np.n
     return {"ssim": ssim(reconstructions, plaintexts), "psnr_db": psnr(reconstructions, plaintexts)}
 
 
+def beating_baseline(results: dict[str, dict], baseline: str = "label-only") -> list[str]:
+    """Attacks whose mean SSIM or mean PSNR beats the label-only baseline's (report summaries)."""
+    base = results[baseline]
+    return [
+        name
+        for name, r in results.items()
+        if name not in (baseline, "ciphertext itself")
+        and (r["ssim"]["mean"] > base["ssim"]["mean"] or r["psnr_db"]["mean"] > base["psnr_db"]["mean"])
+    ]
+
+
 __all__ = [
+    "beating_baseline",
     "KEY_SPACE_BITS",
     "Attack",
     "BruteForceAttack",

@@ -33,6 +33,7 @@ from noiseveil.attacks import (
     ITNAttack,
     KnownPlaintextAttack,
     LabelOnlyBaseline,
+    beating_baseline,
     pixels_of,
     score,
 )
@@ -271,6 +272,13 @@ def markdown(r: dict[str, Any]) -> str:
                 f"| {name} | {len(bf['per_key_means'][name])} | {s['psnr_db']['mean']:.2f} | "
                 f"{s['psnr_db']['min']:.2f} | {s['psnr_db']['max']:.2f} | {s['ssim']['mean']:.4f} |"
             )
+        beating = beating_baseline(m["attacks"])
+        lines += [
+            "",
+            "**Attacks that beat the label-only baseline** (mean SSIM or mean PSNR): "
+            + (", ".join(beating) if beating else "none")
+            + ". Look at the picture grid before calling any of them a leak.",
+        ]
         a = bf["nes_alpha_db"]
         lines += [
             "",
