@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="override the card's step count (EtC: epochs)")
     p.add_argument("--key", type=Path, help="EtC: train for this key file (default: the public demo key)")
     p.add_argument(
-        "--preset", choices=["fast", "paper"], help="network preset (paper: paper's sizes, lr 1e-4)"
+        "--preset",
+        choices=["fast", "paper", "masked"],
+        help="RIC network preset (paper: paper's sizes, lr 1e-4; masked: residuals + keyed signs)",
     )
     p.add_argument("--as", dest="save_as", metavar="ID", help="ship under this id instead")
     p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")

@@ -103,3 +103,12 @@ def test_scheme_regenerates_keyed_signs_independent_of_the_noise() -> None:
         )
         is None
     )
+
+
+def test_every_preset_has_a_learning_rate_and_a_cli_choice() -> None:
+    from noiseveil.cli import build_parser
+    from noiseveil.schemes.ric_training import PRESET_LR
+
+    assert set(PRESET_LR) == set(PRESETS)
+    for preset in PRESETS:
+        assert build_parser().parse_args(["train", "ric-cifar10", "--preset", preset]).preset == preset

@@ -41,7 +41,7 @@ class RICTrainConfig:
 
 # Training settings that go with each network preset of ``noiseveil.schemes.ric.PRESETS``:
 # the paper trains with Adam at 1e-4 for 200 GPU epochs; a CPU budget needs larger steps.
-PRESET_LR = {"paper": 1e-4, "fast": 1e-3}
+PRESET_LR = {"paper": 1e-4, "fast": 1e-3, "masked": 1e-3}
 
 
 def _pool_key(seed: int) -> SecretKey:
