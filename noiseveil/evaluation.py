@@ -15,7 +15,7 @@ import torch
 
 from noiseveil.classifiers.training import predict
 from noiseveil.data import ImageDataset, fixed_subset, to_tensor, to_uint8
-from noiseveil.metrics import accuracy_drop_proportion, psnr, ssim
+from noiseveil.metrics import accuracy_drop_proportion, describe, psnr, ssim
 from noiseveil.schemes.base import Scheme
 
 
@@ -43,22 +43,13 @@ class Evaluation:
             "acc_encrypted": acc_e,
             "adp_percent": accuracy_drop_proportion(acc_p, acc_e),
             "label_agreement": float((self.pred_cipher == self.pred_plain).mean()),
-            "recovery_psnr_db": _stats(rec_psnr),
-            "recovery_ssim": _stats(rec_ssim),
-            "ssim_cipher_vs_plain": _stats(leak_ssim),
+            "recovery_psnr_db": describe(rec_psnr),
+            "recovery_ssim": describe(rec_ssim),
+            "ssim_cipher_vs_plain": describe(leak_ssim),
             "first_try_label_changes": self.first_try_failed,  # re-encrypted with a fresh NAE
             "encrypt_images_per_second": n / self.encrypt_seconds,
             "decrypt_images_per_second": n / self.decrypt_seconds,
         }
-
-
-def _stats(values: np.ndarray) -> dict[str, float]:
-    return {
-        "mean": float(values.mean()),
-        "min": float(values.min()),
-        "median": float(np.median(values)),
-        "max": float(values.max()),
-    }
 
 
 def evaluate_scheme(

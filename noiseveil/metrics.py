@@ -40,3 +40,15 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def accuracy_drop_proportion(acc_plain: float, acc_encrypted: float) -> float:
     """ADP = (ACC_p − ACC_e) / ACC_p × 100 % (RIC eq. 14)."""
     return 100.0 * (acc_plain - acc_encrypted) / acc_plain if acc_plain > 0 else 0.0
+
+
+def describe(values) -> dict[str, float]:
+    """Mean, min, median, max and standard deviation of per-image values (as reported in results/)."""
+    v = np.asarray(values, dtype=np.float64)
+    return {
+        "mean": float(v.mean()),
+        "min": float(v.min()),
+        "median": float(np.median(v)),
+        "max": float(v.max()),
+        "std": float(v.std()),
+    }

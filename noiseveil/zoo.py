@@ -184,13 +184,17 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
+def classifier_from_payload(payload: dict[str, Any]) -> nn.Module:
+    """The frozen classifier a payload describes ("arch", "config", "state_dict")."""
+    model = build_classifier(payload["arch"], **payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return freeze(model)
+
+
 def load_classifier(model_id: str, pretrained: bool = True) -> nn.Module:
     """A registered classifier by id, with its shipped weights when ``pretrained``."""
     if pretrained:
-        payload = load_payload(model_id)
-        model = build_classifier(payload["arch"], **payload["config"])
-        model.load_state_dict(payload["state_dict"])
-        return freeze(model)
+        return classifier_from_payload(load_payload(model_id))
     if model_id not in CLASSIFIERS:
         raise ZooError(f"unknown classifier {model_id!r}; known: {', '.join(CLASSIFIERS)}")
     card = CLASSIFIERS[model_id]

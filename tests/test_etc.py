@@ -14,7 +14,7 @@ from noiseveil.classifiers.isotropic import ConvMixer, ViT
 from noiseveil.classifiers.training import TrainConfig
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import ImageDataset, load_dataset, to_tensor, to_uint8
-from noiseveil.io.codecs import jpeg_roundtrip
+from noiseveil.io.codecs import jpeg_roundtrip, jpeg_sizes
 from noiseveil.io.png import read_ciphertext, write_ciphertext
 from noiseveil.metrics import psnr
 from noiseveil.schemes import SCHEMES
@@ -342,3 +342,9 @@ def test_isotropic_defaults_and_grey() -> None:
         ).shape == (2, 10)
     with pytest.raises(ValueError):
         ViT(image_size=32, patch_size=5)
+
+
+def test_jpeg_sizes_match_the_roundtrip() -> None:
+    x = cifar()[:16]
+    for sub in ("4:4:4", "4:2:0"):
+        assert np.array_equal(jpeg_sizes(x, 85, sub), jpeg_roundtrip(x, 85, sub)[1])

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from noiseveil.attacks.base import Attack, pixels_of
+from noiseveil.attacks.base import Attack
 from noiseveil.schemes.base import Ciphertext, Scheme
 
 
@@ -36,6 +36,5 @@ class LabelOnlyBaseline(Attack):
     def reconstruct(self, ciphertexts: Sequence[Ciphertext], labels: np.ndarray) -> np.ndarray:
         if not self.means:
             self.fit()
-        shape = pixels_of(ciphertexts).shape
         guesses = [self.means.get(int(label), self.means[-1]) for label in labels]
-        return np.clip(np.rint(np.stack(guesses)), 0, 255).astype(np.uint8).reshape(shape)
+        return np.clip(np.rint(np.stack(guesses)), 0, 255).astype(np.uint8)

@@ -35,7 +35,8 @@ from noiseveil.attacks import (
 from noiseveil.classifiers.training import predict
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor
 from noiseveil.figures import box_plot, picture_grid
-from noiseveil.io.codecs import jpeg_roundtrip, png_sizes
+from noiseveil.io.codecs import jpeg_roundtrip, jpeg_sizes, png_sizes
+from noiseveil.metrics import describe
 from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.schemes import load_scheme
 from noiseveil.schemes.etc import EtCScheme, decrypt_blocks, encrypt_blocks
@@ -92,8 +93,8 @@ def file_sizes(data: ImageDataset, scheme: EtCScheme) -> dict[str, Any]:
     sets = {"plain": images, "etc": encrypt_blocks(images, keys)}
     table: dict[str, dict[str, float]] = {}
     for name, x in sets.items():
-        sizes = {f"JPEG QF={q}": jpeg_roundtrip(x, q)[1].sum() for q in QUALITIES}
-        sizes |= {f"JPEG QF={q} (4:2:0)": jpeg_roundtrip(x, q, "4:2:0")[1].sum() for q in QUALITIES}
+        sizes = {f"JPEG QF={q}": jpeg_sizes(x, q).sum() for q in QUALITIES}
+        sizes |= {f"JPEG QF={q} (4:2:0)": jpeg_sizes(x, q, "4:2:0").sum() for q in QUALITIES}
         sizes["PNG"] = png_sizes(x).sum()
         sizes["uncompressed"] = x.size
         table[name] = {k: float(v) / 1e6 for k, v in sizes.items()}
@@ -118,7 +119,7 @@ def perceptual_distance(data: ImageDataset, scheme: EtCScheme, n: int) -> dict[s
     plain = data.x_test[fixed_subset(len(data.x_test), n, seed=0)]
     cipher = encrypt_blocks(plain, scheme.keys(scheme.default_key()))
     d = lpips_distance(cipher, plain)
-    return {"metric": LPIPS_LABEL, "images": n, "values": d, **_stats(d)}
+    return {"metric": LPIPS_LABEL, "images": n, "values": d, **describe(d)}
 
 
 def robustness(
@@ -148,18 +149,14 @@ def robustness(
             "threat": attack.threat,
             "fit": report,
             "seconds": time.perf_counter() - start,
-            "ssim": _stats(s["ssim"]),
-            "psnr_db": _stats(s["psnr_db"]),
+            "ssim": describe(s["ssim"]),
+            "psnr_db": describe(s["psnr_db"]),
         }
     cipher = np.stack([c.pixels for c in cts])
     s = score(cipher, plain)
-    out["ciphertext itself"] = {"ssim": _stats(s["ssim"]), "psnr_db": _stats(s["psnr_db"])}
+    out["ciphertext itself"] = {"ssim": describe(s["ssim"]), "psnr_db": describe(s["psnr_db"])}
     summary = {"images": n, "cloud_label_accuracy": float((cloud_labels == labels).mean()), "attacks": out}
     return summary, {"plain": plain, "cipher": cipher, **guesses}, per_image
-
-
-def _stats(values: np.ndarray) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "median": float(np.median(values)), "std": float(np.std(values))}
 
 
 def run(

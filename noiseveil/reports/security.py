@@ -42,6 +42,7 @@ from noiseveil.classifiers.training import predict
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor
 from noiseveil.figures import key_sweep_plot, picture_grid
+from noiseveil.metrics import describe
 from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.schemes import load_scheme
 from noiseveil.schemes.base import Ciphertext
@@ -69,24 +70,14 @@ def victim_key(label: str = "victim") -> SecretKey:
     return SecretKey(hashlib.sha256(f"noiseveil security report {label} key".encode()).digest())
 
 
-def _stats(values: np.ndarray) -> dict[str, float]:
-    v = np.asarray(values, dtype=np.float64)
-    return {
-        "mean": float(v.mean()),
-        "min": float(v.min()),
-        "median": float(np.median(v)),
-        "max": float(v.max()),
-    }
-
-
 def _measure(guess: np.ndarray, plain: np.ndarray) -> dict[str, Any]:
     from noiseveil.perceptual import lpips_distance
 
     s = score(guess, plain)
     return {
-        "ssim": _stats(s["ssim"]),
-        "psnr_db": _stats(s["psnr_db"]),
-        "lpips_style": _stats(lpips_distance(guess, plain)),
+        "ssim": describe(s["ssim"]),
+        "psnr_db": describe(s["psnr_db"]),
+        "lpips_style": describe(lpips_distance(guess, plain)),
     }
 
 
@@ -125,7 +116,7 @@ def brute_force(
             {k: v["mean"] for k, v in _measure(guess, plain).items()} for guess in attack.sweep(cts)
         ]
     summary = {
-        name: {metric: _stats([row[metric] for row in rows]) for metric in rows[0]}
+        name: {metric: describe([row[metric] for row in rows]) for metric in rows[0]}
         for name, rows in per_key.items()
     }
     alphas = []
@@ -148,14 +139,13 @@ def brute_force(
         "one_bit_positions": bits,
         "per_key_means": per_key,
         "summary": summary,
-        "nes_alpha_db": {"per_image": alphas, **_stats(alphas), "z": b.nes_samples, "sigma": 1.0},
+        "nes_alpha_db": {"per_image": alphas, **describe(alphas), "z": b.nes_samples, "sigma": 1.0},
     }
 
 
-def run_model(model_id: str, b: SecurityBudget, figures: Path) -> dict[str, Any]:
+def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Path) -> dict[str, Any]:
     scheme = load_scheme(model_id)
     assert isinstance(scheme, RICScheme)
-    data: ImageDataset = load_dataset(read_manifest()[model_id]["dataset"])
     key, other_key = victim_key(), victim_key("other")
     idx = fixed_subset(len(data.x_test), b.test_images, seed=0)
     plain, cts = data.x_test[idx], _encrypt(scheme, data.x_test[idx], key)
@@ -221,10 +211,11 @@ def run(
     budget: SecurityBudget = SecurityBudget(),
 ) -> dict:
     models = models or sorted(k for k, v in read_manifest().items() if v.get("scheme") == "ric")
-    data_ids = sorted({load_dataset(read_manifest()[m]["dataset"]).source_id for m in models})
+    datasets = {m: load_dataset(read_manifest()[m]["dataset"]) for m in models}
+    data_ids = sorted({d.source_id for d in datasets.values()})
     result: dict[str, Any] = {**provenance(data_ids, models), "budget": asdict(budget), "models": {}}
     for model_id in models:
-        result["models"][model_id] = run_model(model_id, budget, out_dir / "figures")
+        result["models"][model_id] = run_model(model_id, datasets[model_id], budget, out_dir / "figures")
     write_result(out_dir / "security-report.json", result)
     (out_dir / "report.md").write_text(markdown(result))
     return result

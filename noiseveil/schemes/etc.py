@@ -48,7 +48,7 @@ from noiseveil.crypto.keys import KeyStream, SecretKey
 from noiseveil.data import ImageDataset
 from noiseveil.data.tensors import to_tensor, to_uint8
 from noiseveil.schemes.base import Scheme, SchemeError
-from noiseveil.zoo import ZooError, freeze
+from noiseveil.zoo import ZooError, classifier_from_payload, freeze
 
 DEFAULT_BLOCK_SIZE = 16
 # The six orders of (R, G, B), lexicographic: K4 picks one by index.
@@ -343,9 +343,7 @@ class EtCScheme(Scheme):
         classifier_id: str | None = None,
     ) -> EtCScheme:
         if classifier is None:
-            classifier = build_classifier(payload["arch"], **payload["config"])
-            classifier.load_state_dict(payload["state_dict"])
-            classifier = freeze(classifier)
+            classifier = classifier_from_payload(payload)
         key = payload.get("trained_key")
         return cls(
             model_id=model_id,
