@@ -127,7 +127,7 @@ class Scheme(ABC):
         if bound is not None and key.key_id != bound.key_id:
             raise SchemeError(
                 f"model {self.model_id} classifies images of key {bound.key_id} only, not of key "
-                f"{key.key_id}: use `noiseveil keygen --model {self.model_id}` (a public demo key) "
+                f"{key.key_id}: use `noiseveil keygen --model {self.model_id} PATH` (a public demo key) "
                 "or train a model for your key"
             )
 
