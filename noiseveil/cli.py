@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset",
         choices=["fast", "paper", "masked"],
-        help="RIC network preset (paper: paper's sizes, lr 1e-4; masked: residuals + keyed signs)",
+        help="RIC network preset (paper: paper's sizes, lr 1e-4; masked: residuals + keyed pad, λ 0.7)",
     )
     p.add_argument("--as", dest="save_as", metavar="ID", help="ship under this id instead")
     p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")

@@ -182,7 +182,7 @@ def train_scheme_command(
         data,
         train_cfg,
         checkpoint_dir / f"{model_id}.ckpt",
-        cache_tag=f"{card.classifier_id}-{scheme.nae.steps}-{scheme.nae.lr}",
+        cache_tag=f"{card.classifier_id}-{scheme.nae.steps}-{scheme.nae.lr}-{scheme.nae.margin}",
     )
     final = report["curve"][-1] if report["curve"] else {}
     info = {

@@ -31,7 +31,7 @@ def _recover(
     x_q: torch.Tensor,
     noise: torch.Tensor,
     target: torch.Tensor,
-    signs: torch.Tensor | None,
+    pad: torch.Tensor | None,
 ) -> torch.Tensor:
     """255 · D((x'_q − λΦ(r)) / (1 − λ)) for a batch of noises r in [0, 1] (one ciphertext)."""
     n_adv = (
@@ -40,8 +40,8 @@ def _recover(
         else generate_nae(scheme.classifier, noise, target.expand(len(noise)), scheme.nae)
     )
     with torch.no_grad():
-        s = None if signs is None else signs.expand(len(noise), -1, -1, -1)
-        return 255.0 * scheme.model.decode(x_q.expand(len(noise), -1, -1, -1), n_adv, s)
+        p = None if pad is None else pad.expand(len(noise), -1, -1, -1)
+        return 255.0 * scheme.model.decode(x_q.expand(len(noise), -1, -1, -1), n_adv, p)
 
 
 def gradient_norms(
@@ -54,17 +54,17 @@ def gradient_norms(
 ) -> np.ndarray:
     """‖∇_r H_i(r)‖₂ for every pixel i at r = noise, from z antithetic NES pairs.
 
-    ``key_material`` is what one key gives this ciphertext: (noise (1, C, H, W), target, signs).
+    ``key_material`` is what one key gives this ciphertext: (noise (1, C, H, W), target, pad).
 
     With V (z x d) the directions and Δ (z x d) the antithetic differences, ∇H_i = V^T Δ_i / (2σz),
     so ‖∇H_i‖² = Δ_i^T (V V^T) Δ_i / (2σz)²: a z x z Gram matrix, never the d x d Jacobian.
     """
-    noise, target, signs = key_material
+    noise, target, pad = key_material
     gen = torch.Generator().manual_seed(seed)
     v = torch.randn((z, *noise.shape[1:]), generator=gen)
     step = sigma / 255.0  # σ is in 8-bit units, the noise in [0, 1]
-    plus = _recover(scheme, x_q, (noise + step * v).clamp(0, 1), target, signs).flatten(1)
-    minus = _recover(scheme, x_q, (noise - step * v).clamp(0, 1), target, signs).flatten(1)
+    plus = _recover(scheme, x_q, (noise + step * v).clamp(0, 1), target, pad).flatten(1)
+    minus = _recover(scheme, x_q, (noise - step * v).clamp(0, 1), target, pad).flatten(1)
     delta = (plus - minus).double()
     vf = v.flatten(1).double()
     gram = vf @ vf.T
@@ -81,7 +81,7 @@ def estimate_alpha(
     sigma: float = 1.0,
     seed: int = 0,
 ) -> float:
-    """α (dB) of eq. 21 at ε = 1 for one ciphertext; ``right``/``wrong``: (noise, target, signs)."""
+    """α (dB) of eq. 21 at ε = 1 for one ciphertext; ``right``/``wrong``: (noise, target, pad)."""
     g_right = gradient_norms(scheme, x_q, right, z, sigma, seed)
     g_wrong = gradient_norms(scheme, x_q, wrong, z, sigma, seed + 1)
     total = abs(float((g_wrong - g_right).sum()))

@@ -90,10 +90,10 @@ def _encrypt(scheme: RICScheme, images: np.ndarray, key: SecretKey, batch: int =
 
 
 def _key_material(scheme: RICScheme, ct: Ciphertext, key: SecretKey) -> tuple:
-    """(noise, target, signs) that ``key`` gives this ciphertext, as decryption derives them."""
+    """(noise, target, pad) that ``key`` gives this ciphertext, as decryption derives them."""
     nonce = bytes.fromhex(ct.fields["nonce"])
     target = (int(ct.fields["target"], 16) ^ scheme._label_pad(key, nonce)) % scheme.num_classes
-    return scheme.noise(key, [nonce]), torch.tensor([target]), scheme.signs(key, [nonce])
+    return scheme.noise(key, [nonce]), torch.tensor([target]), scheme.pad(key, [nonce])
 
 
 def brute_force(

@@ -54,11 +54,12 @@ class RICConfig:
     g2: float = 5.0  # adversarial extent of the ciphertext (eq. 13)
     srl: bool = True  # symmetric residual learning (eq. 5 and 9); False = "NAE w/o SRL"
     adversarial_noise: bool = True  # False = "RNI w/ SRL": blend the raw noise n, not n_adv
-    # Beyond the paper (see RIC.encode): E and D learn residuals around the image, and the
-    # encoded image is multiplied by keyed ±1 signs before the blend, so that low-pass
-    # filtering or stretching the ciphertext averages the image out instead of showing it.
+    # Beyond the paper (see RIC.encode): E and D learn corrections around the image itself, and
+    # the encoded image is hidden by a keyed one-time pad modulo 1 before the blend, so that
+    # no processing of the ciphertext can show the image.
     residual: bool = False
-    keyed_signs: bool = False
+    keyed_pad: bool = False
+    pad_margin: float = 0.025  # the image occupies [m, 1 − m] of the pad's circle (see RIC.encode)
 
 
 PRESETS: dict[str, RICConfig] = {
@@ -69,8 +70,8 @@ PRESETS: dict[str, RICConfig] = {
     ),
     # CPU preset: dilated 3x3 branches give the same receptive fields for a fraction of the cost.
     "fast": RICConfig(),
-    # "fast" plus image residuals and keyed signs (not in the paper; see RIC.encode).
-    "masked": RICConfig(residual=True, keyed_signs=True),
+    # "fast" plus image residuals and a keyed pad, at λ = 0.7 (not in the paper; see RIC.encode).
+    "masked": RICConfig(residual=True, keyed_pad=True, lam=0.7),
 }
 
 
@@ -123,51 +124,60 @@ class RIC(nn.Module):
         self.feature = MultiReceptiveStack(c, cfg, cfg.feature_channels)  # F
         self.encoder = MultiReceptiveStack(self.feature.out_channels + c, cfg, c)  # E
         self.decoder = MultiReceptiveStack(c if cfg.srl else 2 * c, cfg, c)  # D
-        if (cfg.residual or cfg.keyed_signs) and not cfg.srl:
-            raise ValueError("residual and keyed_signs work on SRL's u = (x'_q − λ·n_adv)/(1 − λ): keep srl")
+        if cfg.keyed_pad and not (cfg.residual and cfg.srl):
+            raise ValueError("keyed_pad pads the image residual inside SRL's blend: keep residual and srl")
+        if cfg.residual and not cfg.srl:
+            raise ValueError("residual works on SRL's u = (x'_q − λ·n_adv)/(1 − λ): keep srl")
+        if cfg.residual:  # E and D start as the identity: training learns corrections
+            for stack in (self.encoder, self.decoder):
+                nn.init.zeros_(stack.project.weight)
+                nn.init.zeros_(stack.project.bias)
 
-    def encode(self, x: torch.Tensor, n_adv: torch.Tensor, signs: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, n_adv: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
         """x' before quantisation (eq. 5; without SRL, x' = u_en).
 
-        With ``residual``, u_en = (x − ½) + E(·): the encoder starts from the image and learns
-        a correction, which makes high fidelity far easier to learn than an identity through a
-        ReLU stack. That alone would put 0.2·x in plain view, so ``keyed_signs`` multiplies
-        u_en by keyed ±1 signs s, independent of the noise: s ⊙ u_en has zero mean and no
-        low-frequency content, and the decoder, which regenerates s, undoes it exactly.
+        With ``residual``, E learns a correction e to the image, v = x + e, instead of an
+        identity through a ReLU stack, so the model starts at the fidelity 8-bit rounding
+        allows. That alone would put (1 − λ)·x in plain view, so ``keyed_pad`` sends v through
+        a one-time pad on the circle [0, 1): u_en = frac(m + (1 − 2m)·v + k), with k keyed
+        uniform per pixel. For any image, u_en is then uniform whatever x is, so no filter,
+        contrast stretch or statistic of the ciphertext depends on the image. The margin m
+        keeps the image off the wrap point: decryption's rounding error (≤ 0.5/255/(1 − λ))
+        cannot carry a black pixel round to white.
         """
         u_en = self.encoder(torch.cat([self.feature(x), n_adv], dim=1))
         if self.cfg.residual:
-            u_en = u_en + (x - 0.5)
-        if self.cfg.keyed_signs:
-            u_en = u_en * self._check_signs(signs)
+            u_en = u_en + x
+        if self.cfg.keyed_pad:
+            m = self.cfg.pad_margin
+            u_en = torch.remainder(m + (1.0 - 2.0 * m) * u_en + self._check_pad(pad), 1.0)
         if not self.cfg.srl:
             return u_en
         return (1.0 - self.cfg.lam) * u_en + self.cfg.lam * n_adv
 
-    def decode(
-        self, x_q: torch.Tensor, n_adv: torch.Tensor, signs: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def decode(self, x_q: torch.Tensor, n_adv: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
         """x̃ from the quantised ciphertext and the regenerated NAE (eq. 9, 10)."""
         if self.cfg.srl:
             u = (x_q - self.cfg.lam * n_adv) / (1.0 - self.cfg.lam)
         else:
             u = torch.cat([x_q, n_adv], dim=1)
-        if self.cfg.keyed_signs:
-            u = u * self._check_signs(signs)
+        if self.cfg.keyed_pad:
+            m = self.cfg.pad_margin
+            u = (torch.remainder(u - self._check_pad(pad), 1.0) - m) / (1.0 - 2.0 * m)
         out = self.decoder(u)
-        return out + 0.5 + u if self.cfg.residual else out
+        return u + out if self.cfg.residual else out
 
-    def _check_signs(self, signs: torch.Tensor | None) -> torch.Tensor:
-        if signs is None:
-            raise ValueError("this RIC model multiplies by keyed signs: pass signs (±1, like x)")
-        return signs
+    def _check_pad(self, pad: torch.Tensor | None) -> torch.Tensor:
+        if pad is None:
+            raise ValueError("this RIC model uses a keyed pad: pass pad (uniform in [0, 1), like x)")
+        return pad
 
     def forward(
-        self, x: torch.Tensor, n_adv: torch.Tensor, signs: torch.Tensor | None = None
+        self, x: torch.Tensor, n_adv: torch.Tensor, pad: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x'_q, x̃): quantisation noise in training, rounding and clipping otherwise."""
-        x_q = quantize(self.encode(x, n_adv, signs), self.training)
-        x_rec = self.decode(x_q, n_adv, signs)
+        x_q = quantize(self.encode(x, n_adv, pad), self.training)
+        x_rec = self.decode(x_q, n_adv, pad)
         return x_q, x_rec if self.training else x_rec.clamp(0.0, 1.0)
 
 
@@ -206,13 +216,13 @@ class RICScheme(Scheme):
             np.stack([keyed_uniform(key, nonce, "ric/noise", (c, h, w)) for nonce in nonces])
         )
 
-    def signs(self, key: SecretKey, nonces: Sequence[bytes]) -> torch.Tensor | None:
-        """Keyed ±1 signs per image (``keyed_signs`` models only), independent of the noise n."""
-        if not self.model.cfg.keyed_signs:
+    def pad(self, key: SecretKey, nonces: Sequence[bytes]) -> torch.Tensor | None:
+        """Keyed uniform pad k per image (``keyed_pad`` models only), independent of the noise n."""
+        if not self.model.cfg.keyed_pad:
             return None
         h, w, c = self.image_shape
-        bits = np.stack([keyed_uniform(key, nonce, "ric/signs", (c, h, w)) for nonce in nonces]) < 0.5
-        return torch.from_numpy(np.where(bits, -1.0, 1.0).astype(np.float32))
+        pads = [keyed_uniform(key, nonce, "ric/pad", (c, h, w)) for nonce in nonces]
+        return torch.from_numpy(np.stack(pads))
 
     @staticmethod
     def _label_pad(key: SecretKey, nonce: bytes) -> int:
@@ -244,8 +254,8 @@ class RICScheme(Scheme):
         for attempt in range(self.max_tries):
             fresh = [new_nonce() for _ in todo]
             n_adv = self.nae_for(key, fresh, targets[todo])
-            signs = self.signs(key, fresh)
-            x_q[todo] = quantize(self.model.encode(images[todo], n_adv, signs), training=False)
+            pad = self.pad(key, fresh)
+            x_q[todo] = quantize(self.model.encode(images[todo], n_adv, pad), training=False)
             for i, nonce in zip(todo.tolist(), fresh, strict=True):
                 nonces[i] = nonce
             self.stats["encrypted" if attempt == 0 else "retried"] += len(todo)
@@ -307,7 +317,7 @@ class RICScheme(Scheme):
             idx = [i for i, f in enumerate(fields) if NAEConfig.from_fields(f, self.nae.chunk) == cfg]
             group = [nonces[i] for i in idx]
             n_adv = self.nae_for(key, group, targets[idx], cfg)
-            out[idx] = self.model.decode(pixels[idx], n_adv, self.signs(key, group)).clamp(0.0, 1.0)
+            out[idx] = self.model.decode(pixels[idx], n_adv, self.pad(key, group)).clamp(0.0, 1.0)
         return out
 
     # -- persistence -----------------------------------------------------------------------
