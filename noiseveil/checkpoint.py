@@ -24,6 +24,7 @@ class TrainingState:
         """Write atomically, so an interrupted save never leaves a corrupt checkpoint."""
         if path is None:
             return
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         torch.save(
             {

@@ -96,12 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
 
     p = sub.add_parser("report", help="regenerate a paper's tables into results/ (JSON, Markdown, figures)")
-    p.add_argument("paper", choices=["etc", "security"], help="EtC paper's tables, or RIC's security suite")
+    p.add_argument(
+        "paper", choices=["ric", "etc", "security"], help="RIC or EtC paper's tables, or RIC's security suite"
+    )
     p.add_argument("--out", type=Path, help="output folder (default: results/<paper>)")
-    p.add_argument("--images", type=int, help="test images (etc: 1000 for distances/attacks; security: 200)")
+    p.add_argument(
+        "--images", type=int, help="test images (ric: 500; etc: 1000 for distances/attacks; security: 200)"
+    )
     p.add_argument("--steps", type=int, help="training steps of every attack network (default 1500)")
     p.add_argument("--itn-pairs", type=int, help="own-key pairs the ITN attacker makes (etc: 10000)")
-    p.add_argument("--models", nargs="+", help="security: RIC models to attack (default: all shipped)")
+    p.add_argument("--models", nargs="+", help="ric, security: RIC models (default: all shipped)")
+    p.add_argument("--ablation-steps", type=int, help="ric: training steps of each Table 4 model (800)")
+    p.add_argument("--sweep-steps", type=int, help="ric: fine-tuning steps at each λ of the sweep (200)")
     p.add_argument("--render-only", action="store_true", help="rewrite report.md from the existing JSON")
     return parser
 

@@ -281,20 +281,29 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from noiseveil.data import DataError
     from noiseveil.provenance import RESULTS_DIR
-    from noiseveil.reports import etc, security
+    from noiseveil.reports import etc, ric, security
 
     out = args.out or RESULTS_DIR / args.paper
     if args.render_only:  # text changes only: every number is re-read from the JSON
         saved = out / f"{args.paper}-report.json"
         if not saved.exists():
             raise DataError(f"{saved}: no report to render; run without --render-only first")
-        module = etc if args.paper == "etc" else security
-        (out / "report.md").write_text(module.markdown(json.loads(saved.read_text())))
+        if args.paper == "ric":
+            ric.render(json.loads(saved.read_text()), out)
+        else:
+            module = etc if args.paper == "etc" else security
+            (out / "report.md").write_text(module.markdown(json.loads(saved.read_text())))
         print(f"wrote {out / 'report.md'} from {saved}")
         return EXIT_OK
     options = {"images": args.images, "steps": args.steps, "pairs": args.itn_pairs}
     given = {k: v for k, v in options.items() if v is not None}
-    if args.paper == "etc":
+    if args.paper == "ric":
+        changes = {"ablation_steps": args.ablation_steps, "sweep_steps": args.sweep_steps}
+        changes["images"] = args.images
+        budget = replace(ric.RICReportBudget(), **{k: v for k, v in changes.items() if v is not None})
+        ric.run(out, budget, args.models)
+        print(f"wrote {out / 'report.md'} and {out / 'ric-report.json'}")
+    elif args.paper == "etc":
         n = given.get("images", 1000)
         etc.run(out, n, n, given.get("pairs", 10000), given.get("steps", 1500))
         print(f"wrote {out / 'report.md'} and {out / 'etc-report.json'}")

@@ -144,7 +144,7 @@ def train_scheme_command(
     """
     from noiseveil.schemes.nae import NAEConfig
     from noiseveil.schemes.ric import PRESETS, RIC, RICScheme
-    from noiseveil.schemes.ric_training import PRESET_LR, RICTrainConfig, fit_ric
+    from noiseveil.schemes.ric_training import PRESET_LR, RICTrainConfig, fit_ric, pool_tag
     from noiseveil.zoo import SCHEME_CARDS, load_classifier
 
     if model_id not in SCHEME_CARDS:
@@ -163,7 +163,7 @@ def train_scheme_command(
     model_id = save_as or model_id
     data = load_dataset(card.dataset)
     classifier = load_classifier(card.classifier_id)
-    ric_cfg = replace(PRESETS[card.preset], channels=data.image_shape[2])
+    ric_cfg = replace(PRESETS[card.preset], channels=data.image_shape[2], **card.config)
     train_cfg = RICTrainConfig(**card.train)
     if steps is not None:
         train_cfg = replace(train_cfg, steps=steps)
@@ -182,7 +182,7 @@ def train_scheme_command(
         data,
         train_cfg,
         checkpoint_dir / f"{model_id}.ckpt",
-        cache_tag=f"{card.classifier_id}-{scheme.nae.steps}-{scheme.nae.lr}-{scheme.nae.margin}",
+        cache_tag=pool_tag(card.classifier_id, scheme),
     )
     final = report["curve"][-1] if report["curve"] else {}
     info = {

@@ -24,7 +24,7 @@ class Evaluation:
     plain: np.ndarray  # uint8 (N, H, W, C)
     cipher: np.ndarray
     recovered: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None  # None for images without ground truth (cross-dataset, photos)
     pred_plain: np.ndarray
     pred_cipher: np.ndarray
     encrypt_seconds: float
@@ -32,16 +32,21 @@ class Evaluation:
     first_try_failed: int = 0
 
     def summary(self) -> dict:
-        acc_p = float((self.pred_plain == self.labels).mean())
-        acc_e = float((self.pred_cipher == self.labels).mean())
         rec_psnr, rec_ssim = psnr(self.recovered, self.plain), ssim(self.recovered, self.plain)
         leak_ssim = ssim(self.cipher, self.plain)
         n = len(self.plain)
+        accuracy = {}
+        if self.labels is not None:
+            acc_p = float((self.pred_plain == self.labels).mean())
+            acc_e = float((self.pred_cipher == self.labels).mean())
+            accuracy = {
+                "acc_plain": acc_p,
+                "acc_encrypted": acc_e,
+                "adp_percent": accuracy_drop_proportion(acc_p, acc_e),
+            }
         return {
             "images": n,
-            "acc_plain": acc_p,
-            "acc_encrypted": acc_e,
-            "adp_percent": accuracy_drop_proportion(acc_p, acc_e),
+            **accuracy,
             "label_agreement": float((self.pred_cipher == self.pred_plain).mean()),
             "recovery_psnr_db": describe(rec_psnr),
             "recovery_ssim": describe(rec_ssim),
@@ -61,7 +66,13 @@ def evaluate_scheme(
     Returns the evaluation and the subset's indices.
     """
     idx = fixed_subset(len(data.x_test), n, seed)
-    plain = data.x_test[idx]
+    return evaluate_images(scheme, data.x_test[idx], data.y_test[idx], batch_size), idx
+
+
+def evaluate_images(
+    scheme: Scheme, plain: np.ndarray, labels: np.ndarray | None, batch_size: int = 64
+) -> Evaluation:
+    """Encrypt, classify and decrypt uint8 images (N, H, W, C) of the scheme's shape."""
     key = scheme.default_key()
     # RIC re-encrypts the rare image whose ciphertext changes label; count those (first try).
     failed_before = getattr(scheme, "stats", {}).get("first_try_failed", 0)
@@ -83,15 +94,14 @@ def evaluate_scheme(
         pred_plain = predict(classifier, to_tensor(plain)).numpy()
         pred_cipher = predict(classifier, to_tensor(cipher_arr)).numpy()
     first_try = getattr(scheme, "stats", {}).get("first_try_failed", 0) - failed_before
-    ev = Evaluation(
+    return Evaluation(
         plain,
         cipher_arr,
         np.concatenate(recovered),
-        data.y_test[idx],
+        labels,
         pred_plain,
         pred_cipher,
         enc_s,
         dec_s,
         first_try,
     )
-    return ev, idx

@@ -70,3 +70,31 @@ def key_sweep_plot(per_key: dict[str, list[dict[str, float]]], path: Path) -> Pa
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+Series = dict[str, tuple[Sequence[float], Sequence[float]]]
+
+
+def line_plot(
+    left: Series, xlabel: str, ylabel: str, path: Path, right: tuple[Series, str] | None = None
+) -> Path:
+    """Lines with markers, one per named (xs, ys) series; ``right``: series on a second y axis."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for name, (xs, ys) in left.items():
+        ax.plot(xs, ys, "o-", ms=3, label=name)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    if right is not None:
+        twin = ax.twinx()
+        for name, (xs, ys) in right[0].items():
+            twin.plot(xs, ys, "s--", ms=3, color="k", label=name)
+        twin.set_ylabel(right[1], fontsize=8)
+        more = twin.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

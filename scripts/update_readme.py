@@ -79,45 +79,8 @@ def section() -> str:
             "**RIC models** (`noiseveil train ID`; validation uses fresh NAEs):\n\n"
             + table(["id", "parameters", "steps", "training time", "val PSNR (64 images)", "JSON"], rows)
         )
-    rows = []
-    for p, r in load("evaluate/*.json"):
-        rows.append(
-            [
-                model_name(r["scheme_model"]),
-                r["dataset"],
-                str(r["images"]),
-                f"{100 * r['acc_plain']:.2f}",
-                f"{100 * r['acc_encrypted']:.2f}",
-                f"{r['adp_percent']:.2f}",
-                f"{100 * r['label_agreement']:.2f}",
-                str(r.get("first_try_label_changes", "")),
-                f"{r['recovery_psnr_db']['mean']:.2f}",
-                f"{r['recovery_ssim']['mean']:.4f}",
-                f"{r['ssim_cipher_vs_plain']['mean']:.4f}",
-                rel(p),
-            ]
-        )
-    if rows:
-        parts.append(
-            "**Evaluation** (`noiseveil evaluate -m ID -n N`; RIC Tables 1 and 2 on our data):\n\n"
-            + table(
-                [
-                    "model",
-                    "dataset",
-                    "images",
-                    "ACC_p %",
-                    "ACC_e %",
-                    "ADP %",
-                    "label agreement %",
-                    "first tries re-encrypted",
-                    "recovery PSNR dB",
-                    "recovery SSIM",
-                    "SSIM(cipher, plain)",
-                    "JSON",
-                ],
-                rows,
-            )
-        )
+    parts += ric_report()
+    parts += security_report()
     rows = []
     for p, r in load("benchmark/throughput-*.json"):
         share = r["encrypt_stage_share"]
@@ -188,6 +151,82 @@ def section() -> str:
         )
     parts += etc_report()
     return "\n\n".join(parts)
+
+
+def ric_report() -> list[str]:
+    """The RIC paper's Tables 1-4 and the λ sweep, from results/ric/ric-report.json."""
+    found = load("ric/ric-report.json")
+    if not found:
+        return []
+    p, r = found[0]
+    pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
+    rows = []
+    for m, res in r["in_dataset"].items():
+        for method, row in (("RIC", res["ric"]), ("4-bit LSB w/ NAE", res["lsb_baseline"])):
+            rows.append(
+                [
+                    model_name(m) if method == "RIC" else "",
+                    row.get("dataset", res["ric"]["dataset"]),
+                    method,
+                    str(row["images"]),
+                    pct(row["acc_plain"]),
+                    pct(row["acc_encrypted"]),
+                    f"{row['adp_percent']:.2f}",
+                    f"{row['psnr_db']['mean']:.2f}",
+                    f"{row['ssim']['mean']:.4f}",
+                    f"{row['lpips_style']['mean']:.4f}",
+                    f"{row['ssim_cipher_vs_plain']['mean']:.4f}",
+                ]
+            )
+    header = ["model", "dataset", "method", "images", "ACC_p %", "ACC_e %", "ADP %", "PSNR dB", "SSIM"]
+    header += ["LPIPS-style", "SSIM(cipher, plain)"]
+    parts = [
+        f"**RIC, the paper's Tables 1 and 2** (`{r['command']}`; full report with Tables 3-4, "
+        f"the λ sweep, privacy checks and figures: [results/ric/report.md](results/ric/report.md), "
+        f"{rel(p)}):\n\n" + table(header, rows)
+    ]
+    rows = [
+        [
+            row["ablation"],
+            f"{row['train_seconds'] / 60:.1f} min",
+            pct(row["acc_encrypted"]),
+            f"{row['adp_percent']:.2f}",
+            f"{row['psnr_db']['mean']:.2f}",
+        ]
+        for row in r["ablation"]["rows"]
+    ]
+    parts.append(
+        f"**RIC, Table 4 ablation** (paper structure, {r['budget']['ablation_steps']} steps each "
+        f"from scratch, `{r['ablation']['model']}`'s data):\n\n"
+        + table(["variant", "training", "ACC_e %", "ADP %", "PSNR dB"], rows)
+    )
+    rows = [
+        [str(row["lam"]), pct(row["acc_encrypted"]), f"{row['adp_percent']:.2f}"]
+        + [f"{row['psnr_db']['mean']:.2f}"]
+        for row in r["lam_sweep"]["rows"]
+    ]
+    parts.append(
+        f"**RIC, λ sweep** (`{r['lam_sweep']['model']}`, fine-tuned {r['budget']['sweep_steps']} "
+        "steps at each other λ):\n\n" + table(["λ", "ACC_e %", "ADP %", "PSNR dB"], rows)
+    )
+    return parts
+
+
+def security_report() -> list[str]:
+    """The RIC attack suite's headline rows, from results/security/security-report.json."""
+    found = load("security/security-report.json")
+    if not found:
+        return []
+    p, r = found[0]
+    rows = []
+    for m, res in r["models"].items():
+        for name, a in res["attacks"].items():
+            rows.append([model_name(m), name, f"{a['ssim']['mean']:.4f}", f"{a['psnr_db']['mean']:.2f}"])
+    return [
+        f"**RIC security** (`{r['command']}`; full report: [results/security/report.md]"
+        f"(results/security/report.md), {rel(p)}; a leak must beat the label-only row):\n\n"
+        + table(["model", "attack", "SSIM mean", "PSNR dB mean"], rows)
+    ]
 
 
 def etc_report() -> list[str]:

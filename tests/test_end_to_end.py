@@ -5,7 +5,7 @@ encrypted with ``noiseveil encrypt``, classified as ciphertexts by the cloud cla
 (RIC's unmodified plaintext model, EtC's model trained on EtC images), and decrypted in a
 *separate process with another thread count* than the one that made the reference
 decryption. Thresholds (see ``MIN_PSNR_DB``) sit below the figures measured
-by ``noiseveil evaluate`` (results/evaluate/) so that a regression, not noise, fails them.
+by ``noiseveil report ric`` (results/ric/) so that a regression, not noise, fails them.
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from noiseveil.metrics import psnr, ssim
 from noiseveil.schemes import load_scheme, shipped_schemes
 from noiseveil.zoo import read_manifest
 
-# Recovery must be useful: 30 dB is where 8-bit errors average under ~8 grey levels and
-# differences stop being visible at a glance; the shipped models measure well above it.
-MIN_PSNR_DB = 30.0
-# The ciphertext must not look like the image (SSIM of 1 = identical, ~0 = unrelated).
-MAX_CIPHER_SSIM = 0.3
+# Recovery: RIC's shipped models are held to the fidelity target of issue 3 (46 dB, a dB of
+# slack for 24 images); EtC decryption is exact, so any loss at all would be a bug.
+MIN_PSNR_DB = {"ric": 45.0, "etc": 99.0}
+# The ciphertext must not look like the image (SSIM of 1 = identical, ~0 = unrelated). RIC's
+# target is 0.05; EtC keeps each block's content, only moved and turned (see its report).
+MAX_CIPHER_SSIM = {"ric": 0.05, "etc": 0.15}
 N_IMAGES = 24
 
 MODELS = shipped_schemes()
@@ -107,11 +108,11 @@ def test_cloud_classifier_labels_the_ciphertexts(encrypted):
 
 
 def test_ciphertext_hides_the_image(encrypted):
-    _, _, plain_dir, cipher_dir, _ = encrypted
+    model_id, _, plain_dir, cipher_dir, _ = encrypted
     files = sorted(p.relative_to(plain_dir) for p in plain_dir.rglob("*.png"))
     plain = np.stack([read_image(plain_dir / f) for f in files])
     cipher = np.stack([read_image(cipher_dir / f) for f in files])
-    assert ssim(cipher, plain).mean() < MAX_CIPHER_SSIM
+    assert ssim(cipher, plain).mean() < MAX_CIPHER_SSIM[load_scheme(model_id).name]
 
 
 def test_decrypt_in_another_process_and_thread_count_is_identical(encrypted):
@@ -122,7 +123,7 @@ def test_decrypt_in_another_process_and_thread_count_is_identical(encrypted):
     assert proc.returncode == 0, proc.stderr
     recovered = np.stack([read_image(out / f) for f in files])
     plain = np.stack([read_image(plain_dir / f) for f in files])
-    assert psnr(recovered, plain).mean() > MIN_PSNR_DB
+    assert psnr(recovered, plain).mean() > MIN_PSNR_DB[load_scheme(model_id).name]
 
     # Reference: this process, two threads, one batch.
     scheme = load_scheme(model_id)
@@ -259,4 +260,4 @@ def test_torchscript_classifier_from_the_cli(encrypted, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     recovered = np.stack([read_image(tmp_path / "r" / f.name) for f in one])
-    assert psnr(recovered, np.stack([read_image(f) for f in one])).mean() > MIN_PSNR_DB
+    assert psnr(recovered, np.stack([read_image(f) for f in one])).mean() > MIN_PSNR_DB["ric"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,25 @@ def test_classifier_weights_matter(reference: torch.Tensor) -> None:
     # Guards the comparisons above: another classifier gives another NAE.
     other = generate_nae(make_tiny_ric(seed=1).classifier, seeded_noise(), TARGETS, CFG)
     assert not torch.equal(other, reference)
+
+
+def test_blend_attack_survives_the_pad_better_than_a_plain_nae() -> None:
+    """MNIST's CNN: NAEs made against the blend keep their label under fresh uniform shares."""
+    from noiseveil.data import load_dataset, to_tensor
+    from noiseveil.zoo import load_classifier
+
+    classifier = load_classifier("mnist-cnn")
+    x = to_tensor(load_dataset("mnist").x_test[:48])
+    target = classifier(x).argmax(1)
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(3))
+    fresh = torch.rand(x.shape, generator=torch.Generator().manual_seed(4))
+    plain_cfg = NAEConfig(steps=20, lr=0.1, margin=15.0)
+    blend_cfg = replace(plain_cfg, blend_draws=4)
+    assert NAEConfig.from_fields(blend_cfg.as_fields()) == blend_cfg
+    assert NAEConfig.from_fields(plain_cfg.as_fields()) == plain_cfg  # old headers still parse
+
+    def kept(cfg: NAEConfig) -> float:
+        n_adv = generate_nae(classifier, noise, target, cfg, lam=0.8)
+        return (classifier(0.8 * n_adv + 0.2 * fresh).argmax(1) == target).float().mean().item()
+
+    assert kept(blend_cfg) > kept(plain_cfg)

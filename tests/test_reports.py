@@ -71,3 +71,34 @@ def test_etc_report_on_a_slice_of_cifar10(tmp_path) -> None:
     assert "Table IV" in (tmp_path / "report.md").read_text()
     for fig in ("lpips-etc.png", "attacks-etc.png", "attacks-ssim-etc.png"):
         assert (tmp_path / "figures" / fig).stat().st_size > 1000
+
+
+@pytest.mark.skipif("ric-cifar10" not in shipped_schemes(), reason="ric-cifar10 not shipped")
+def test_ric_report_on_a_tiny_budget(tmp_path) -> None:
+    from noiseveil.reports import ric
+
+    budget = ric.RICReportBudget(
+        images=12, lams=(0.6, 0.7), sweep_steps=2, ablation_steps=2, grid_images=3, pool_per_class=2
+    )
+    result = ric.run(tmp_path / "out", budget, ["ric-cifar10"], runs=tmp_path / "runs")
+    res = result["in_dataset"]["ric-cifar10"]
+    assert res["ric"]["images"] == 12 and res["ric"]["adp_percent"] == 0.0
+    assert res["ric"]["psnr_db"]["mean"] > res["lsb_baseline"]["psnr_db"]["mean"] + 8
+    # 4 bits kept, the middle of each 16-level bin: about 20·log10(255 / (16/√12)) = 34.8 dB
+    assert 33.0 < res["lsb_baseline"]["psnr_db"]["mean"] < 36.5
+    # the pad hides the image from a low-pass filter; the same networks without it do not
+    lowpass = ric.LOWPASS
+    padded, pad_off = (
+        res["privacy"]["with keyed pad"][lowpass],
+        res["privacy"]["same networks, pad off"][lowpass],
+    )
+    assert padded["abs_correlation"]["mean"] < padded["abs_correlation_chance"]["mean"] + 0.1
+    assert pad_off["abs_correlation"]["mean"] > pad_off["abs_correlation_chance"]["mean"] + 0.2
+    assert [row["images_from"] for row in result["cross_dataset"]] == ["cifar10", "scikit-image photos"]
+    assert result["cross_dataset"][1]["images"] == len(ric.NATURAL_IMAGES)
+    assert [row["ablation"] for row in result["ablation"]["rows"]] == list(ric.ABLATIONS)
+    assert [row["lam"] for row in result["lam_sweep"]["rows"]] == [0.6, 0.7]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "4-bit LSB w/ NAE" in report and "RNI w/ SRL" in report
+    for fig in ("recovery-cifar10.png", "privacy-cifar10.png", "lambda-sweep.png"):
+        assert (tmp_path / "out" / "figures" / fig).stat().st_size > 1000

@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from noiseveil.schemes.nae import generate_nae
 from noiseveil.schemes.ric import RICScheme
 
 
@@ -34,11 +33,7 @@ def _recover(
     pad: torch.Tensor | None,
 ) -> torch.Tensor:
     """255 · D((x'_q − λΦ(r)) / (1 − λ)) for a batch of noises r in [0, 1] (one ciphertext)."""
-    n_adv = (
-        noise
-        if not scheme.model.cfg.adversarial_noise
-        else generate_nae(scheme.classifier, noise, target.expand(len(noise)), scheme.nae)
-    )
+    n_adv = scheme.nae_from_noise(noise, target.expand(len(noise)))
     with torch.no_grad():
         p = None if pad is None else pad.expand(len(noise), -1, -1, -1)
         return 255.0 * scheme.model.decode(x_q.expand(len(noise), -1, -1, -1), n_adv, p)

@@ -9,6 +9,11 @@ process, with another thread count and for a batch of another size. Measured on 
 build: thread count and position in the batch do not change PyTorch's results, but a batch
 of one takes a different (GEMV) code path. So Φ always runs on chunks of exactly
 ``chunk`` images, padding the last one, with a fixed step count and deterministic kernels.
+
+Beyond the paper, ``blend_draws`` > 0 makes Φ attack what the cloud will see rather than n
+alone: the mean margin over C(λ·(n + Δ) + (1 − λ)·r_j) for fixed uniform draws r_j, the
+distribution of a keyed-pad ciphertext's image share (expectation over transformation). It
+matters for classifiers that uniform noise of share 1 − λ knocks off a plain NAE (MNIST's).
 """
 
 from __future__ import annotations
@@ -26,9 +31,13 @@ class NAEConfig:
     lr: float = 0.1  # Adam step in pixel units; 0.02 left 56% of MNIST NAEs short of their target
     margin: float = 5.0  # g1, the adversarial extent in logits
     chunk: int = 16  # images per Φ call (never 1: see module docstring)
+    blend_draws: int = 0  # 0: attack n alone (the paper); J > 0: attack the blend (see above)
 
     def as_fields(self) -> dict[str, str]:
-        return {"nae_steps": str(self.steps), "nae_lr": repr(self.lr), "nae_g1": repr(self.margin)}
+        fields = {"nae_steps": str(self.steps), "nae_lr": repr(self.lr), "nae_g1": repr(self.margin)}
+        if self.blend_draws:
+            fields["nae_draws"] = str(self.blend_draws)
+        return fields
 
     @classmethod
     def from_fields(cls, fields: dict[str, str], chunk: int = 16) -> NAEConfig:
@@ -37,6 +46,7 @@ class NAEConfig:
             lr=float(fields["nae_lr"]),
             margin=float(fields["nae_g1"]),
             chunk=chunk,
+            blend_draws=int(fields.get("nae_draws", 0)),
         )
 
 
@@ -57,13 +67,23 @@ def deterministic():
         torch.use_deterministic_algorithms(previous)
 
 
+def blend_draws(cfg: NAEConfig, shape: torch.Size) -> torch.Tensor:
+    """The fixed uniform draws r_j of the blend attack: public, the same in every process."""
+    return torch.rand((cfg.blend_draws, *shape), generator=torch.Generator().manual_seed(0))
+
+
 def _attack_chunk(
-    classifier: nn.Module, noise: torch.Tensor, target: torch.Tensor, cfg: NAEConfig
+    classifier: nn.Module, noise: torch.Tensor, target: torch.Tensor, cfg: NAEConfig, lam: float
 ) -> torch.Tensor:
     adv = noise.clone().requires_grad_(True)
     opt = torch.optim.Adam([adv], lr=cfg.lr)
+    draws = blend_draws(cfg, noise.shape[1:])
     for _ in range(cfg.steps):
-        loss = margin_loss(classifier(adv), target, cfg.margin).sum()
+        if cfg.blend_draws:
+            seen = torch.cat([lam * adv + (1.0 - lam) * r for r in draws])
+            loss = margin_loss(classifier(seen), target.repeat(len(draws)), cfg.margin).sum() / len(draws)
+        else:
+            loss = margin_loss(classifier(adv), target, cfg.margin).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -73,9 +93,14 @@ def _attack_chunk(
 
 
 def generate_nae(
-    classifier: nn.Module, noise: torch.Tensor, target: torch.Tensor, cfg: NAEConfig = NAEConfig()
+    classifier: nn.Module,
+    noise: torch.Tensor,
+    target: torch.Tensor,
+    cfg: NAEConfig = NAEConfig(),
+    lam: float = 1.0,
 ) -> torch.Tensor:
-    """Targeted margin attack on ``noise`` (N, C, H, W) so that ``classifier`` predicts ``target``."""
+    """Targeted margin attack on ``noise`` (N, C, H, W) so that ``classifier`` predicts ``target``;
+    with ``cfg.blend_draws``, on its blend of share ``lam`` with uniform draws."""
     classifier.eval()
     out = []
     with deterministic(), torch.enable_grad():
@@ -85,5 +110,5 @@ def generate_nae(
             if real < cfg.chunk:  # pad to the fixed chunk shape, then drop the padding
                 reps = -(-cfg.chunk // real)
                 n, t = n.repeat(reps, 1, 1, 1)[: cfg.chunk], t.repeat(reps)[: cfg.chunk]
-            out.append(_attack_chunk(classifier, n, t, cfg)[:real])
+            out.append(_attack_chunk(classifier, n, t, cfg, lam)[:real])
     return torch.cat(out)

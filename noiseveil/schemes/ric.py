@@ -235,10 +235,15 @@ class RICScheme(Scheme):
         targets: torch.Tensor,
         cfg: NAEConfig | None = None,
     ) -> torch.Tensor:
-        noise = self.noise(key, nonces)
+        return self.nae_from_noise(self.noise(key, nonces), targets, cfg)
+
+    def nae_from_noise(
+        self, noise: torch.Tensor, targets: torch.Tensor, cfg: NAEConfig | None = None
+    ) -> torch.Tensor:
+        """n_adv = Φ(n) (eq. 2-4); the raw noise itself for the "RNI" ablation."""
         if not self.model.cfg.adversarial_noise:
             return noise
-        return generate_nae(self.classifier, noise, targets, cfg or self.nae)
+        return generate_nae(self.classifier, noise, targets, cfg or self.nae, self.model.cfg.lam)
 
     # -- Scheme interface ---------------------------------------------------------------
     @torch.no_grad()

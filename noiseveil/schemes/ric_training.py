@@ -56,6 +56,15 @@ def _pool_nonce(label: int, i: int) -> bytes:
     return hashlib.sha256(f"pool/{label}/{i}".encode()).digest()[:16]
 
 
+def pool_tag(classifier_id: str, scheme: RICScheme) -> str:
+    """Names a cached NAE pool by everything that shapes its NAEs."""
+    nae, cfg = scheme.nae, scheme.model.cfg
+    if not cfg.adversarial_noise:
+        return f"{classifier_id}-raw-noise"
+    tag = f"{classifier_id}-{nae.steps}-{nae.lr}-{nae.margin}"
+    return tag + (f"-blend{nae.blend_draws}x{cfg.lam}" if nae.blend_draws else "")
+
+
 def build_nae_pool(
     scheme: RICScheme, num_classes: int, per_class: int, seed: int, cache_tag: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
