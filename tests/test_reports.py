@@ -78,7 +78,13 @@ def test_ric_report_on_a_tiny_budget(tmp_path) -> None:
     from noiseveil.reports import ric
 
     budget = ric.RICReportBudget(
-        images=12, lams=(0.6, 0.7), sweep_steps=2, ablation_steps=2, grid_images=3, pool_per_class=2
+        images=12,
+        lams=(0.6, 0.7),
+        sweep_steps=2,
+        ablation_steps=2,
+        grid_images=3,
+        pool_per_class=2,
+        val_images=4,
     )
     result = ric.run(tmp_path / "out", budget, ["ric-cifar10"], runs=tmp_path / "runs")
     res = result["in_dataset"]["ric-cifar10"]

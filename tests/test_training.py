@@ -66,9 +66,9 @@ def test_fit_ric_trains_resumes_and_reports_a_curve(tmp_path, monkeypatch, prese
     cfg = RICTrainConfig(steps=4, batch_size=8, pool_per_class=2, val_images=8, eval_every=2)
     before = [p.detach().clone() for p in scheme.model.parameters()]
     report = fit_ric(scheme, data, replace(cfg, steps=2), tmp_path / "r.ckpt", cache_tag="t")
-    assert [p["step"] for p in report["curve"]] == [2]
+    assert [p["step"] for p in report["curve"]] == [0, 2]  # the curve starts untrained
     assert list((tmp_path / "cache" / "nae-pools").glob("t-2-0.npz"))
     report = fit_ric(scheme, data, cfg, tmp_path / "r.ckpt", cache_tag="t")  # resumes at step 2
-    assert [p["step"] for p in report["curve"]] == [2, 4]
+    assert [p["step"] for p in report["curve"]] == [0, 2, 4]
     assert all(np.isfinite(p["val_psnr"]) for p in report["curve"])
     assert any(not torch.equal(a, b) for a, b in zip(before, scheme.model.parameters(), strict=True))

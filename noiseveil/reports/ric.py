@@ -62,6 +62,7 @@ class RICReportBudget:
     ablation_steps: int = 800  # training steps of each ablation model, from scratch
     grid_images: int = 6
     pool_per_class: int | None = None  # NAE pool of the short trainings (None: the model card's)
+    val_images: int | None = None  # validation images of the short trainings (None: the card's)
 
 
 def shipped_ric_models() -> list[str]:
@@ -290,7 +291,7 @@ def ablation(model_id: str, data: ImageDataset, budget: RICReportBudget, runs: P
         slug = name.lower().replace("/", "").replace(" ", "-")
         ckpt = runs / f"ablation-{slug}.ckpt"
         steps, lr = budget.ablation_steps, PRESET_LR["fast"]
-        report = _train(scheme, model_id, data, steps, lr, ckpt, budget.pool_per_class)
+        report = _train(scheme, model_id, data, steps, lr, ckpt, budget)
         ev = evaluate_images(scheme, plain, labels)
         row = {"ablation": name, "train_seconds": report["train_seconds"], **scheme_row(ev)}
         rows.append({**row, "privacy": privacy_checks(ev.cipher, plain)[0]})
@@ -311,7 +312,7 @@ def lam_sweep(model_id: str, data: ImageDataset, budget: RICReportBudget, runs: 
             scheme = replace(shipped, model=model, model_id=f"{model_id}-lam-{lam}", stats=Counter())
             lr = SCHEME_CARDS[model_id].train.get("lr", RICTrainConfig.lr)
             ckpt = runs / f"sweep-lam-{lam}.ckpt"
-            report = _train(scheme, model_id, data, budget.sweep_steps, lr, ckpt, budget.pool_per_class)
+            report = _train(scheme, model_id, data, budget.sweep_steps, lr, ckpt, budget)
             seconds = report["train_seconds"]
         ev = evaluate_images(scheme, plain, labels)
         rows.append({"lam": lam, "fine_tune_seconds": seconds, **scheme_row(ev)})

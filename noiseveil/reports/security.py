@@ -264,11 +264,20 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{s['psnr_db']['min']:.2f} | {s['psnr_db']['max']:.2f} | {s['ssim']['mean']:.4f} |"
             )
         beating = beating_baseline(m["attacks"])
+        base = m["attacks"]["label-only"]
+        guessed = ("random keys", "one-bit keys")
+        wrong = max(bf["summary"][k]["psnr_db"]["max"] for k in guessed)
+        n_wrong = sum(len(bf["per_key_means"][k]) for k in guessed)
         lines += [
             "",
             "**Attacks that beat the label-only baseline** (mean SSIM or mean PSNR): "
             + (", ".join(beating) if beating else "none")
             + ". Look at the picture grid before calling any of them a leak.",
+            "",
+            f"**Key sensitivity.** The best of {n_wrong} wrong keys (random and one bit away) "
+            f"decrypts to {wrong:.2f} dB mean PSNR, against "
+            f"{bf['summary']['right key']['psnr_db']['mean']:.2f} dB for the right key and "
+            f"{base['psnr_db']['mean']:.2f} dB for the label-only baseline.",
         ]
         a = bf["nes_alpha_db"]
         lines += [

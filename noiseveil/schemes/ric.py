@@ -149,8 +149,11 @@ class RIC(nn.Module):
         if self.cfg.residual:
             u_en = u_en + x
         if self.cfg.keyed_pad:
+            # v stays on its arc of the circle: a correction pushed past black or white would
+            # wrap round and decrypt as its opposite (MNIST training collapsed that way).
             m = self.cfg.pad_margin
-            u_en = torch.remainder(m + (1.0 - 2.0 * m) * u_en + self._check_pad(pad), 1.0)
+            v = u_en.clamp(0.0, 1.0)
+            u_en = torch.remainder(m + (1.0 - 2.0 * m) * v + self._check_pad(pad), 1.0)
         if not self.cfg.srl:
             return u_en
         return (1.0 - self.cfg.lam) * u_en + self.cfg.lam * n_adv
