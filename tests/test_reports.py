@@ -108,3 +108,8 @@ def test_ric_report_on_a_tiny_budget(tmp_path) -> None:
     assert "4-bit LSB w/ NAE" in report and "RNI w/ SRL" in report
     for fig in ("recovery-cifar10.png", "privacy-cifar10.png", "lambda-sweep.png"):
         assert (tmp_path / "out" / "figures" / fig).stat().st_size > 1000
+    # A second run of the same budget resumes from the finished stages instead of redoing them.
+    again = ric.run(tmp_path / "out", budget, ["ric-cifar10"], runs=tmp_path / "runs")
+    for part in ("in_dataset", "cross_dataset", "ablation", "lam_sweep"):
+        assert again[part] == json.loads(json.dumps(result[part]))
+    assert again["seconds"] == result["seconds"]

@@ -123,3 +123,25 @@ def test_every_preset_has_a_learning_rate_and_a_cli_choice() -> None:
     assert set(PRESET_LR) == set(PRESETS)
     for preset in PRESETS:
         assert build_parser().parse_args(["train", "ric-cifar10", "--preset", preset]).preset == preset
+
+
+def test_retries_with_a_stronger_nae_reach_the_label_noise_reaches_slowly() -> None:
+    """ric-mnist's first tries miss the digit "1" most often (a thin stroke that noise reaches
+    slowly), and a fresh nonce alone misses again: retries double Φ's steps, every ciphertext
+    then carries its image's label, and decryption regenerates the stronger NAE from the header."""
+    from noiseveil.classifiers.training import predict
+    from noiseveil.data import to_uint8
+    from noiseveil.metrics import psnr
+    from noiseveil.schemes import load_scheme
+    from noiseveil.schemes.base import ciphertext_tensor
+
+    scheme = load_scheme("ric-mnist")
+    data = load_dataset("mnist")
+    x = data.x_test[:200]
+    ones = x[predict(scheme.classifier, to_tensor(x)).numpy() == 1][:8]
+    key = SecretKey.generate()
+    cts = scheme.encrypt(to_tensor(ones), key)
+    assert (predict(scheme.classifier, ciphertext_tensor(cts)) == 1).all(), dict(scheme.stats)
+    steps = [NAEConfig.from_fields(ct.fields).steps for ct in cts]
+    assert scheme.stats["first_try_failed"] > 0 and max(steps) > scheme.nae.steps
+    assert psnr(to_uint8(scheme.decrypt(cts, key)), ones).min() > 40.0

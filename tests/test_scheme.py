@@ -272,9 +272,19 @@ def test_encrypt_retries_until_the_label_agrees_and_stays_decryptable(tiny_ric, 
     assert agree == len(images) - retrying.stats["disagreeing"]
     if retrying.stats["first_try_failed"]:
         assert retrying.stats["retried"] >= retrying.stats["first_try_failed"]
-    # Every ciphertext, retried or not, is reproduced exactly from its stored nonce and target.
-    nonces = [bytes.fromhex(ct.fields["nonce"]) for ct in cts]
-    n_adv = tiny_ric.nae_for(key, nonces, targets)
+    # Every ciphertext, retried or not, is reproduced exactly from its stored nonce, target and
+    # NAE settings; a retry doubles Φ's steps per attempt and its header says so.
+    from noiseveil.schemes.nae import NAEConfig
+
+    cfgs = [NAEConfig.from_fields(ct.fields, tiny_ric.nae.chunk) for ct in cts]
+    assert all(c.steps in {tiny_ric.nae.steps * 2**a for a in range(5)} for c in cfgs)
+    assert sum(c.steps > tiny_ric.nae.steps for c in cfgs) == retrying.stats["first_try_failed"]
+    n_adv = torch.cat(
+        [
+            tiny_ric.nae_for(key, [bytes.fromhex(ct.fields["nonce"])], targets[i : i + 1], cfgs[i])
+            for i, ct in enumerate(cts)
+        ]
+    )
     with torch.no_grad():
         again = quantize(tiny_ric.model.encode(images, n_adv), training=False)
     assert torch.equal(

@@ -294,7 +294,7 @@ def ablation(model_id: str, data: ImageDataset, budget: RICReportBudget, runs: P
         slug = name.lower().replace("/", "").replace(" ", "-")
         ckpt = runs / f"ablation-{slug}.ckpt"
         steps, lr = budget.ablation_steps, PRESET_LR["fast"]
-        report = _train(scheme, model_id, data, steps, lr, ckpt, budget)
+        report = _train(scheme, model_id, data, steps, lr, ckpt, budget.pool_per_class)
         ev = evaluate_images(scheme, plain, labels)
         row = {"ablation": name, "train_seconds": report["train_seconds"], **scheme_row(ev)}
         rows.append({**row, "privacy": privacy_checks(ev.cipher, plain)[0]})
@@ -315,7 +315,7 @@ def lam_sweep(model_id: str, data: ImageDataset, budget: RICReportBudget, runs: 
             scheme = replace(shipped, model=model, model_id=f"{model_id}-lam-{lam}", stats=Counter())
             lr = SCHEME_CARDS[model_id].train.get("lr", RICTrainConfig.lr)
             ckpt = runs / f"sweep-lam-{lam}.ckpt"
-            report = _train(scheme, model_id, data, budget.sweep_steps, lr, ckpt, budget)
+            report = _train(scheme, model_id, data, budget.sweep_steps, lr, ckpt, budget.pool_per_class)
             seconds = report["train_seconds"]
         ev = evaluate_images(scheme, plain, labels)
         rows.append({"lam": lam, "fine_tune_seconds": seconds, **scheme_row(ev)})
@@ -366,12 +366,32 @@ def run(
     timings: dict[str, float] = {}
     result: dict[str, Any] = {**prov, "budget": asdict(budget), "models": models}
 
+    # Each finished stage is kept in ``runs`` so that a run stopped late (a crash, the end of a
+    # session) resumes after it; only a run of the same commit, budget and models may reuse it.
+    stages_path = runs / "stages.json"
+    identity = {
+        "git_commit": prov["git_commit"],
+        "budget": asdict(budget),
+        "models": models,
+        "out": str(out_dir),
+    }
+    stages = json.loads(stages_path.read_text()) if stages_path.exists() else {}
+    if stages.get("identity") != identity:
+        stages = {"identity": identity, "done": {}}
+
     def timed(name: str, fn, *args):
+        if name in stages["done"]:
+            print(f"{name}: reused from {stages_path}", flush=True)
+            timings[name] = stages["done"][name]["seconds"]
+            return stages["done"][name]["value"]
         start = time.perf_counter()
         print(f"{name} ...", flush=True)
         value = fn(*args)
         timings[name] = time.perf_counter() - start
         print(f"{name}: {timings[name]:.0f}s", flush=True)
+        stages["done"][name] = {"seconds": timings[name], "value": value}
+        stages_path.parent.mkdir(parents=True, exist_ok=True)
+        stages_path.write_text(json.dumps(stages))
         return value
 
     result["in_dataset"] = {
