@@ -74,7 +74,7 @@ def test_etc_report_on_a_slice_of_cifar10(tmp_path) -> None:
 
 
 @pytest.mark.skipif("ric-cifar10" not in shipped_schemes(), reason="ric-cifar10 not shipped")
-def test_ric_report_on_a_tiny_budget(tmp_path) -> None:
+def test_ric_report_on_a_tiny_budget(tmp_path, capsys) -> None:
     from noiseveil.reports import ric
 
     budget = ric.RICReportBudget(
@@ -109,7 +109,9 @@ def test_ric_report_on_a_tiny_budget(tmp_path) -> None:
     for fig in ("recovery-cifar10.png", "privacy-cifar10.png", "lambda-sweep.png"):
         assert (tmp_path / "out" / "figures" / fig).stat().st_size > 1000
     # A second run of the same budget resumes from the finished stages instead of redoing them.
+    capsys.readouterr()
     again = ric.run(tmp_path / "out", budget, ["ric-cifar10"], runs=tmp_path / "runs")
+    assert capsys.readouterr().out.count("reused from") == 4
     for part in ("in_dataset", "cross_dataset", "ablation", "lam_sweep"):
-        assert again[part] == json.loads(json.dumps(result[part]))
+        assert json.dumps(again[part]) == json.dumps(result[part])
     assert again["seconds"] == result["seconds"]

@@ -375,6 +375,7 @@ def run(
         "models": models,
         "out": str(out_dir),
     }
+    identity = json.loads(json.dumps(identity))  # as read back: tuples become lists
     stages = json.loads(stages_path.read_text()) if stages_path.exists() else {}
     if stages.get("identity") != identity:
         stages = {"identity": identity, "done": {}}
