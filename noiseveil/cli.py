@@ -103,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--images", type=int, help="test images (ric: 500; etc: 1000 for distances/attacks; security: 200)"
     )
-    p.add_argument("--steps", type=int, help="training steps of every attack network (default 1500)")
+    p.add_argument(
+        "--steps", type=int, help="training steps of every attack network (security: 500; etc: 1500)"
+    )
     p.add_argument("--itn-pairs", type=int, help="own-key pairs the ITN attacker makes (etc: 10000)")
     p.add_argument("--models", nargs="+", help="ric, security: RIC models (default: all shipped)")
     p.add_argument("--ablation-steps", type=int, help="ric: training steps of each Table 4 model (800)")

@@ -222,8 +222,9 @@ def security_report() -> list[str]:
     for m, res in r["models"].items():
         for name, a in res["attacks"].items():
             rows.append([model_name(m), name, f"{a['ssim']['mean']:.4f}", f"{a['psnr_db']['mean']:.2f}"])
+    commands = sorted({f"`{res['command']}`" for res in r["models"].values()})
     return [
-        f"**RIC security** (`{r['command']}`; full report: [results/security/report.md]"
+        f"**RIC security** ({', '.join(commands)}; full report: [results/security/report.md]"
         f"(results/security/report.md), {rel(p)}; a leak must beat the label-only row):\n\n"
         + table(["model", "attack", "SSIM mean", "PSNR dB mean"], rows)
     ]

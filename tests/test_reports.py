@@ -38,11 +38,27 @@ def test_security_report_on_a_tiny_budget(tmp_path) -> None:
     right = bf["summary"]["right key"]["psnr_db"]["mean"]
     assert right > 30.0 and bf["summary"]["random keys"]["psnr_db"]["max"] < right - 15.0
     saved = json.loads((tmp_path / "security-report.json").read_text())
-    assert saved["budget"]["network_steps"] == 2 and saved["git_commit"]
+    entry = saved["models"]["ric-cifar10"]
+    assert entry["budget"]["network_steps"] == 2 and entry["git_commit"] and saved["git_commit"]
     report = (tmp_path / "report.md").read_text()
     assert "ric-cifar10" in report and "label-only" in report
     for fig in ("attacks-ric-cifar10.png", "key-sweep-ric-cifar10.png"):
         assert (tmp_path / "figures" / fig).stat().st_size > 1000
+
+
+def test_security_report_for_some_models_keeps_the_others(tmp_path, monkeypatch) -> None:
+    """A run for one model replaces its entry only; every entry names its own run."""
+    saved = {"models": {"ric-lfw": {"data": ["lfw:old"], "command": "earlier", "attacks": {}}}}
+    (tmp_path / "security-report.json").write_text(json.dumps(saved))
+    monkeypatch.setattr(security, "run_model", lambda model_id, *_: {"attacks": {"stub": model_id}})
+    monkeypatch.setattr(security, "markdown", lambda r: "")
+    result = security.run(tmp_path, ["ric-cifar10"], TINY)
+    assert list(result["models"]) == ["ric-cifar10", "ric-lfw"]
+    assert result["models"]["ric-lfw"] == saved["models"]["ric-lfw"]
+    new = result["models"]["ric-cifar10"]
+    assert new["attacks"] == {"stub": "ric-cifar10"} and new["budget"]["network_steps"] == 2
+    assert "lfw:old" in result["data"] and new["git_commit"]
+    assert json.loads((tmp_path / "security-report.json").read_text())["models"] == result["models"]
 
 
 ETC_MODELS = {"cifar10-convmixer", "cifar10-vit", "etc-cifar10-convmixer", "etc-cifar10-vit"}
