@@ -212,7 +212,7 @@ def in_dataset(model_id: str, data: ImageDataset, budget: RICReportBudget, figur
         result["privacy"]["same networks, pad off"], leaky_shown = privacy_checks(leaky.cipher, plain)
         result["privacy_pad_off_recovery_psnr_db"] = describe(psnr(leaky.recovered, plain))
         rows += [leaky.cipher[:k]] + [leaky_shown[name][:k] for name in PROCESSING]
-        titles += ["pad off: ciphertext"] + [f"pad off: {name}" for name in PROCESSING]
+        titles += ["pad off:\nciphertext"] + [f"pad off:\n{name}" for name in PROCESSING]
     short = [t.split(" (")[0].replace(" + stretch", "") for t in titles]
     picture_grid(rows, short, figures / f"privacy-{data.name}.png")
     return result
