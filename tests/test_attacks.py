@@ -17,7 +17,10 @@ from noiseveil.attacks import (
     KnownPlaintextAttack,
     LabelOnlyBaseline,
     flip_bit,
+    image_specific,
     pixels_of,
+    same_label_control,
+    same_label_partners,
     score,
 )
 from noiseveil.attacks.inverse import attacker_key
@@ -53,6 +56,27 @@ def test_label_only_baseline_is_the_class_mean() -> None:
     assert np.array_equal(
         attack(as_ciphertexts(xt[:1]), np.array([99]))[0], np.rint(x.mean(0)).astype(np.uint8)
     )
+
+
+def test_same_label_partners_pair_within_a_class_and_skip_singletons() -> None:
+    labels = np.array([0, 1, 0, 2, 0, 1])
+    partners = same_label_partners(labels)
+    assert partners.tolist() == [2, 5, 4, -1, 0, 1]
+
+
+def test_same_label_control_tells_a_copy_from_a_class_mean() -> None:
+    """The plaintext itself gains over a same-label image; the class mean (label only) does not."""
+    _, _, x, y = cifar()
+    labels = np.arange(len(x)) % 4  # four classes of eight real images
+    means = np.stack([x[labels == c].mean(0) for c in range(4)]).round().astype(np.uint8)
+    results = {
+        "copy": {"control": same_label_control(x, x, labels)},
+        "class mean": {"control": same_label_control(means[labels], x, labels)},
+    }
+    assert results["copy"]["control"]["images"] == len(x)
+    assert results["copy"]["control"]["ssim"]["gain"] > 0.5
+    assert abs(results["class mean"]["control"]["ssim"]["gain"]) < 0.05
+    assert image_specific(results) == ["copy"]
 
 
 def test_call_shape_checks_labels() -> None:

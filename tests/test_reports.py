@@ -41,7 +41,8 @@ def test_security_report_on_a_tiny_budget(tmp_path) -> None:
     entry = saved["models"]["ric-cifar10"]
     assert entry["budget"]["network_steps"] == 2 and entry["git_commit"] and saved["git_commit"]
     report = (tmp_path / "report.md").read_text()
-    assert "ric-cifar10" in report and "label-only" in report
+    assert "ric-cifar10" in report and "label-only" in report and "same-label image" in report
+    assert all("control" in m["attacks"][name] for name in ("label-only", "kpa", "itn", "cloud"))
     for fig in ("attacks-ric-cifar10.png", "key-sweep-ric-cifar10.png"):
         assert (tmp_path / "figures" / fig).stat().st_size > 1000
 

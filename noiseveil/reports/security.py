@@ -37,7 +37,9 @@ from noiseveil.attacks import (
     KnownPlaintextAttack,
     LabelOnlyBaseline,
     beating_baseline,
+    image_specific,
     pixels_of,
+    same_label_control,
     score,
 )
 from noiseveil.attacks.nes import estimate_alpha
@@ -73,15 +75,19 @@ def victim_key(label: str = "victim") -> SecretKey:
     return SecretKey(hashlib.sha256(f"noiseveil security report {label} key".encode()).digest())
 
 
-def _measure(guess: np.ndarray, plain: np.ndarray) -> dict[str, Any]:
+def _measure(guess: np.ndarray, plain: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
+    """Scores against the plaintexts; with ``labels``, also the same-label control."""
     from noiseveil.perceptual import lpips_distance
 
     s = score(guess, plain)
-    return {
+    out = {
         "ssim": describe(s["ssim"]),
         "psnr_db": describe(s["psnr_db"]),
         "lpips_style": describe(lpips_distance(guess, plain)),
     }
+    if labels is not None:
+        out["control"] = same_label_control(guess, plain, labels)
+    return out
 
 
 def _encrypt(scheme: RICScheme, images: np.ndarray, key: SecretKey, batch: int = 64) -> list[Ciphertext]:
@@ -185,7 +191,7 @@ def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Pat
         start = time.perf_counter()
         report = attack.fit()
         guesses[name] = attack(cts, labels)
-        results[name] = {"threat": attack.threat, "fit": report, **_measure(guesses[name], plain)}
+        results[name] = {"threat": attack.threat, "fit": report, **_measure(guesses[name], plain, labels)}
         timings[name] = time.perf_counter() - start
         print(
             f"{model_id} {name}: SSIM {results[name]['ssim']['mean']:.4f} ({timings[name]:.0f}s)", flush=True
@@ -193,9 +199,9 @@ def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Pat
     other_cts = _encrypt(scheme, plain, other_key)
     results["kpa (other key)"] = {
         "threat": "the KPA network above, on ciphertexts of another key",
-        **_measure(attacks["kpa"](other_cts, labels), plain),
+        **_measure(attacks["kpa"](other_cts, labels), plain, labels),
     }
-    results["ciphertext itself"] = _measure(pixels_of(cts), plain)
+    results["ciphertext itself"] = _measure(pixels_of(cts), plain, labels)
     out["attacks"] = results
     out["seconds"] = timings
     names = ["label-only", "brute-force", "cloud", "kpa", "itn"]
@@ -235,6 +241,13 @@ def run(
     return result
 
 
+def _gain(a: dict[str, Any], metric: str, fmt: str) -> str:
+    c = a.get("control")
+    if c is None or metric not in c:
+        return "- (no two images share a label)" if c is not None else "-"
+    return f"{c[metric]['gain']:+{fmt}} ± {c[metric]['gain_stderr']:{fmt}} ({c['images']} images)"
+
+
 def markdown(r: dict[str, Any]) -> str:
     from noiseveil.perceptual import LPIPS_LABEL
 
@@ -245,7 +258,12 @@ def markdown(r: dict[str, Any]) -> str:
         f"LPIPS-style: {LPIPS_LABEL}.",
         "",
         "A reconstruction reveals more than the label only if it beats the label-only baseline "
-        "(the class-mean image of the cloud's label) on the same images.",
+        "(the class-mean image of the cloud's label) on the same images. A second, stricter test "
+        "controls for reconstructions that merely look like the domain: each reconstruction is "
+        "scored against its own plaintext and against another test plaintext with the same "
+        "label; the gain (own − other, paired per image, ± standard error) is the information "
+        "about that image beyond its label, and 0 for an attack that reads nothing from the "
+        "ciphertext.",
     ]
     for model_id, m in r["models"].items():
         bf = m["brute_force"]
@@ -260,13 +278,14 @@ def markdown(r: dict[str, Any]) -> str:
             + ", ".join(f"{k} {v}" for k, v in m["budget"].items())
             + ".",
             "",
-            "| attack | what the attacker knows | SSIM mean | PSNR dB mean | LPIPS-style mean |",
-            "|---|---|---|---|---|",
+            "| attack | what the attacker knows | SSIM mean | PSNR dB mean | LPIPS-style mean "
+            "| SSIM gain over a same-label image | PSNR dB gain over a same-label image |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, a in m["attacks"].items():
             lines.append(
                 f"| {name} | {a.get('threat', '-')} | {a['ssim']['mean']:.4f} | {a['psnr_db']['mean']:.2f} | "
-                f"{a['lpips_style']['mean']:.4f} |"
+                f"{a['lpips_style']['mean']:.4f} | {_gain(a, 'ssim', '.4f')} | {_gain(a, 'psnr_db', '.2f')} |"
             )
         lines += [
             "",
@@ -290,6 +309,9 @@ def markdown(r: dict[str, Any]) -> str:
             "**Attacks that beat the label-only baseline** (mean SSIM or mean PSNR): "
             + (", ".join(beating) if beating else "none")
             + ". Look at the picture grid before calling any of them a leak.",
+            "",
+            "**Attacks closer to their own plaintext than to another of the same label** (gain above "
+            "3 standard errors): " + (", ".join(image_specific(m["attacks"])) or "none") + ".",
             "",
             f"**Key sensitivity.** The best of {n_wrong} wrong keys (random and one bit away) "
             f"decrypts to {wrong:.2f} dB mean PSNR, against "
