@@ -221,12 +221,17 @@ def security_report() -> list[str]:
     rows = []
     for m, res in r["models"].items():
         for name, a in res["attacks"].items():
-            rows.append([model_name(m), name, f"{a['ssim']['mean']:.4f}", f"{a['psnr_db']['mean']:.2f}"])
+            c = a.get("control", {}).get("ssim")
+            gain = f"{c['gain']:+.4f} ± {c['gain_stderr']:.4f}" if c else "-"
+            ssim, psnr = f"{a['ssim']['mean']:.4f}", f"{a['psnr_db']['mean']:.2f}"
+            rows.append([model_name(m), name, ssim, psnr, gain])
     commands = sorted({f"`{res['command']}`" for res in r["models"].values()})
     return [
         f"**RIC security** ({', '.join(commands)}; full report: [results/security/report.md]"
-        f"(results/security/report.md), {rel(p)}; a leak must beat the label-only row):\n\n"
-        + table(["model", "attack", "SSIM mean", "PSNR dB mean"], rows)
+        f"(results/security/report.md), {rel(p)}; a leak must beat the label-only row, and "
+        "information about the image beyond its label shows as an SSIM gain over another test "
+        "image of the same label):\n\n"
+        + table(["model", "attack", "SSIM mean", "PSNR dB mean", "SSIM gain over a same-label image"], rows)
     ]
 
 
