@@ -149,8 +149,32 @@ def section() -> str:
                 ["card", "parameters", "step (median)", "per CIFAR-10 epoch", "ratio", "epochs in card"], rows
             )
         )
+    parts += ric_training_profile()
     parts += etc_report()
     return "\n\n".join(parts)
+
+
+def ric_training_profile() -> list[str]:
+    """One RIC training step per preset and layout against one NAE generation."""
+    parts = []
+    for p, r in load("benchmark/ric-training-step-*.json"):
+        rows = [
+            [
+                row["what"],
+                row.get("preset", "-"),
+                row.get("layout", "-"),
+                f"{row['parameters']:,}" if "parameters" in row else "-",
+                f"{row['seconds']:.3f} s",
+                f"{row['ratio_to_shipped_step']:.2f}x",
+            ]
+            for row in r["rows"]
+        ]
+        parts.append(
+            f"**RIC training profile** (`{r['command']}`, batch {r['batch_size']}, one process; "
+            f"ratio to the shipped `{r['shipped_preset']}` channels-last step; {rel(p)}):\n\n"
+            + table(["what", "preset", "layout", "parameters", "median", "ratio"], rows)
+        )
+    return parts
 
 
 def ric_report() -> list[str]:

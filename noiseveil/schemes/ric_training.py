@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from noiseveil.checkpoint import TrainingState
@@ -103,6 +104,27 @@ def random_pad(like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.rand(like.shape, generator=gen)
 
 
+def training_step(
+    model: nn.Module,
+    classifier: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    n_adv: torch.Tensor,
+    pad: torch.Tensor | None,
+    target: torch.Tensor,
+) -> torch.Tensor:
+    """One update of F, E, D on β·L_rec + L_adv (eq. 11-13); returns the loss."""
+    cfg = model.cfg
+    x_q, x_rec = model(x, n_adv, pad)
+    rec = (x - x_rec).flatten(1).norm(dim=1).mean()  # L_rec = ‖x − x̃‖₂ (eq. 12)
+    adv = margin_loss(classifier(x_q), target, cfg.g2).mean()  # L_adv (eq. 13)
+    loss = cfg.beta * rec + adv
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def fit_ric(
     scheme: RICScheme,
     data: ImageDataset,
@@ -123,7 +145,7 @@ def fit_ric(
     n_val, pad_val = fresh_val_naes(scheme, x_val, cfg.seed)
     y_val = predict(classifier, x_val)
 
-    # channels-last: measured 1.44x faster per step for the dilated "fast" preset on this CPU
+    # channels-last: see scripts/benchmark_ric_step.py for its measured effect per preset
     model.to(memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(True)
@@ -169,13 +191,7 @@ def fit_ric(
             if ric_cfg.keyed_pad
             else None
         )
-        x_q, x_rec = model(x, n_adv, pad)
-        rec = (x - x_rec).flatten(1).norm(dim=1).mean()  # L_rec = ‖x − x̃‖₂ (eq. 12)
-        adv = margin_loss(classifier(x_q), target, ric_cfg.g2).mean()  # L_adv (eq. 13)
-        loss = ric_cfg.beta * rec + adv
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = training_step(model, classifier, opt, x, n_adv, pad, target)
         sched.step()
         state["step"] += 1
         bar.update(1)
