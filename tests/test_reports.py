@@ -27,6 +27,15 @@ TINY = security.SecurityBudget(
 )
 
 
+@pytest.mark.parametrize("n_train", [50_000, 2_442])  # CIFAR-10's and LFW's training splits
+def test_attacker_split_keeps_kpa_pairs_apart_and_leaves_the_attacker_images(n_train) -> None:
+    budget = security.SecurityBudget()
+    cloud, kpa, own, split = security.attacker_split(n_train, budget)
+    assert len(kpa) == budget.kpa_pairs and not set(kpa) & (set(cloud) | set(own))
+    assert len(own) >= budget.itn_pairs // 2 and len(cloud) > 0
+    assert split["roles_overlap"] == bool(set(cloud) & set(own)) == (n_train < 4_000)
+
+
 @pytest.mark.skipif("ric-cifar10" not in shipped_schemes(), reason="ric-cifar10 not shipped")
 def test_security_report_on_a_tiny_budget(tmp_path) -> None:
     result = security.run(tmp_path, ["ric-cifar10"], TINY)

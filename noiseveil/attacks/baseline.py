@@ -23,6 +23,8 @@ class LabelOnlyBaseline(Attack):
 
     def __init__(self, scheme: Scheme, aux_images: np.ndarray, aux_labels: np.ndarray) -> None:
         super().__init__(scheme)
+        if len(aux_images) == 0:  # a mean of nothing is NaN, which scores as a near-zero SSIM
+            raise ValueError("the label-only baseline needs at least one image of the domain")
         self.aux_images, self.aux_labels = aux_images, np.asarray(aux_labels)
         self.means: dict[int, np.ndarray] = {}
 

@@ -152,6 +152,34 @@ def brute_force(
     }
 
 
+def attacker_split(n_train: int, b: SecurityBudget) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Training-split indices for the cloud's ciphertexts, the KPA pairs and the attacker's own
+    images (ITN pairs, discriminator, label-only means); the test images are never among them.
+
+    Disjoint when the split is large enough (CIFAR-10). A smaller one (LFW: 2,442 images) keeps
+    the KPA pairs apart and gives the rest to the attacker's own images, which the cloud's
+    ciphertexts then overlap: the cloud's discriminator has seen the plaintexts of some of its
+    ciphertexts, an advantage to the attacker, recorded as ``roles_overlap``.
+    """
+    order = np.random.default_rng(1).permutation(n_train)
+    c, k = b.cloud_ciphertexts, b.kpa_pairs
+    disjoint = n_train - c - k >= b.itn_pairs // 2
+    if disjoint:
+        cloud_idx, kpa_idx, own_idx = order[:c], order[c : c + k], order[c + k :]
+    else:
+        kpa_idx, own_idx = order[:k], order[k:]
+        cloud_idx = own_idx[:c]
+    split = {
+        "train_images": n_train,
+        "kpa_pairs": len(kpa_idx),
+        "cloud_ciphertexts": len(cloud_idx),
+        "own_images": len(own_idx),
+        "itn_pairs": min(b.itn_pairs, len(own_idx)),
+        "roles_overlap": not disjoint,
+    }
+    return cloud_idx, kpa_idx, own_idx, split
+
+
 def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Path) -> dict[str, Any]:
     scheme = load_scheme(model_id)
     assert isinstance(scheme, RICScheme)
@@ -159,17 +187,15 @@ def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Pat
     idx = fixed_subset(len(data.x_test), b.test_images, seed=0)
     plain, cts = data.x_test[idx], _encrypt(scheme, data.x_test[idx], key)
     labels = predict(scheme.cloud_classifier(), to_tensor(pixels_of(cts))).numpy()
-    # Training-split images, disjoint roles: the cloud's ciphertexts, the KPA pairs, the
-    # attacker's own images (ITN pairs, discriminator, label-only means).
-    order = np.random.default_rng(1).permutation(len(data.x_train))
-    cloud_idx, kpa_idx = (
-        order[: b.cloud_ciphertexts],
-        order[b.cloud_ciphertexts : b.cloud_ciphertexts + b.kpa_pairs],
-    )
-    own_idx = order[b.cloud_ciphertexts + b.kpa_pairs :]
+    cloud_idx, kpa_idx, own_idx, split = attacker_split(len(data.x_train), b)
     own = data.x_train[own_idx]
     timings: dict[str, float] = {}
-    out: dict[str, Any] = {"model": model_id, "dataset": data.name, "test_images": b.test_images}
+    out: dict[str, Any] = {
+        "model": model_id,
+        "dataset": data.name,
+        "test_images": b.test_images,
+        "split": split,
+    }
 
     start = time.perf_counter()
     out["brute_force"] = brute_force(scheme, cts, plain, key, b)
@@ -241,6 +267,23 @@ def run(
     return result
 
 
+def _split_line(split: dict[str, Any] | None) -> list[str]:
+    if not split:
+        return []
+    overlap = (
+        " The training split is too small for disjoint roles: the cloud's ciphertexts are made "
+        "from images the attacker also owns (an advantage to the attacker)."
+        if split["roles_overlap"]
+        else " All roles are disjoint."
+    )
+    return [
+        "",
+        f"Training split of {split['train_images']} images: {split['kpa_pairs']} KPA pairs, "
+        f"{split['cloud_ciphertexts']} cloud ciphertexts, {split['own_images']} attacker's own "
+        f"images ({split['itn_pairs']} ITN pairs).{overlap}",
+    ]
+
+
 def _gain(a: dict[str, Any], metric: str, fmt: str) -> str:
     c = a.get("control")
     if c is None or metric not in c:
@@ -277,6 +320,7 @@ def markdown(r: dict[str, Any]) -> str:
             f"data {', '.join(m['data'])}. Budget: "
             + ", ".join(f"{k} {v}" for k, v in m["budget"].items())
             + ".",
+            *_split_line(m.get("split")),
             "",
             "| attack | what the attacker knows | SSIM mean | PSNR dB mean | LPIPS-style mean "
             "| SSIM gain over a same-label image | PSNR dB gain over a same-label image |",
