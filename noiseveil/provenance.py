@@ -19,13 +19,15 @@ RESULTS_DIR = REPO_ROOT / "results"
 
 
 def git_commit() -> str:
-    """HEAD's hash, suffixed ``-dirty`` if the work tree has uncommitted changes to tracked files."""
+    """HEAD's hash, suffixed ``-dirty`` if the work tree has uncommitted changes to tracked files
+    outside ``results/`` (results are outputs: one benchmark's fresh JSON does not change the
+    code the next one runs)."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
