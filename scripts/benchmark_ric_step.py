@@ -13,8 +13,6 @@ warm-up. Writes results/benchmark/ric-training-step-<model>.json.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from dataclasses import replace
 
 import torch
@@ -25,19 +23,10 @@ from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.schemes import load_scheme
 from noiseveil.schemes.ric import PRESETS, RIC
 from noiseveil.schemes.ric_training import RICTrainConfig, random_pad, training_step
+from noiseveil.timing import median_seconds
 from noiseveil.zoo import SCHEME_CARDS
 
 PAPER_NAE_STEPS = 100  # the paper's C&W iterations per batch
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: first calls pay one-off allocation costs
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def step_timer(preset: str, channels: int, lam: float, classifier, batch: dict, layout):

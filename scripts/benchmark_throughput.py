@@ -18,14 +18,8 @@ from noiseveil.data import fixed_subset, load_dataset, to_tensor
 from noiseveil.io.png import read_ciphertext, write_ciphertext
 from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.schemes import load_scheme
-from noiseveil.schemes.nae import generate_nae
+from noiseveil.timing import timed
 from noiseveil.zoo import read_manifest
-
-
-def timed(fn, *args):
-    start = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - start
 
 
 def main() -> None:
@@ -60,7 +54,7 @@ def main() -> None:
     noise, t_noise = timed(scheme.noise, key, nonces)
     pad, t_pad = timed(scheme.pad, key, nonces)  # None unless the model uses a keyed pad
     t_noise += t_pad
-    n_adv, t_nae = timed(generate_nae, scheme.classifier, noise, targets, scheme.nae, scheme.model.cfg.lam)
+    n_adv, t_nae = timed(scheme.nae_from_noise, noise, targets)
     with torch.no_grad():
         x_q, t_net_enc = timed(scheme.model.encode, batch, n_adv, pad)
         _, t_net_dec = timed(scheme.model.decode, x_q, n_adv, pad)

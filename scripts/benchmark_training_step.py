@@ -11,14 +11,13 @@ ratios are comparable. Writes results/benchmark/training-step.json.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from noiseveil.classifiers.architectures import build_classifier
 from noiseveil.classifiers.training import make_optimizer
 from noiseveil.provenance import RESULTS_DIR, provenance, write_result
+from noiseveil.timing import median_seconds
 from noiseveil.zoo import CLASSIFIERS, ZooError
 
 TRAIN_IMAGES = 50_000
@@ -38,16 +37,14 @@ def step_seconds(model_id: str, repeats: int) -> dict:
             x.contiguous(memory_format=torch.channels_last),
         )
     opt = make_optimizer(model, card.train)
-    times = []
-    for i in range(repeats + 1):
-        start = time.perf_counter()
+
+    def step() -> None:
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if i:  # the first step warms up allocators and kernels
-            times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
+
+    seconds = median_seconds(step, repeats)
     steps_per_epoch = -(-TRAIN_IMAGES // card.train.batch_size)
     return {
         "model_id": model_id,

@@ -252,8 +252,9 @@ def run(
     kept = json.loads(path.read_text())["models"] if path.exists() else {}
     result: dict[str, Any] = {}
     for model_id in models:
-        data = load_dataset(read_manifest()[model_id]["dataset"])
-        prov = provenance([data.source_id], [model_id, read_manifest()[model_id]["classifier_id"]])
+        entry = read_manifest()[model_id]
+        data = load_dataset(entry["dataset"])
+        prov = provenance([data.source_id], [model_id, entry["classifier_id"]])
         kept[model_id] = {
             **prov,
             "budget": asdict(budget),
@@ -286,8 +287,10 @@ def _split_line(split: dict[str, Any] | None) -> list[str]:
 
 def _gain(a: dict[str, Any], metric: str, fmt: str) -> str:
     c = a.get("control")
-    if c is None or metric not in c:
-        return "- (no two images share a label)" if c is not None else "-"
+    if c is None:
+        return "-"
+    if metric not in c:
+        return "- (no two images share a label)"
     return f"{c[metric]['gain']:+{fmt}} ± {c[metric]['gain_stderr']:{fmt}} ({c['images']} images)"
 
 
