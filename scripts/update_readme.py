@@ -114,8 +114,9 @@ def section() -> str:
                 rows,
             )
         )
-    rows = []
+    rows, commands = [], []
     for p, r in load("benchmark/memory-*.json"):
+        commands.append(f"`{r['command']}`")
         for run in r["runs"]:
             rows.append(
                 [
@@ -128,7 +129,7 @@ def section() -> str:
             )
     if rows:
         parts.append(
-            "**Memory while encrypting a folder** (`python scripts/benchmark_memory.py`):\n\n"
+            f"**Memory while encrypting a folder** ({', '.join(commands)}):\n\n"
             + table(["model", "images in folder", "peak RSS", "time", "JSON"], rows)
         )
     for p, r in load("benchmark/training-step.json"):
