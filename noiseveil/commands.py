@@ -295,6 +295,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             (out / "report.md").write_text(module.markdown(json.loads(saved.read_text())))
         print(f"wrote {out / 'report.md'} from {saved}")
         return EXIT_OK
+    if args.models:  # checked before anything runs, so that a typo costs no hour of work
+        ric_models = [m for m in shipped_schemes() if read_manifest()[m].get("scheme") == "ric"]
+        unknown = [m for m in args.models if m not in ric_models]
+        if unknown:
+            raise ZooError(f"not a shipped RIC model: {', '.join(unknown)}; shipped: {', '.join(ric_models)}")
     options = {"images": args.images, "steps": args.steps, "pairs": args.itn_pairs}
     given = {k: v for k, v in options.items() if v is not None}
     if args.paper == "ric":

@@ -46,6 +46,7 @@ EXTRA_CASES: dict[str, list[str]] = {
     "classify-missing-input": ["classify", "missing-folder", "-m", "no-such-model"],
     "decrypt-unknown-model": ["decrypt", "unknown-model.png", "-o", "rec2.png", "-k", "good.key", "--quiet"],
     "decrypt-missing-key": ["decrypt", "notes.txt", "-o", "rec3.png", "-k", "missing.key"],
+    "report-unknown-model": ["report", "security", "--models", "ric-nope", "--out", "sec-out"],
 }
 
 DRIVER_SCRIPT = textwrap.dedent(
@@ -225,3 +226,10 @@ def test_every_help_exits_zero(results: dict) -> None:
     top = results["help:"][0].stdout
     for command in SUBCOMMANDS:
         assert command in top
+
+
+def test_report_unknown_model(results: dict, workdir: Path) -> None:
+    """A typo in --models stops the report before any attack runs or any file is written."""
+    (proc,) = results["report-unknown-model"]
+    assert_one_line_error(proc, "report", "not a shipped RIC model: ric-nope", "shipped: ")
+    assert not (workdir / "sec-out").exists()
