@@ -30,6 +30,18 @@ def _add_classifier_override(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_shipping(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--as", dest="save_as", metavar="ID", help="ship under this new id (default: the card's id)"
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace an existing model of that id (its old weights stay loadable as ID@SHA); "
+        "without it, an existing id is refused before training starts",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="noiseveil", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -81,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-classifier", help="train a zoo classifier on plaintext and ship it")
     p.add_argument("model_id")
     p.add_argument("--epochs", type=int, help="override the card's epoch count")
+    _add_shipping(p)
     p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
 
     p = sub.add_parser("train", help="train a zoo scheme model (RIC, EtC) and ship it")
@@ -92,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fast", "paper", "masked"],
         help="RIC network preset (paper: paper's sizes, lr 1e-4; masked: residuals + keyed pad, λ 0.7)",
     )
-    p.add_argument("--as", dest="save_as", metavar="ID", help="ship under this id instead")
+    _add_shipping(p)
     p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
 
     p = sub.add_parser("report", help="regenerate a paper's tables into results/ (JSON, Markdown, figures)")
@@ -110,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", help="ric, security: RIC models (default: all shipped)")
     p.add_argument("--ablation-steps", type=int, help="ric: training steps of each Table 4 model (800)")
     p.add_argument("--sweep-steps", type=int, help="ric: fine-tuning steps at each λ of the sweep (200)")
+    p.add_argument(
+        "--stages",
+        nargs="+",
+        metavar="STAGE",
+        help="ric: re-measure only these stages ('tables 1-3', 'table 4', 'lambda sweep', 'lossless'; "
+        "default: all) and keep the others from the saved JSON",
+    )
     p.add_argument("--render-only", action="store_true", help="rewrite report.md from the existing JSON")
     return parser
 

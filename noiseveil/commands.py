@@ -142,6 +142,8 @@ def evaluation_row(model: str, dataset: str, s: dict) -> dict[str, str]:
         "model": model,
         "dataset": dataset,
         "images": str(s["images"]),
+        "bit-exact %": f"{100 * s['bit_exact_share']:.2f}",
+        "failed": str(s["encryption_failures"]),
         "ACC_p %": f"{100 * s['acc_plain']:.2f}",
         "ACC_e %": f"{100 * s['acc_encrypted']:.2f}",
         "ADP %": f"{s['adp_percent']:.2f}",
@@ -242,11 +244,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         raise ZooError("no shipped models")
     rows = []
     for model_id, e in sorted(manifest.items()):
-        metric = (
-            f"test acc {100 * e['test_accuracy']:.2f}%"
-            if e["kind"] == "classifier"
-            else f"val PSNR {e.get('val_psnr') or 0:.2f} dB (classifier {e['classifier_id']})"
-        )
+        metric = model_figure(e)
         rows.append(
             {
                 "id": model_id,
@@ -261,10 +259,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def model_figure(entry: dict) -> str:
+    """The figure that means something for a zoo entry: accuracy, recovery, or fidelity."""
+    if "test_accuracy" in entry:  # a classifier, or an EtC cloud model trained on ciphertexts
+        return f"test acc {100 * entry['test_accuracy']:.2f}%"
+    if entry.get("preset") == "lossless":
+        nae_bits = 8 - entry["digit_bits"]
+        return f"bit-exact recovery, {nae_bits} NAE bits/sample (classifier {entry['classifier_id']})"
+    return f"val PSNR {entry['val_psnr']:.2f} dB (classifier {entry['classifier_id']})"
+
+
 def cmd_train_classifier(args: argparse.Namespace) -> int:
     from noiseveil.commands_train import train_classifier_command
 
-    r = train_classifier_command(args.model_id, args.epochs, args.checkpoint_dir)
+    r = train_classifier_command(args.model_id, args.epochs, args.checkpoint_dir, args.save_as, args.replace)
     print(f"{args.model_id}: test accuracy {100 * r['test_accuracy']:.2f}% in {r['train_seconds']:.0f}s")
     return EXIT_OK
 
@@ -273,7 +281,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from noiseveil.commands_train import train_scheme_command
 
     key = SecretKey.load(args.key) if args.key else None
-    r = train_scheme_command(args.model_id, args.steps, args.checkpoint_dir, args.preset, args.save_as, key)
+    r = train_scheme_command(
+        args.model_id, args.steps, args.checkpoint_dir, args.preset, args.save_as, key, args.replace
+    )
     print(f"{args.model_id}: trained in {r['train_seconds']:.0f}s")
     return EXIT_OK
 
@@ -296,7 +306,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"wrote {out / 'report.md'} from {saved}")
         return EXIT_OK
     if args.models:  # checked before anything runs, so that a typo costs no hour of work
-        ric_models = [m for m in shipped_schemes() if read_manifest()[m].get("scheme") == "ric"]
+        ric_models = (
+            ric.shipped_ric_models()
+            if args.paper == "ric"
+            else [m for m in shipped_schemes() if load_scheme(m).keeps_plaintext_label]
+        )
         unknown = [m for m in args.models if m not in ric_models]
         if unknown:
             raise ZooError(f"not a shipped RIC model: {', '.join(unknown)}; shipped: {', '.join(ric_models)}")
@@ -306,7 +320,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         changes = {"ablation_steps": args.ablation_steps, "sweep_steps": args.sweep_steps}
         changes["images"] = args.images
         budget = replace(ric.RICReportBudget(), **{k: v for k, v in changes.items() if v is not None})
-        ric.run(out, budget, args.models)
+        ric.run(out, budget, args.models, only_stages=args.stages)
         print(f"wrote {out / 'report.md'} and {out / 'ric-report.json'}")
     elif args.paper == "etc":
         n = given.get("images", 1000)

@@ -12,14 +12,23 @@ from noiseveil.classifiers.training import train_classifier
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import load_dataset
 from noiseveil.provenance import RESULTS_DIR, provenance, write_result
-from noiseveil.zoo import CLASSIFIERS, ZooError, save_weights
+from noiseveil.zoo import CLASSIFIERS, ZooError, check_new_model_id, save_weights
 
 
-def train_classifier_command(model_id: str, epochs: int | None, checkpoint_dir: Path) -> dict:
-    """Train a zoo classifier, ship its weights and write ``results/classifiers/<id>.json``."""
+def train_classifier_command(
+    model_id: str,
+    epochs: int | None,
+    checkpoint_dir: Path,
+    save_as: str | None = None,
+    replace_existing: bool = False,
+) -> dict:
+    """Train a zoo classifier, ship its weights (as ``save_as`` if given) and write
+    ``results/training/<id>.json``. An existing model is only replaced with ``replace_existing``."""
     if model_id not in CLASSIFIERS:
         raise ZooError(f"unknown classifier {model_id!r}; known: {', '.join(CLASSIFIERS)}")
     card = CLASSIFIERS[model_id]
+    card_id, model_id = model_id, save_as or model_id
+    check_new_model_id(model_id, replace_existing)  # before hours of training, not after
     data = load_dataset(card.dataset)
     train_cfg = card.train if epochs is None else replace(card.train, epochs=epochs)
     # Input statistics of the training set become the model's first layer.
@@ -36,6 +45,7 @@ def train_classifier_command(model_id: str, epochs: int | None, checkpoint_dir: 
     report = train_classifier(model, data, train_cfg, checkpoint_dir / f"{model_id}.ckpt")
     info = {
         "kind": "classifier",
+        "card": card_id,
         "dataset": card.dataset,
         "arch": card.arch,
         "config": config,
@@ -55,6 +65,7 @@ def train_classifier_command(model_id: str, epochs: int | None, checkpoint_dir: 
             "dataset": data.source_id,
         },
         info,
+        replace=replace_existing,
     )
     params = sum(p.numel() for p in model.parameters())
     result = {
@@ -77,6 +88,7 @@ def train_etc_command(
     checkpoint_dir: Path,
     key: SecretKey | None = None,
     save_as: str | None = None,
+    replace_existing: bool = False,
 ) -> dict:
     """Train an EtC cloud classifier on EtC images of ``key`` (default: the public demo key).
 
@@ -89,6 +101,7 @@ def train_etc_command(
     card = SCHEME_CARDS[model_id]
     twin = CLASSIFIERS[card.classifier_id]
     model_id = save_as or model_id
+    check_new_model_id(model_id, replace_existing)
     key = key or public_demo_key(model_id)
     data = load_dataset(card.dataset)
     train_cfg = twin.train if epochs is None else replace(twin.train, epochs=epochs)
@@ -111,7 +124,9 @@ def train_etc_command(
         "command": prov["command"],
         "git_commit": prov["git_commit"],
     }
-    save_weights(model_id, scheme.payload({"scheme": "etc", "dataset": data.source_id}), info)
+    save_weights(
+        model_id, scheme.payload({"scheme": "etc", "dataset": data.source_id}), info, replace=replace_existing
+    )
     params = sum(p.numel() for p in scheme.cloud_classifier().parameters())
     result = {
         **prov,
@@ -135,6 +150,7 @@ def train_scheme_command(
     preset: str | None = None,
     save_as: str | None = None,
     key: SecretKey | None = None,
+    replace_existing: bool = False,
 ) -> dict:
     """Train a zoo scheme model and ship it: RIC against its shipped classifier, EtC on EtC images.
 
@@ -153,14 +169,19 @@ def train_scheme_command(
     if card.scheme == "etc":
         if preset is not None:
             raise ZooError("--preset is for RIC models; EtC trains its twin's architecture")
-        return train_etc_command(model_id, steps, checkpoint_dir, key, save_as)
+        return train_etc_command(model_id, steps, checkpoint_dir, key, save_as, replace_existing)
     if key is not None:
         raise ZooError("--key is for EtC models; RIC models work with every key")
+    if card.preset == "lossless":
+        if preset is not None or steps is not None:
+            raise ZooError(f"{model_id} (lossless preset) has no networks: --preset and --steps do not apply")
+        return ship_lossless_command(card, save_as, replace_existing)
     if preset is not None:
         if preset not in PRESETS:
             raise ZooError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
         card = replace(card, preset=preset, train={**card.train, "lr": PRESET_LR[preset]})
     model_id = save_as or model_id
+    check_new_model_id(model_id, replace_existing)
     data = load_dataset(card.dataset)
     classifier = load_classifier(card.classifier_id)
     ric_cfg = replace(PRESETS[card.preset], channels=data.image_shape[2], **card.config)
@@ -202,6 +223,7 @@ def train_scheme_command(
             {"scheme": card.scheme, "classifier_id": card.classifier_id, "dataset": data.source_id}
         ),
         info,
+        replace=replace_existing,
     )
     params = sum(p.numel() for p in scheme.model.parameters())
     result = {
@@ -213,5 +235,41 @@ def train_scheme_command(
         "nae": asdict(scheme.nae),
         **report,
     }
+    write_result(RESULTS_DIR / "training" / f"{model_id}.json", result)
+    return result
+
+
+def ship_lossless_command(card, save_as: str | None = None, replace_existing: bool = False) -> dict:
+    """Ship a lossless RIC model: its settings and the id of its cloud classifier, nothing trained."""
+    from noiseveil.schemes.nae import DiscreteNAEConfig
+    from noiseveil.schemes.ric_lossless import LosslessRICScheme
+    from noiseveil.zoo import load_classifier
+
+    model_id = save_as or card.model_id
+    check_new_model_id(model_id, replace_existing)
+    data = load_dataset(card.dataset)
+    scheme = LosslessRICScheme(
+        classifier=load_classifier(card.classifier_id),
+        model_id=model_id,
+        image_shape=data.image_shape,
+        classifier_id=card.classifier_id,
+        nae=DiscreteNAEConfig(**card.nae),
+        **card.config,
+    )
+    prov = provenance([data.source_id], [model_id, card.classifier_id])
+    info = {
+        "kind": "scheme",
+        "scheme": card.scheme,
+        "dataset": card.dataset,
+        "classifier_id": card.classifier_id,
+        "preset": card.preset,
+        "digit_bits": scheme.digit_bits,
+        "train_seconds": 0.0,
+        "command": prov["command"],
+        "git_commit": prov["git_commit"],
+    }
+    extra = {"scheme": card.scheme, "dataset": data.source_id}
+    save_weights(model_id, scheme.payload(extra), info, replace=replace_existing)
+    result = {**prov, "model_id": model_id, "note": card.note, "train_seconds": 0.0, **scheme.payload()}
     write_result(RESULTS_DIR / "training" / f"{model_id}.json", result)
     return result

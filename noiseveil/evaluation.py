@@ -16,7 +16,7 @@ import torch
 from noiseveil.classifiers.training import predict
 from noiseveil.data import ImageDataset, fixed_subset, to_tensor, to_uint8
 from noiseveil.metrics import accuracy_drop_proportion, describe, psnr, ssim
-from noiseveil.schemes.base import Scheme
+from noiseveil.schemes.base import RECOVERY_FIELD, EncryptionError, Scheme
 
 
 @dataclass
@@ -30,6 +30,8 @@ class Evaluation:
     encrypt_seconds: float
     decrypt_seconds: float
     first_try_failed: int = 0
+    lossy: int = 0  # ciphertexts whose header promised a lossy recovery
+    failed: int = 0  # images encryption refused (its self-check failed); not in the figures
 
     def summary(self) -> dict:
         rec_psnr, rec_ssim = psnr(self.recovered, self.plain), ssim(self.recovered, self.plain)
@@ -44,8 +46,12 @@ class Evaluation:
                 "acc_encrypted": acc_e,
                 "adp_percent": accuracy_drop_proportion(acc_p, acc_e),
             }
+        bit_exact = (self.recovered == self.plain).reshape(n, -1).all(1)
         return {
             "images": n,
+            "encryption_failures": self.failed,
+            "bit_exact_share": float(bit_exact.mean()),
+            "lossy_share": self.lossy / n,
             **accuracy,
             "label_agreement": float((self.pred_cipher == self.pred_plain).mean()),
             "recovery_psnr_db": describe(rec_psnr),
@@ -77,18 +83,28 @@ def evaluate_images(
     # RIC re-encrypts the rare image whose ciphertext changes label; count those (first try).
     failed_before = getattr(scheme, "stats", {}).get("first_try_failed", 0)
     classifier = scheme.cloud_classifier()
-    cipher, recovered = [], []
+    cipher, recovered, kept = [], [], []
     enc_s = dec_s = 0.0
+    lossy = 0
     for start in range(0, len(plain), batch_size):
         x = to_tensor(plain[start : start + batch_size])
         t0 = time.perf_counter()
-        cts = scheme.encrypt(x, key)
+        results = scheme.encrypt_each(x, key)
         t1 = time.perf_counter()
+        cts = [ct for ct in results if not isinstance(ct, EncryptionError)]
+        kept += [start + i for i, ct in enumerate(results) if not isinstance(ct, EncryptionError)]
+        lossy += sum(ct.fields.get(RECOVERY_FIELD) == "lossy" for ct in cts)
+        if not cts:
+            continue
         rec = scheme.decrypt(cts, key)
         t2 = time.perf_counter()
         enc_s, dec_s = enc_s + t1 - t0, dec_s + t2 - t1
         cipher.append(np.stack([ct.pixels for ct in cts]))
         recovered.append(to_uint8(rec))
+    failed = len(plain) - len(kept)
+    plain, labels = plain[kept], None if labels is None else labels[kept]
+    if not len(plain):
+        raise EncryptionError("encryption refused every image")
     cipher_arr = np.concatenate(cipher)
     with torch.no_grad():
         pred_plain = predict(classifier, to_tensor(plain)).numpy()
@@ -104,4 +120,6 @@ def evaluate_images(
         enc_s,
         dec_s,
         first_try,
+        lossy,
+        failed,
     )

@@ -22,7 +22,14 @@ from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import DataError, load_image_folder, read_image, to_tensor, to_uint8
 from noiseveil.errors import FILE_ERRORS
 from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext, write_image
-from noiseveil.schemes.base import Ciphertext, Scheme, SchemeError
+from noiseveil.schemes.base import (
+    RECOVERY_FIELD,
+    RECOVERY_PSNR_FIELD,
+    Ciphertext,
+    EncryptionError,
+    Scheme,
+    SchemeError,
+)
 
 
 @dataclass
@@ -34,9 +41,15 @@ class Report:
     failures: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
     results: list[tuple[Path, int]] = field(default_factory=list)  # classify: (file, label)
+    lossy: list[tuple[Path, float]] = field(default_factory=list)  # (file, PSNR dB) not bit-exact
 
     def fail(self, path: Path, err: Exception | str) -> None:
         self.failures.append((path, str(err)))
+
+    def note_recovery(self, path: Path, ct: Ciphertext) -> None:
+        """Record a file whose ciphertext promises a lossy recovery (its header says so)."""
+        if ct.fields.get(RECOVERY_FIELD) == "lossy":
+            self.lossy.append((path, float(ct.fields[RECOVERY_PSNR_FIELD])))
 
     @property
     def ok(self) -> bool:
@@ -45,7 +58,11 @@ class Report:
     def summary(self) -> str:
         total = self.done + len(self.failures)
         rate = f", {self.done / self.seconds:.1f} images/s" if self.seconds > 0 and self.done else ""
-        return f"{self.action}: {self.done} of {total} files done, {len(self.failures)} failed{rate}"
+        lossy = ""
+        if self.lossy:
+            worst = min(p for _, p in self.lossy)
+            lossy = f", {len(self.lossy)} recovered lossy (not bit-exact; worst {worst:.2f} dB)"
+        return f"{self.action}: {self.done} of {total} files done, {len(self.failures)} failed{lossy}{rate}"
 
 
 def plan(source: Path, target: Path | None) -> list[tuple[Path, Path | None]]:
@@ -123,8 +140,16 @@ def encrypt_files(
             images.append(image)
         if not images:
             return
-        cts = scheme.encrypt(to_tensor(np.stack(images)), key)
-        _write_each(report, ((s, d, ct) for (s, d), ct in zip(ready, cts, strict=True)), write_ciphertext)
+        written = []
+        for (src, dst), result in zip(
+            ready, scheme.encrypt_each(to_tensor(np.stack(images)), key), strict=True
+        ):
+            if isinstance(result, EncryptionError):
+                report.fail(src, f"{src}: not encrypted: {result}")
+                continue
+            report.note_recovery(src, result)
+            written.append((src, dst, result))
+        _write_each(report, written, write_ciphertext)
 
     return _run("encrypt", pairs, batch_size, step, progress)
 
@@ -144,11 +169,12 @@ def decrypt_files(
             try:
                 _claim(dst)
                 ct = read_ciphertext(src)
-                scheme_for(ct.model_id).verify(ct, key)  # wrong key / tampering: nothing written
+                scheme_for(ct.decrypt_model).verify(ct, key)  # wrong key / tampering: nothing written
             except FILE_ERRORS as err:
                 report.fail(src, err)
                 continue
-            groups.setdefault(ct.model_id, []).append((src, dst, ct))
+            report.note_recovery(src, ct)
+            groups.setdefault(ct.decrypt_model, []).append((src, dst, ct))
         for model_id, items in groups.items():
             scheme = scheme_for(model_id)
             try:

@@ -1,7 +1,7 @@
 """Profile of RIC training on this machine: one training step per network preset and memory
 layout, against one NAE generation, which is what the paper pays for every batch.
 
-    python scripts/benchmark_ric_step.py --model ric-cifar10
+    python scripts/benchmark_ric_step.py --model ric-cifar10-masked
 
 The paper regenerates a 100-step C&W attack for every training batch. Our training draws
 NAEs from a cached per-class pool instead (``noiseveil.schemes.ric_training``); this script
@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="ric-cifar10")
+    parser.add_argument("--model", default="ric-cifar10-masked")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 

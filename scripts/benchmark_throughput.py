@@ -1,6 +1,6 @@
 """Encryption / decryption throughput of a scheme model, NAE generation included.
 
-    python scripts/benchmark_throughput.py --model ric-cifar10 --images 512
+    python scripts/benchmark_throughput.py --model ric-cifar10-masked --images 512
 
 Runs the real Python API on a fixed subset of the model's test set, in batch mode, and splits
 the time into its stages (keyed noise, NAE attack, networks, PNG encode/decode) so that a
@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="ric-cifar10")
+    parser.add_argument("--model", default="ric-cifar10-masked")
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()

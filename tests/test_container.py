@@ -143,7 +143,7 @@ def test_verify_rejects_reshaped_pixels(key: SecretKey) -> None:
         {"fields": {k: v for k, v in FIELDS.items() if k != "nae_steps"}},
         {"model_id": "other-ric"},
         {"scheme": "etc"},
-        {"version": "2"},
+        {"version": "3"},
         {"tag": b""},
         {"tag": bytes(32)},
     ],
@@ -247,7 +247,7 @@ def test_read_unknown_version(tmp_path: Path, key: SecretKey) -> None:
     ct = dataclasses.replace(make_ct(key), version="99")
     path = write_ciphertext(tmp_path / "v99.png", ct.seal(key))
     message = _expect_file_error(path, "version '99'")
-    assert f"reads version {FORMAT_VERSION}" in message
+    assert f"reads versions 1, {FORMAT_VERSION}" in message
 
 
 def test_read_corrupt_tag(tmp_path: Path, key: SecretKey) -> None:

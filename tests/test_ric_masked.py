@@ -135,7 +135,7 @@ def test_retries_with_a_stronger_nae_reach_the_label_noise_reaches_slowly() -> N
     from noiseveil.schemes import load_scheme
     from noiseveil.schemes.base import ciphertext_tensor
 
-    scheme = load_scheme("ric-mnist")
+    scheme = load_scheme("ric-mnist-masked")
     data = load_dataset("mnist")
     x = data.x_test[:200]
     ones = x[predict(scheme.classifier, to_tensor(x)).numpy() == 1][:8]

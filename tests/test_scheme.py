@@ -11,7 +11,8 @@ import torch
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.schemes.base import AuthenticationError, Ciphertext, SchemeError, ciphertext_tensor
 from noiseveil.schemes.nae import generate_nae
-from noiseveil.schemes.ric import RICScheme, quantize
+from noiseveil.schemes.ric import RIC, RICScheme, quantize
+from noiseveil.zoo import state_digest
 
 
 @pytest.fixture
@@ -33,8 +34,12 @@ def test_encrypt_returns_sealed_ciphertexts(
         assert isinstance(ct, Ciphertext)
         assert ct.pixels.dtype == np.uint8
         assert ct.pixels.shape == (28, 28, 1)
-        assert (ct.scheme, ct.model_id, ct.key_id, ct.version) == ("ric", "test-ric", key.key_id, "1")
-        assert set(ct.fields) == {"nonce", "lambda", "classifier", "target", "nae_steps", "nae_lr", "nae_g1"}
+        assert (ct.scheme, ct.model_id, ct.key_id, ct.version) == ("ric", "test-ric", key.key_id, "2")
+        assert set(ct.fields) == {
+            *("nonce", "lambda", "classifier", "target", "nae_steps", "nae_lr", "nae_g1"),
+            *("nae", "weights"),  # the sealed NAE decryption reads back; the decoder's SHA-256
+        }
+        assert ct.fields["weights"] == state_digest(tiny_ric.model)
         assert len(ct.fields["nonce"]) == 32
         assert len(bytes.fromhex(ct.fields["nonce"])) == 16
         assert ct.fields["lambda"] == "0.8"
@@ -68,6 +73,7 @@ def test_ciphertext_pixels_follow_eq5(
     nonces = [bytes.fromhex(ct.fields["nonce"]) for ct in sealed]
     targets = tiny_ric.classifier(images).argmax(1)
     n_adv = generate_nae(tiny_ric.classifier, tiny_ric.noise(key, nonces), targets, tiny_ric.nae)
+    n_adv = (n_adv * 255).round() / 255  # the NAE on the 8-bit grid the ciphertext carries
     with torch.no_grad():
         x_q = quantize(tiny_ric.model.encode(images, n_adv), training=False)
     assert torch.equal(ciphertext_tensor(sealed), x_q)
@@ -104,9 +110,40 @@ def test_decrypt_follows_eq9(
     n_adv = generate_nae(
         tiny_ric.classifier, tiny_ric.noise(key, nonces), tiny_ric.classifier(images).argmax(1), tiny_ric.nae
     )
+    n_adv = (n_adv * 255).round() / 255
     with torch.no_grad():
         expected = tiny_ric.model.decode(ciphertext_tensor(sealed), n_adv).clamp(0.0, 1.0)
     assert torch.equal(tiny_ric.decrypt(sealed, key), expected)
+
+
+def legacy(ct: Ciphertext, key: SecretKey) -> Ciphertext:
+    """The same ciphertext as format 1 wrote it: no sealed NAE, no weights hash."""
+    fields = {k: v for k, v in ct.fields.items() if k not in ("nae", "weights")}
+    return dataclasses.replace(ct, fields=fields, version="1").seal(key)
+
+
+def test_format_1_ciphertexts_still_decrypt_by_regenerating_the_nae(
+    tiny_ric: RICScheme, key: SecretKey, sealed: list[Ciphertext]
+) -> None:
+    old = [legacy(ct, key) for ct in sealed]
+    # The regenerated NAE is not on the 8-bit grid the format-2 encryption used, so the two
+    # decryptions differ by rounding only.
+    torch.testing.assert_close(tiny_ric.decrypt(old, key), tiny_ric.decrypt(sealed, key), rtol=0, atol=0.05)
+
+
+def test_other_decoder_weights_are_refused(tiny_ric: RICScheme, key: SecretKey, sealed: list[Ciphertext]) -> None:
+    other = dataclasses.replace(tiny_ric, model=RIC(tiny_ric.model.cfg).eval())  # freshly initialised
+    with pytest.raises(SchemeError, match="other weights of test-ric") as info:
+        other.decrypt(sealed, key)
+    assert "\n" not in str(info.value)
+
+
+def test_a_sealed_nae_that_does_not_open_is_refused(
+    tiny_ric: RICScheme, key: SecretKey, sealed: list[Ciphertext]
+) -> None:
+    other = resealed(sealed[0], key, nae=sealed[1].fields["nae"])  # authentic header, another image's NAE
+    with pytest.raises(SchemeError, match="sealed NAE does not open"):
+        tiny_ric.decrypt([other], key)
 
 
 def test_decrypt_with_another_key_raises_before_decrypting(
@@ -156,7 +193,7 @@ def test_tampered_field_raises(
 def test_other_classifier_field_raises_scheme_error(
     tiny_ric: RICScheme, key: SecretKey, sealed: list[Ciphertext]
 ) -> None:
-    ct = resealed(sealed[0], key, classifier="torchscript:0123456789abcdef")
+    ct = resealed(legacy(sealed[0], key), key, classifier="torchscript:0123456789abcdef")
     ct.verify(key)  # authentic: the scheme itself must refuse it
     with pytest.raises(SchemeError, match="classifier torchscript:0123456789abcdef, not test-cls") as info:
         tiny_ric.decrypt([ct], key)
@@ -175,12 +212,13 @@ def test_other_lambda_raises_scheme_error(
 def test_missing_or_malformed_field_raises_scheme_error(
     tiny_ric: RICScheme, key: SecretKey, sealed: list[Ciphertext], field: str
 ) -> None:
-    fields = {k: v for k, v in sealed[0].fields.items() if k != field}
-    missing = dataclasses.replace(sealed[0], fields=fields).seal(key)
+    ct = legacy(sealed[0], key)  # target and NAE settings matter where the NAE is regenerated
+    fields = {k: v for k, v in ct.fields.items() if k != field}
+    missing = dataclasses.replace(ct, fields=fields).seal(key)
     with pytest.raises(SchemeError, match="metadata is incomplete or malformed"):
         tiny_ric.decrypt([missing], key)
     with pytest.raises(SchemeError, match="metadata is incomplete or malformed"):
-        tiny_ric.decrypt([resealed(sealed[0], key, **{field: "zz"})], key)
+        tiny_ric.decrypt([resealed(ct, key, **{field: "zz"})], key)
 
 
 def test_other_model_or_scheme_raises_scheme_error(
@@ -261,12 +299,12 @@ def test_encrypt_retries_until_the_label_agrees_and_stays_decryptable(tiny_ric, 
     once = replace(tiny_ric, max_tries=1, stats=Counter())
     retrying = replace(tiny_ric, max_tries=5, stats=Counter())
     targets = tiny_ric.classifier(images).argmax(1)
-    cts_once = once.encrypt(images, key)
+    cts_once = once._sealed(images, key)  # the scheme's own tries, before the base class's check
     agree_once = (tiny_ric.classifier(ciphertext_tensor(cts_once)).argmax(1) == targets).sum().item()
     assert once.stats["first_try_failed"] == len(images) - agree_once
     assert once.stats["retried"] == 0
 
-    cts = retrying.encrypt(images, key)
+    cts = retrying._sealed(images, key)
     agree = (tiny_ric.classifier(ciphertext_tensor(cts)).argmax(1) == targets).sum().item()
     assert retrying.stats["encrypted"] == len(images)
     assert agree == len(images) - retrying.stats["disagreeing"]
@@ -285,6 +323,7 @@ def test_encrypt_retries_until_the_label_agrees_and_stays_decryptable(tiny_ric, 
             for i, ct in enumerate(cts)
         ]
     )
+    n_adv = (n_adv * 255).round() / 255
     with torch.no_grad():
         again = quantize(tiny_ric.model.encode(images, n_adv), training=False)
     assert torch.equal(

@@ -7,7 +7,8 @@ the use is per image), so that no two purposes ever share key material:
     key file (32 random bytes)
       ├─ HKDF(info="noiseveil/mac")                 -> HMAC-SHA256 key for ciphertext tags
       ├─ HKDF(salt=nonce, info="noiseveil/<use>")   -> ChaCha20 key: keyed uniform noise
-      └─ HKDF(salt=nonce, info="noiseveil/<use>")   -> one-time pads for small metadata fields
+      ├─ HKDF(salt=nonce, info="noiseveil/<use>")   -> one-time pads for small metadata fields
+      └─ HKDF(salt=nonce, info="noiseveil/<use>")   -> ChaCha20-Poly1305 key: sealed per-image payloads
 
 The keyed noise generator is ChaCha20 (a counter-based stream cipher) rather than a
 seeded global RNG: its output depends on nothing but (key, nonce, use), on every
@@ -25,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_BYTES = 32
@@ -164,3 +167,39 @@ def keyed_uniform(key: SecretKey, nonce: bytes, use: str, shape: tuple[int, ...]
 def keyed_pad(key: SecretKey, nonce: bytes, use: str, length: int) -> bytes:
     """A one-time pad for a small metadata field (fresh per nonce, so never reused)."""
     return key.derive(f"noiseveil/{use}", length=length, salt=nonce)
+
+
+AEAD_TAG_BYTES = 16  # Poly1305
+
+
+class PayloadError(Exception):
+    """A sealed payload did not authenticate: wrong key, wrong nonce or modified bytes."""
+
+
+def _aead(key: SecretKey, nonce: bytes, use: str) -> ChaCha20Poly1305:
+    # One AEAD key per (secret key, per-image nonce, use), so its own nonce can be fixed:
+    # no AEAD key ever encrypts two messages.
+    return ChaCha20Poly1305(key.derive(f"noiseveil/{use}", salt=nonce))
+
+
+def seal_payload(key: SecretKey, nonce: bytes, use: str, plaintext: bytes, aad: bytes = b"") -> bytes:
+    """ChaCha20-Poly1305 encryption of ``plaintext``; the output is ``AEAD_TAG_BYTES`` longer."""
+    return _aead(key, nonce, use).encrypt(bytes(12), plaintext, aad)
+
+
+def open_payload(key: SecretKey, nonce: bytes, use: str, sealed: bytes, aad: bytes = b"") -> bytes:
+    """Inverse of :func:`seal_payload`; raises :class:`PayloadError` unless it authenticates."""
+    try:
+        return _aead(key, nonce, use).decrypt(bytes(12), sealed, aad)
+    except InvalidTag:
+        raise PayloadError("the encrypted payload does not authenticate (wrong key or modified)") from None
+
+
+def open_payload_unauthenticated(key: SecretKey, nonce: bytes, use: str, sealed: bytes) -> bytes:
+    """What :func:`seal_payload`'s ChaCha20 layer gives under ``key`` WITHOUT checking the tag:
+    the view of an attacker who skips authentication (RFC 8439: the payload starts at block 1).
+    Never use it to recover data."""
+    stream_key = key.derive(f"noiseveil/{use}", salt=nonce)
+    counter_and_nonce = (1).to_bytes(4, "little") + bytes(12)
+    decryptor = Cipher(algorithms.ChaCha20(stream_key, counter_and_nonce), mode=None).decryptor()
+    return decryptor.update(sealed[:-AEAD_TAG_BYTES])

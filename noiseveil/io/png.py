@@ -7,63 +7,86 @@ id, key fingerprint, the scheme's public fields (nonce, lambda...) and the HMAC 
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from noiseveil.schemes.base import FORMAT_VERSION, Ciphertext
+from noiseveil.schemes.base import READABLE_VERSIONS, Ciphertext
 
 PREFIX = "noiseveil:"
 _REQUIRED = ("version", "scheme", "model", "key_id", "tag")
+
+
+# Format 1 named the masked RIC models by the ids the lossless ones have now.
+LEGACY_MODEL_IDS = {
+    "1": {"ric-cifar10": "ric-cifar10-masked", "ric-lfw": "ric-lfw-masked", "ric-mnist": "ric-mnist-masked"}
+}
 
 
 class CiphertextFileError(Exception):
     """Not a readable noiseveil ciphertext PNG (one-line message)."""
 
 
-def write_ciphertext(path: str | os.PathLike, ct: Ciphertext) -> Path:
-    """Write ``ct`` as a new PNG; an existing file is never overwritten."""
-    path = Path(path)
+def _png_info(ct: Ciphertext) -> PngImagePlugin.PngInfo:
     info = PngImagePlugin.PngInfo()
     for k, v in ct.header().items():
         info.add_text(PREFIX + k, v)
     info.add_text(PREFIX + "tag", ct.tag.hex())
-    return write_image(path, ct.pixels, info)
+    return info
 
 
-def read_ciphertext(path: str | os.PathLike) -> Ciphertext:
+def write_ciphertext(path: str | os.PathLike, ct: Ciphertext) -> Path:
+    """Write ``ct`` as a new PNG; an existing file is never overwritten."""
+    return write_image(Path(path), ct.pixels, _png_info(ct))
+
+
+def ciphertext_to_bytes(ct: Ciphertext) -> bytes:
+    """The exact bytes :func:`write_ciphertext` writes."""
+    buf = io.BytesIO()
+    _pil_image(ct.pixels).save(buf, format="PNG", pnginfo=_png_info(ct))
+    return buf.getvalue()
+
+
+def ciphertext_from_bytes(data: bytes, name: str = "<bytes>") -> Ciphertext:
+    """Parse ciphertext PNG bytes (an upload, or what encryption checks before writing)."""
+    return read_ciphertext(io.BytesIO(data), name)
+
+
+def read_ciphertext(path: str | os.PathLike | io.BytesIO, name: str | None = None) -> Ciphertext:
     """Parse a ciphertext PNG; any problem is a :class:`CiphertextFileError` naming the file."""
-    path = Path(path)
+    path = path if isinstance(path, io.BytesIO) else Path(path)
+    shown = name or path
     try:
         with Image.open(path) as image:
             image.load()
             fmt, mode, text = image.format, image.mode, dict(getattr(image, "text", {}))
             pixels = np.asarray(image)
     except FileNotFoundError:
-        raise CiphertextFileError(f"{path}: no such file") from None
+        raise CiphertextFileError(f"{shown}: no such file") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise CiphertextFileError(f"{path}: not a readable PNG ({err})") from None
+        raise CiphertextFileError(f"{shown}: not a readable PNG ({err})") from None
     if fmt != "PNG":
-        raise CiphertextFileError(f"{path}: is a {fmt} file, ciphertexts are PNG")
+        raise CiphertextFileError(f"{shown}: is a {fmt} file, ciphertexts are PNG")
     if mode not in ("L", "RGB"):
-        raise CiphertextFileError(f"{path}: PNG mode {mode}, ciphertexts are 8-bit grey or RGB")
+        raise CiphertextFileError(f"{shown}: PNG mode {mode}, ciphertexts are 8-bit grey or RGB")
     meta = {k[len(PREFIX) :]: v for k, v in text.items() if k.startswith(PREFIX)}
     missing = [k for k in _REQUIRED if k not in meta]
     if missing:
         raise CiphertextFileError(
-            f"{path}: not a noiseveil ciphertext (missing metadata: {', '.join(missing)})"
+            f"{shown}: not a noiseveil ciphertext (missing metadata: {', '.join(missing)})"
         )
-    if meta["version"] != FORMAT_VERSION:
+    if meta["version"] not in READABLE_VERSIONS:
         raise CiphertextFileError(
-            f"{path}: ciphertext format version {meta['version']!r}, "
-            f"this noiseveil reads version {FORMAT_VERSION}"
+            f"{shown}: ciphertext format version {meta['version']!r}, "
+            f"this noiseveil reads versions {', '.join(READABLE_VERSIONS)}"
         )
     try:
         tag = bytes.fromhex(meta["tag"])
     except ValueError:
-        raise CiphertextFileError(f"{path}: corrupt authentication tag") from None
+        raise CiphertextFileError(f"{shown}: corrupt authentication tag") from None
     fields = {k[2:]: v for k, v in meta.items() if k.startswith("f.")}
     if pixels.ndim == 2:
         pixels = pixels[..., None]
@@ -71,6 +94,7 @@ def read_ciphertext(path: str | os.PathLike) -> Ciphertext:
         pixels=pixels,
         scheme=meta["scheme"],
         model_id=meta["model"],
+        read_as=LEGACY_MODEL_IDS.get(meta["version"], {}).get(meta["model"]),
         key_id=meta["key_id"],
         fields=fields,
         version=meta["version"],
@@ -83,10 +107,7 @@ def write_image(
 ) -> Path:
     """Write a uint8 (H, W, C) image as a new PNG; an existing file is never overwritten."""
     path = Path(path)
-    grey = pixels.shape[2] == 1
-    image = Image.fromarray(
-        np.ascontiguousarray(pixels[..., 0] if grey else pixels), mode="L" if grey else "RGB"
-    )
+    image = _pil_image(pixels)
     path.parent.mkdir(parents=True, exist_ok=True)  # only once there is something to write
     try:
         with open(path, "xb") as f:
@@ -94,3 +115,10 @@ def write_image(
     except FileExistsError:
         raise CiphertextFileError(f"{path}: exists; refusing to overwrite") from None
     return path
+
+
+def _pil_image(pixels: np.ndarray) -> Image.Image:
+    grey = pixels.shape[2] == 1
+    return Image.fromarray(
+        np.ascontiguousarray(pixels[..., 0] if grey else pixels), mode="L" if grey else "RGB"
+    )

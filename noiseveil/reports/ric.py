@@ -13,7 +13,12 @@ Liu et al. (ACM TOMM 2024), regenerated with every shipped RIC model (``ric-<dat
 - Fig. 4/5: plaintext, ciphertext, recovered and amplified difference;
 - privacy: what contrast stretching, low-pass filtering and local contrast of the ciphertext
   show, against a chance baseline, next to the same model with its keyed pad switched off;
-- learning curves (validation PSNR against training time) of the shipped models.
+- learning curves (validation PSNR against training time) of the shipped models;
+- beyond the paper, the lossless preset (the default ``ric-<dataset>`` models): Tables 1-3 with
+  the bit-exact share, the bits per sample the compressed images need and the lossy fallbacks.
+
+``--stages`` re-measures some stages only and keeps the others from the saved JSON, each with
+the provenance of the run that measured it.
 
 Every evaluation uses ``fixed_subset(len(test), images, seed=0)`` of the test set. Everything
 goes to ``results/ric/``: ``ric-report.json`` (with provenance), ``report.md``, ``figures/``.
@@ -68,9 +73,13 @@ class RICReportBudget:
     val_images: int | None = None  # validation images of the short trainings (None: the card's)
 
 
-def shipped_ric_models() -> list[str]:
+STAGES = ("tables 1-3", "table 4", "lambda sweep", "lossless")
+
+
+def shipped_ric_models(scheme: str = "ric") -> list[str]:
+    """Shipped models of the learned presets (``ric``) or of the lossless preset (``ric-lossless``)."""
     manifest = read_manifest()
-    return [m for m, card in SCHEME_CARDS.items() if card.scheme == "ric" and m in manifest]
+    return [m for m, card in SCHEME_CARDS.items() if card.scheme == scheme and m in manifest]
 
 
 def _ric(model_id: str) -> RICScheme:
@@ -218,6 +227,52 @@ def in_dataset(model_id: str, data: ImageDataset, budget: RICReportBudget, figur
     return result
 
 
+# -- the lossless preset (beyond the paper): Tables 1-3 -------------------------------------------
+def lossless_in_dataset(model_id: str, data: ImageDataset, budget: RICReportBudget, figures: Path) -> dict:
+    """Table 1-2 row of a lossless model, the bits its images need, privacy checks and a grid."""
+    from noiseveil.io.codecs import lossless_encode
+
+    scheme = load_scheme(model_id)
+    plain, labels = test_images(data, budget.images)
+    ev = evaluate_images(scheme, plain, labels)
+    summary = ev.summary()
+    image_bits = [8 * len(lossless_encode(image)) / image.size for image in plain]
+    row = {
+        "model": model_id,
+        "dataset": data.name,
+        "classifier": SCHEME_CARDS[model_id].classifier_id,
+        "digit_bits": scheme.digit_bits,
+        "nae_bits": 8 - scheme.digit_bits,
+        **scheme_row(ev),
+        **{k: summary[k] for k in ("bit_exact_share", "lossy_share", "encryption_failures")},
+        "image_bits_per_sample": describe(image_bits),
+    }
+    privacy, shown = privacy_checks(ev.cipher, plain)
+    k = budget.grid_images
+    rows, titles = [plain[:k], ev.cipher[:k], ev.recovered[:k]], ["plaintext", "ciphertext", "recovered"]
+    rows += [shown[name][:k] for name in PROCESSING]
+    titles += [t.split(" (")[0].replace(" + stretch", "") for t in PROCESSING]
+    picture_grid(rows, titles, figures / f"lossless-{data.name}.png")
+    print(
+        f"  {model_id}: bit-exact {100 * row['bit_exact_share']:.2f} %, ADP {row['adp_percent']:.2f} %",
+        flush=True,
+    )
+    return {"ric": row, "privacy": {"lossless": privacy}}
+
+
+def lossless(model_ids: list[str], datasets: dict[str, ImageDataset], budget: RICReportBudget, figures: Path):
+    data_ids = sorted(d.source_id for d in datasets.values())
+    classifiers = [SCHEME_CARDS[m].classifier_id for m in model_ids]
+    return {
+        **provenance(data_ids, [*model_ids, *classifiers]),
+        "models": model_ids,
+        "in_dataset": {
+            m: lossless_in_dataset(m, datasets[SCHEME_CARDS[m].dataset], budget, figures) for m in model_ids
+        },
+        "cross_dataset": cross_dataset(model_ids, datasets, budget),
+    }
+
+
 # -- Table 3: cross-dataset -----------------------------------------------------------------------
 def conform(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Centre-crop to square if needed, resize (bicubic) and convert channels to ``shape``."""
@@ -248,15 +303,19 @@ def cross_dataset(
     sources = {name: test_images(d, budget.images)[0] for name, d in datasets.items()}
     rows = []
     for model_id in model_ids:
-        scheme = _ric(model_id)
+        scheme = load_scheme(model_id)
         for source, images in [*sources.items(), ("scikit-image photos", natural_images())]:
             plain = conform(images, scheme.image_shape)
             ev = evaluate_images(scheme, plain, None)
+            summary = ev.summary()
             rows.append(
                 {
                     "model": model_id,
                     "images_from": source,
                     "images": len(plain),
+                    "bit_exact_share": summary["bit_exact_share"],
+                    "lossy_share": summary["lossy_share"],
+                    "encryption_failures": summary["encryption_failures"],
                     "label_agreement": float((ev.pred_cipher == ev.pred_plain).mean()),
                     "psnr_db": describe(psnr(ev.recovered, plain)),
                     "ssim": describe(ssim(ev.recovered, plain)),
@@ -354,12 +413,25 @@ def run(
     budget: RICReportBudget = RICReportBudget(),
     models: list[str] | None = None,
     runs: Path = Path("runs") / "ric-report",
+    only_stages: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Every table and figure of the RIC paper for ``models`` (default: every shipped RIC model)."""
+    """Every table and figure of the RIC paper for ``models`` (default: every shipped model of
+    the learned presets) and the lossless preset's rows. ``only_stages`` (some of :data:`STAGES`)
+    re-measures only those and keeps the rest from the saved ``ric-report.json``."""
     models = models or shipped_ric_models()
     if not models:
         raise ZooError("no shipped RIC model to report on")
-    datasets = {SCHEME_CARDS[m].dataset: load_dataset(SCHEME_CARDS[m].dataset) for m in models}
+    wanted = list(only_stages or STAGES)
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        raise ZooError(f"unknown report stage {', '.join(unknown)}; stages: {', '.join(STAGES)}")
+    saved_path = out_dir / "ric-report.json"
+    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    if only_stages and not saved:
+        raise ZooError(f"{saved_path}: no saved report to keep the other stages from; run all stages")
+    lossless_models = shipped_ric_models("ric-lossless")
+    used = models + (lossless_models if "lossless" in wanted else [])
+    datasets = {SCHEME_CARDS[m].dataset: load_dataset(SCHEME_CARDS[m].dataset) for m in used}
     classifiers = [SCHEME_CARDS[m].classifier_id for m in models]
     prov = provenance([d.source_id for d in datasets.values()], [*models, *classifiers])
     figures = out_dir / "figures"
@@ -395,17 +467,30 @@ def run(
         stages_path.write_text(json.dumps(stages))
         return value
 
-    result["in_dataset"] = {
-        m: timed(f"tables 1-2 {m}", in_dataset, m, datasets[SCHEME_CARDS[m].dataset], budget, figures)
-        for m in models
-    }
-    result["cross_dataset"] = timed("table 3", cross_dataset, models, datasets, budget)
-    main = "ric-cifar10" if "ric-cifar10" in models else models[0]
-    main_data = datasets[SCHEME_CARDS[main].dataset]
-    rows = timed("table 4", ablation, main, main_data, budget, runs)
-    result["ablation"] = {"model": main, "rows": rows}
-    rows = timed("lambda sweep", lam_sweep, main, main_data, budget, runs)
-    result["lam_sweep"] = {"model": main, "rows": rows}
+    if only_stages:  # the kept stages keep their own provenance and timings
+        result = {**saved, "stage_provenance": saved.get("stage_provenance", {})}
+        for stage in wanted:
+            result["stage_provenance"][stage] = prov
+        timings.update({k: v for k, v in saved.get("seconds", {}).items()})
+    main = "ric-cifar10-masked" if "ric-cifar10-masked" in models else models[0]
+    if "tables 1-3" in wanted:
+        result["in_dataset"] = {
+            m: timed(f"tables 1-2 {m}", in_dataset, m, datasets[SCHEME_CARDS[m].dataset], budget, figures)
+            for m in models
+        }
+        result["cross_dataset"] = timed("table 3", cross_dataset, models, datasets, budget)
+    if "table 4" in wanted:
+        main_data = datasets[SCHEME_CARDS[main].dataset]
+        result["ablation"] = {
+            "model": main,
+            "rows": timed("table 4", ablation, main, main_data, budget, runs),
+        }
+    if "lambda sweep" in wanted:
+        main_data = datasets[SCHEME_CARDS[main].dataset]
+        rows = timed("lambda sweep", lam_sweep, main, main_data, budget, runs)
+        result["lam_sweep"] = {"model": main, "rows": rows}
+    if "lossless" in wanted and lossless_models:
+        result["lossless"] = timed("lossless", lossless, lossless_models, datasets, budget, figures)
     result["learning_curves"] = learning_curves(models)
     result["seconds"] = timings
     write_result(out_dir / "ric-report.json", result)
@@ -583,7 +668,67 @@ def markdown(r: dict[str, Any]) -> str:
         )
     lines += ["", "![learning curves](figures/learning-curves.png)", ""]
     lines += distance_to_paper(r)
+    lines += lossless_markdown(r.get("lossless"))
     return "\n".join(lines)
+
+
+def lossless_markdown(ll: dict[str, Any] | None) -> list[str]:
+    """The lossless preset's section: Tables 1-3 with bit-exact shares and bits per sample."""
+    if not ll:
+        return []
+    pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
+    lines = [
+        "## The lossless preset (beyond the paper; the default `ric-<dataset>` models)",
+        "",
+        f"Generated by `{ll['command']}` at commit `{ll['git_commit']}` on {ll['date']}. Each sample "
+        "of a ciphertext is L·a + d: d, the low bits, carries the WebP-lossless image sealed with "
+        "ChaCha20-Poly1305; a, the high bits, is a discrete NAE. Decryption reads d back: no "
+        "classifier, no network, no floating point. Same images and metrics as Tables 1-3.",
+        "",
+        "| dataset | model | NAE bits | images | ACC_p | ACC_e | ADP | first-try label agreement "
+        "| bit-exact % | lossy % | refused | image bits/sample (mean, max) | PSNR dB (min) | SSIM "
+        "| SSIM(ciphertext, plaintext) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m, res in ll["in_dataset"].items():
+        row = res["ric"]
+        bits = row["image_bits_per_sample"]
+        lines.append(
+            f"| {row['dataset']} | `{m}` | {row['nae_bits']} | {row['images']} | {pct(row['acc_plain'])} | "
+            f"{pct(row['acc_encrypted'])} | {row['adp_percent']:.2f} | "
+            f"{pct(row['first_try_label_agreement'])} | "
+            f"{pct(row['bit_exact_share'])} | {pct(row['lossy_share'])} | {row['encryption_failures']} | "
+            f"{bits['mean']:.2f}, {bits['max']:.2f} of {row['digit_bits']} | {row['psnr_db']['min']:.2f} | "
+            f"{row['ssim']['mean']:.4f} | {row['ssim_cipher_vs_plain']['mean']:.4f} |"
+        )
+    lines += [
+        "",
+        "PSNR is capped at 100 dB for identical images. Privacy checks of the ciphertexts "
+        "(processing, SSIM and |correlation| with the plaintext against chance):",
+        "",
+        "| dataset | processing | SSIM | SSIM chance | abs. correlation | abs. correlation chance |",
+        "|---|---|---|---|---|---|",
+    ]
+    for res in ll["in_dataset"].values():
+        for proc, c in res["privacy"]["lossless"].items():
+            lines.append(
+                f"| {res['ric']['dataset']} | {proc} | {c['ssim']['mean']:.4f} | "
+                f"{c['ssim_chance']['mean']:.4f} "
+                f"| {c['abs_correlation']['mean']:.4f} | {c['abs_correlation_chance']['mean']:.4f} |"
+            )
+    lines += ["", "Cross-dataset (Table 3):", ""]
+    lines += ["| model | images from | images | bit-exact % | lossy % | refused | label agreement % |"]
+    lines += ["|---|---|---|---|---|---|---|"]
+    for row in ll["cross_dataset"]:
+        lines.append(
+            f"| `{row['model']}` | {row['images_from']} | {row['images']} | {pct(row['bit_exact_share'])} | "
+            f"{pct(row['lossy_share'])} | {row['encryption_failures']} | {pct(row['label_agreement'])} |"
+        )
+    lines.append("")
+    for res in ll["in_dataset"].values():
+        name = res["ric"]["dataset"]
+        lines += [f"![lossless {name}](figures/lossless-{name}.png)", ""]
+    return lines
 
 
 def sweep_best(r: dict[str, Any]) -> list[str]:

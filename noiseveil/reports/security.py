@@ -52,7 +52,7 @@ from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.schemes import load_scheme
 from noiseveil.schemes.base import Ciphertext
 from noiseveil.schemes.ric import RICScheme
-from noiseveil.zoo import read_manifest
+from noiseveil.zoo import ZooError, read_manifest
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,10 @@ def brute_force(
     }
     alphas = []
     wrong = BruteForceAttack(scheme, n_keys=1).guesses[0]
-    for i, ct in enumerate(cts[: b.nes_images]):
+    # NES α needs keyed noise and a decoder to perturb (the learned presets); the lossless
+    # preset has neither: a wrong key opens nothing (its AEAD refuses, the sweep shows it).
+    nes_cts = cts[: b.nes_images] if isinstance(scheme, RICScheme) else []
+    for i, ct in enumerate(nes_cts):
         x_q = to_tensor(ct.pixels[None])
         alphas.append(
             estimate_alpha(
@@ -148,7 +151,9 @@ def brute_force(
         "one_bit_positions": bits,
         "per_key_means": per_key,
         "summary": summary,
-        "nes_alpha_db": {"per_image": alphas, **describe(alphas), "z": b.nes_samples, "sigma": 1.0},
+        "nes_alpha_db": (
+            {"per_image": alphas, **describe(alphas), "z": b.nes_samples, "sigma": 1.0} if alphas else None
+        ),
     }
 
 
@@ -182,7 +187,8 @@ def attacker_split(n_train: int, b: SecurityBudget) -> tuple[np.ndarray, np.ndar
 
 def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Path) -> dict[str, Any]:
     scheme = load_scheme(model_id)
-    assert isinstance(scheme, RICScheme)
+    if not scheme.keeps_plaintext_label:
+        raise ZooError(f"{model_id}: the RIC security suite is for unmodified-classifier schemes")
     key, other_key = victim_key(), victim_key("other")
     idx = fixed_subset(len(data.x_test), b.test_images, seed=0)
     plain, cts = data.x_test[idx], _encrypt(scheme, data.x_test[idx], key)
@@ -247,7 +253,7 @@ def run(
 ) -> dict:
     """Runs the suite on ``models`` (default: every shipped RIC model), keeping the saved entries
     of the others; writes the JSON after each model so that a stopped run keeps what finished."""
-    models = models or sorted(k for k, v in read_manifest().items() if v.get("scheme") == "ric")
+    models = models or sorted(k for k, v in read_manifest().items() if str(v.get("scheme")).startswith("ric"))
     path = out_dir / "security-report.json"
     kept = json.loads(path.read_text())["models"] if path.exists() else {}
     result: dict[str, Any] = {}
@@ -371,7 +377,10 @@ def markdown(r: dict[str, Any]) -> str:
             f"NES α of Theorem 6.1 (eq. 21-22, z = {a['z']}, σ = {a['sigma']}, "
             f"{len(a['per_image'])} images): mean {a['mean']:.2f} dB "
             f"(min {a['min']:.2f}, max {a['max']:.2f}); a heuristic scale, see "
-            "`noiseveil/attacks/nes.py` for why it is not a proven bound.",
+            "`noiseveil/attacks/nes.py` for why it is not a proven bound."
+            if a
+            else "NES α: not applicable (lossless preset: no keyed noise or decoder to perturb; "
+            "a wrong key's AEAD opens nothing, and the sweep above shows what skipping it gives).",
             "",
             f"![key sweep](figures/key-sweep-{model_id}.png)",
             "",

@@ -11,9 +11,10 @@ from torch import nn
 from noiseveil.schemes.base import AuthenticationError, Ciphertext, Scheme, SchemeError
 from noiseveil.schemes.etc import EtCScheme
 from noiseveil.schemes.ric import PRESETS, RIC, RICConfig, RICScheme
+from noiseveil.schemes.ric_lossless import LosslessRICScheme
 from noiseveil.zoo import ZooError, load_payload, read_manifest
 
-SCHEMES: dict[str, type[Scheme]] = {"ric": RICScheme, "etc": EtCScheme}
+SCHEMES: dict[str, type[Scheme]] = {"ric": RICScheme, "ric-lossless": LosslessRICScheme, "etc": EtCScheme}
 
 
 def shipped_schemes() -> list[str]:
@@ -29,13 +30,18 @@ def load_scheme(
     scheme_name = payload.get("scheme")
     if scheme_name not in SCHEMES:
         raise ZooError(f"{model_id!r} is not a scheme model (it is a {payload.get('kind', '?')})")
-    return SCHEMES[scheme_name].from_payload(payload, model_id, classifier, classifier_id)
+    scheme = SCHEMES[scheme_name].from_payload(payload, model_id, classifier, classifier_id)
+    promised = read_manifest()[model_id].get("promised_psnr")
+    if promised is not None:  # a learned decoder's per-image floor, measured when it shipped
+        scheme.promised_psnr = float(promised)
+    return scheme
 
 
 __all__ = [
     "AuthenticationError",
     "Ciphertext",
     "EtCScheme",
+    "LosslessRICScheme",
     "PRESETS",
     "RIC",
     "RICConfig",

@@ -25,7 +25,10 @@ from torch import nn
 
 from noiseveil.crypto.keys import SecretKey
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: RIC ciphertexts carry what decryption needs (no regenerated NAE)
+READABLE_VERSIONS = ("1", "2")
+# Optional public fields every scheme may set: what decryption promises for this image.
+RECOVERY_FIELD, RECOVERY_PSNR_FIELD = "recovery", "recovery_psnr"  # "exact" | "lossy" (+ PSNR dB)
 
 
 class SchemeError(Exception):
@@ -34,6 +37,11 @@ class SchemeError(Exception):
 
 class AuthenticationError(SchemeError):
     """Wrong key or tampered ciphertext: nothing is decrypted."""
+
+
+class EncryptionError(SchemeError):
+    """An image whose ciphertext failed its own check (it would not decrypt to the promised
+    fidelity, or the cloud would label it differently): no ciphertext is produced for it."""
 
 
 @dataclass
@@ -47,6 +55,12 @@ class Ciphertext:
     fields: dict[str, str] = field(default_factory=dict)
     version: str = FORMAT_VERSION
     tag: bytes = b""
+    read_as: str | None = None  # not authenticated: the model id an older format's id stands for now
+
+    @property
+    def decrypt_model(self) -> str:
+        """The model id to decrypt with (``model_id``, or its current name for an older file)."""
+        return self.read_as or self.model_id
 
     def header(self) -> dict[str, str]:
         """All metadata that is authenticated (everything but the tag)."""
@@ -101,6 +115,12 @@ class Scheme(ABC):
     """
 
     name: ClassVar[str]
+    # True when the cloud runs the unmodified plaintext classifier, so a ciphertext must get
+    # the plaintext's label (RIC); False when the cloud model was trained on ciphertexts (EtC).
+    keeps_plaintext_label: ClassVar[bool] = False
+    # The worst PSNR (dB) a decryption may give unless the ciphertext states a lower one
+    # (a "lossy" recovery field); inf = bit-exact.
+    promised_psnr: float = float("inf")
     model_id: str
     image_shape: tuple[int, int, int]  # (H, W, C) the scheme's models accept
 
@@ -158,16 +178,82 @@ class Scheme(ABC):
             raise SchemeError(f"{what} is {got}, model {self.model_id} takes {h}x{w}x{c} (HxWxC)")
 
     def encrypt(self, images: torch.Tensor, key: SecretKey) -> list[Ciphertext]:
-        """Encrypt a batch of [0, 1] images (N, C, H, W) into sealed ciphertexts."""
+        """Encrypt a batch of [0, 1] images (N, C, H, W) into sealed, self-verified ciphertexts.
+
+        Raises :class:`EncryptionError` if any image fails its check (see :meth:`encrypt_each`).
+        """
+        results = self.encrypt_each(images, key)
+        for i, result in enumerate(results):
+            if isinstance(result, EncryptionError):
+                raise EncryptionError(f"image {i}: {result}")
+        return results  # type: ignore[return-value]
+
+    def encrypt_each(self, images: torch.Tensor, key: SecretKey) -> list[Ciphertext | EncryptionError]:
+        """Encrypt a batch; each image gives a ciphertext that passed :meth:`check_ciphertexts`,
+        or the error saying why it has none. A failed image is encrypted once more first."""
         self.check_shape((images.shape[2], images.shape[3], images.shape[1]))
+        results: list[Ciphertext | EncryptionError] = list(self._sealed(images, key))
+        problems = self.check_ciphertexts(images, results, key)  # type: ignore[arg-type]
+        retry = [i for i, p in enumerate(problems) if p is not None]
+        if retry:
+            again = self._sealed(images[retry], key)
+            second = self.check_ciphertexts(images[retry], again, key)
+            for i, ct, problem in zip(retry, again, second, strict=True):
+                results[i] = ct if problem is None else EncryptionError(problem)
+        return results
+
+    def _sealed(self, images: torch.Tensor, key: SecretKey) -> list[Ciphertext]:
         return [
             Ciphertext(pixels, self.name, self.model_id, key.key_id, fields).seal(key)
             for pixels, fields in self._encrypt(images, key)
         ]
 
+    def check_ciphertexts(
+        self, images: torch.Tensor, ciphertexts: Sequence[Ciphertext], key: SecretKey
+    ) -> list[str | None]:
+        """Decrypt each ciphertext as a new process would (from its PNG bytes, nothing reused)
+        and compare: the image must come back at the promised fidelity and, where the cloud
+        runs the plaintext classifier, the ciphertext must get the plaintext's label.
+        Returns a reason per image, or None where all holds."""
+        from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
+        from noiseveil.metrics import psnr
+
+        reread = [ciphertext_from_bytes(ciphertext_to_bytes(ct)) for ct in ciphertexts]
+        plain = (images * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        problems: list[str | None] = [None] * len(reread)
+        try:
+            recovered = (
+                (self.decrypt(reread, key) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            )
+        except SchemeError as err:
+            return [f"the ciphertext does not decrypt ({err})"] * len(reread)
+        fidelity = psnr(recovered, plain)
+        wrong = (recovered != plain).reshape(len(plain), -1).sum(1)
+        for i, ct in enumerate(reread):
+            promised = self.promised_psnr
+            if ct.fields.get(RECOVERY_FIELD) == "lossy":
+                promised = float(ct.fields[RECOVERY_PSNR_FIELD]) - 0.01  # the header's rounding
+            if promised == float("inf"):
+                if wrong[i]:
+                    problems[i] = (
+                        f"decrypts with {wrong[i]} samples wrong ({fidelity[i]:.2f} dB), promised bit-exact"
+                    )
+            elif fidelity[i] < promised:
+                problems[i] = f"decrypts to {fidelity[i]:.2f} dB, below the promised {promised:.2f} dB"
+        if self.keeps_plaintext_label:
+            with torch.no_grad():
+                classifier = self.cloud_classifier()
+                want = classifier(images).argmax(1)
+                got = classifier(ciphertext_tensor(reread)).argmax(1)
+            for i in torch.nonzero(want != got).flatten().tolist():
+                problems[i] = problems[i] or (
+                    f"the classifier labels the ciphertext {int(got[i])}, the plaintext {int(want[i])}"
+                )
+        return problems
+
     def verify(self, ciphertext: Ciphertext, key: SecretKey) -> None:
         """Check that the ciphertext belongs to this scheme and model and was made with ``key``."""
-        if ciphertext.scheme != self.name or ciphertext.model_id != self.model_id:
+        if ciphertext.scheme != self.name or ciphertext.decrypt_model != self.model_id:
             raise SchemeError(
                 f"ciphertext is for {ciphertext.scheme}/{ciphertext.model_id}, "
                 f"not {self.name}/{self.model_id}"

@@ -112,3 +112,78 @@ def generate_nae(
                 n, t = n.repeat(reps, 1, 1, 1)[: cfg.chunk], t.repeat(reps)[: cfg.chunk]
             out.append(_attack_chunk(classifier, n, t, cfg, lam)[:real])
     return torch.cat(out)
+
+
+# -- discrete NAE (RIC's lossless preset) ---------------------------------------------------
+@dataclass(frozen=True)
+class DiscreteNAEConfig:
+    """Φ for ciphertexts L·a + d: integer high parts a, attacked with straight-through rounding.
+
+    Decryption never regenerates a, so Φ may stop each image as soon as it succeeds and need
+    not be reproducible; ``accept_margin`` (logits) keeps the verdict safe from the last-bit
+    differences another batch size or thread count gives the cloud's forward pass.
+    """
+
+    steps: int = 50  # at most; each image stops as soon as it is accepted
+    lr: float = 0.25  # Adam step in units of one level of a
+    margin: float = 10.0  # g1: the loss stops pushing past this logit margin
+    accept_margin: float = 1.0  # an image is done when z_ŷ − max_{i≠ŷ} z_i ≥ this on the rounded pixels
+
+
+def discrete_nae(
+    classifier: nn.Module,
+    digits: torch.Tensor,
+    target: torch.Tensor,
+    start: torch.Tensor,
+    modulus: int,
+    cfg: DiscreteNAEConfig = DiscreteNAEConfig(),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """High parts a (uint8, same shape as ``digits``) with C((L·a + d)/255) = target, and which succeeded.
+
+    ``digits`` d are the fixed low parts (uint8 in [0, L)); ``start`` in [0, 1) is the keyed
+    random start, scaled to a's range [0, 256/L − 1]. Every step evaluates the exact rounded
+    ciphertext, so an accepted image is classified as ``target`` by construction.
+    """
+    classifier.eval()
+    top = 256 // modulus - 1
+    d = digits.float()
+    best = torch.round(start * top).to(torch.uint8)
+    kept = torch.zeros(len(best), dtype=torch.bool)
+    active = torch.arange(len(best))
+    z = (start * top).clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=cfg.lr)
+    with torch.enable_grad():
+        for _ in range(cfg.steps + 1):
+            rounded = z + (torch.round(z) - z).detach()  # straight-through rounding
+            loss = margin_loss(
+                classifier((rounded * modulus + d[active]) / 255.0), target[active], cfg.margin
+            )
+            done = -loss.detach() >= cfg.accept_margin
+            best[active] = torch.round(z.detach()).to(torch.uint8)
+            kept[active[done]] = True
+            if done.all():
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+            with torch.no_grad():
+                z.clamp_(0.0, float(top))
+            if done.any():  # carry on with the rest only: a smaller batch costs fewer FLOPs
+                z, opt = _keep_rows(z, opt, ~done, cfg.lr)
+                active = active[~done]
+    return best, kept
+
+
+def _keep_rows(
+    z: torch.Tensor, opt: torch.optim.Adam, rows: torch.Tensor, lr: float
+) -> tuple[torch.Tensor, torch.optim.Adam]:
+    """The Adam variable and state restricted to ``rows`` (images still being attacked)."""
+    state = opt.state[z]
+    z = z.detach()[rows].clone().requires_grad_(True)
+    new = torch.optim.Adam([z], lr=lr)
+    new.state[z] = {
+        "step": state["step"].clone(),
+        "exp_avg": state["exp_avg"][rows].clone(),
+        "exp_avg_sq": state["exp_avg_sq"][rows].clone(),
+    }
+    return z, new

@@ -24,19 +24,31 @@ Q replaced by additive U(−0.5, 0.5)/255 noise so that it is differentiable.
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from noiseveil.crypto.keys import SecretKey, keyed_pad, keyed_uniform, new_nonce
+from noiseveil.crypto.keys import (
+    PayloadError,
+    SecretKey,
+    keyed_pad,
+    keyed_uniform,
+    new_nonce,
+    open_payload,
+    seal_payload,
+)
 from noiseveil.schemes.base import Scheme, SchemeError
 from noiseveil.schemes.nae import NAEConfig, generate_nae
-from noiseveil.zoo import load_classifier
+from noiseveil.zoo import load_classifier, state_digest
+
+_NAE_USE = "ric/nae"  # the sealed NAE a format-2 ciphertext carries
 
 
 @dataclass(frozen=True)
@@ -195,11 +207,14 @@ class RICScheme(Scheme):
     classifier_id: str
     nae: NAEConfig = field(default_factory=NAEConfig)
     max_tries: int = 4  # encryption attempts per image until C(x'_q) = C(x); 1 = the paper
+    # The worst per-image PSNR encryption accepts (its self-check); shipped models set theirs.
+    promised_psnr: float = 0.0
     # Counters since construction: images encrypted, first tries that changed the label,
     # re-encryptions, and images that still disagreed after max_tries.
     stats: Counter = field(default_factory=Counter)
 
-    name = "ric"
+    name: ClassVar[str] = "ric"
+    keeps_plaintext_label: ClassVar[bool] = True
 
     def cloud_classifier(self) -> nn.Module:
         return self.classifier
@@ -262,6 +277,8 @@ class RICScheme(Scheme):
         targets = self.classifier(images).argmax(1)
         nonces: list[bytes] = [b""] * len(images)
         nae_cfgs: list[NAEConfig] = [self.nae] * len(images)
+        naes: list[str] = [""] * len(images)
+        weights = state_digest(self.model)
         x_q = torch.empty_like(images)
         todo = torch.arange(len(images))
         # The data provider holds the classifier, so it checks C(x'_q) = ŷ itself and redoes
@@ -270,11 +287,13 @@ class RICScheme(Scheme):
         for attempt in range(self.max_tries):
             fresh = [new_nonce() for _ in todo]
             cfg = self.retry_nae(attempt)
-            n_adv = self.nae_for(key, fresh, targets[todo], cfg)
+            # n_adv on the 8-bit grid, sealed into the ciphertext: decryption reads it back
+            # instead of re-running Φ, whose floating point need not repeat in another process.
+            n_adv = (self.nae_for(key, fresh, targets[todo], cfg) * 255.0).round() / 255.0
             pad = self.pad(key, fresh)
             x_q[todo] = quantize(self.model.encode(images[todo], n_adv, pad), training=False)
-            for i, nonce in zip(todo.tolist(), fresh, strict=True):
-                nonces[i], nae_cfgs[i] = nonce, cfg
+            for j, (i, nonce) in enumerate(zip(todo.tolist(), fresh, strict=True)):
+                nonces[i], nae_cfgs[i], naes[i] = nonce, cfg, self._seal_nae(key, nonce, n_adv[j])
             self.stats["encrypted" if attempt == 0 else "retried"] += len(todo)
             todo = todo[self.classifier(x_q[todo]).argmax(1) != targets[todo]]
             if attempt == 0:
@@ -294,9 +313,25 @@ class RICScheme(Scheme):
                 "classifier": self.classifier_id,
                 "target": f"{masked:04x}",
                 **nae_cfgs[i].as_fields(),
+                "nae": naes[i],
+                "weights": weights,
             }
             out.append((pixels[i], fields))
         return out
+
+    def _seal_nae(self, key: SecretKey, nonce: bytes, n_adv: torch.Tensor) -> str:
+        levels = (n_adv * 255.0).round().to(torch.uint8).numpy().tobytes()
+        return base64.b64encode(seal_payload(key, nonce, _NAE_USE, levels)).decode("ascii")
+
+    def _open_nae(self, key: SecretKey, nonce: bytes, sealed: str) -> torch.Tensor:
+        h, w, c = self.image_shape
+        try:
+            levels = open_payload(key, nonce, _NAE_USE, base64.b64decode(sealed, validate=True))
+        except (PayloadError, ValueError) as err:
+            raise SchemeError(f"the ciphertext's sealed NAE does not open ({err})") from None
+        if len(levels) != c * h * w:
+            raise SchemeError("the ciphertext's sealed NAE has the wrong size")
+        return torch.frombuffer(bytearray(levels), dtype=torch.uint8).reshape(c, h, w).float() / 255.0
 
     @torch.no_grad()
     def _decrypt(
@@ -306,6 +341,34 @@ class RICScheme(Scheme):
         try:
             nonces = [bytes.fromhex(f["nonce"]) for f in fields]
             lams = {float(f["lambda"]) for f in fields}
+        except (KeyError, ValueError) as err:
+            raise SchemeError(f"ciphertext metadata is incomplete or malformed ({err})") from None
+        if lams != {self.model.cfg.lam}:
+            raise SchemeError(f"ciphertext λ {sorted(lams)} does not match model λ {self.model.cfg.lam}")
+        weights = {f.get("weights") for f in fields} - {None}
+        if weights and weights != {state_digest(self.model)}:
+            # D must be the very network that made the ciphertext, or the image does not come back.
+            raise SchemeError(
+                f"ciphertext was made with other weights of {self.model_id} (sha256 "
+                f"{', '.join(w[:12] for w in sorted(weights))}), these are {state_digest(self.model)[:12]}"
+            )
+        n_adv = torch.empty_like(pixels)
+        sealed = [i for i, f in enumerate(fields) if "nae" in f]
+        for i in sealed:
+            n_adv[i] = self._open_nae(key, nonces[i], fields[i]["nae"])
+        legacy = [i for i, f in enumerate(fields) if "nae" not in f]
+        if legacy:
+            n_adv[legacy] = self._regenerate_nae(
+                [fields[i] for i in legacy], [nonces[i] for i in legacy], key
+            )
+        return self.model.decode(pixels, n_adv, self.pad(key, nonces)).clamp(0.0, 1.0)
+
+    def _regenerate_nae(
+        self, fields: Sequence[dict[str, str]], nonces: Sequence[bytes], key: SecretKey
+    ) -> torch.Tensor:
+        """Format 1 (before the NAE was sealed in): re-run Φ as encryption did. Only as
+        reliable as floating point repeating itself in this process (issue 11)."""
+        try:
             # A verified ciphertext's target is already a class index; through decrypt_unverified a
             # guessed key unmasks a random 16-bit number, reduced to a class as an attacker would.
             targets = (
@@ -317,7 +380,7 @@ class RICScheme(Scheme):
                 )
                 % self.num_classes
             )
-            cfgs = {NAEConfig.from_fields(f, self.nae.chunk) for f in fields}
+            cfgs = [NAEConfig.from_fields(f, self.nae.chunk) for f in fields]
         except (KeyError, ValueError) as err:
             raise SchemeError(f"ciphertext metadata is incomplete or malformed ({err})") from None
         used = {f.get("classifier") for f in fields}
@@ -327,14 +390,11 @@ class RICScheme(Scheme):
                 f"ciphertext NAE was made with classifier {', '.join(map(str, used))}, "
                 f"not {self.classifier_id}"
             )
-        if lams != {self.model.cfg.lam}:
-            raise SchemeError(f"ciphertext λ {sorted(lams)} does not match model λ {self.model.cfg.lam}")
-        out = torch.empty_like(pixels)
-        for cfg in cfgs:  # usually one; files encrypted with other NAE settings are grouped
-            idx = [i for i, f in enumerate(fields) if NAEConfig.from_fields(f, self.nae.chunk) == cfg]
-            group = [nonces[i] for i in idx]
-            n_adv = self.nae_for(key, group, targets[idx], cfg)
-            out[idx] = self.model.decode(pixels[idx], n_adv, self.pad(key, group)).clamp(0.0, 1.0)
+        h, w, c = self.image_shape
+        out = torch.empty(len(fields), c, h, w)
+        for cfg in set(cfgs):  # usually one; files encrypted with other NAE settings are grouped
+            idx = [i for i, other in enumerate(cfgs) if other == cfg]
+            out[idx] = self.nae_for(key, [nonces[i] for i in idx], targets[idx], cfg)
         return out
 
     # -- persistence -----------------------------------------------------------------------

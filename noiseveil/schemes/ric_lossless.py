@@ -1,0 +1,323 @@
+"""RIC, lossless preset: exact decryption that runs no neural network and no float arithmetic.
+
+Beyond Liu et al. (ACM TOMM 2024): the paper's ciphertext x' = (1 − λ)·E(x) + λ·n_adv needs
+the key holder to regenerate n_adv by re-running an attack and to run a decoder D, so its
+recovery is approximate and rests on floating point repeating itself. Here each 8-bit
+ciphertext sample is split into two integer parts, with L = 2^b::
+
+    x (uint8) ─WebP lossless─► bitstream ─┐
+              (if it does not fit: drop    ├─ [version, dropped bits, length | bitstream | 0…0]
+               low bits, state the PSNR)   │
+    key, nonce ─HKDF─► ChaCha20-Poly1305 ──┴─► sealed bytes (exactly the capacity, uniform)
+                                                  │ b bits per sample
+                                                  ▼
+                                      d ∈ [0, L)  (the image, encrypted: "digits")
+    key, nonce ─► keyed start a₀ ─Φ: attack C on L·a + d, a ∈ [0, 256/L) integer, straight-
+                                     through rounding, stop when C says ŷ = C(x) by a margin
+                                                  │
+                                      pixel = L·a + d          (8-bit PNG)
+    cloud:  ỹ = argmax C(pixel / 255) = ŷ       (the unmodified plaintext classifier)
+    user:   d = pixel mod L ─► bytes ─► AEAD open (verifies) ─► decode ─► x, bit for bit
+
+The NAE a is the high part of every sample (share (256 − L)/256 of the range): a discrete
+adversarial pattern. Since the data provider seals the payload before attacking, Φ attacks
+the exact ciphertext the cloud will see (no expectation over d is needed), and decryption
+never needs a: it depends on the key, the nonce and integer arithmetic only. d is AEAD
+output, so it is uniform whatever the image; a depends only on d, the label and the key.
+
+L is chosen per model (``digit_bits``), not per image, so the digit split reveals nothing
+about an image. The rare image that does not fit falls back to dropping its k lowest bits
+before compressing; the header then says "lossy" with its PSNR (that one image is thereby
+marked as hard to compress: the only thing the file reveals about it).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from noiseveil.crypto.keys import (
+    AEAD_TAG_BYTES,
+    PayloadError,
+    SecretKey,
+    keyed_uniform,
+    new_nonce,
+    open_payload,
+    open_payload_unauthenticated,
+    seal_payload,
+)
+from noiseveil.io.codecs import LosslessCodecError, lossless_decode, lossless_encode
+from noiseveil.schemes.base import Ciphertext, Scheme, SchemeError
+from noiseveil.schemes.nae import DiscreteNAEConfig, discrete_nae
+
+PAYLOAD_VERSION = 1
+_PAYLOAD_HEADER = struct.Struct("<BBI")  # version, low bits dropped, bitstream length
+_PAYLOAD_USE = "ric-lossless/payload"
+
+
+def capacity_bytes(shape: tuple[int, int, int], digit_bits: int) -> int:
+    """Bytes the low parts of an image of ``shape`` (H, W, C) carry at ``digit_bits`` per sample."""
+    h, w, c = shape
+    return h * w * c * digit_bits // 8
+
+
+def bytes_to_digits(data: bytes, samples: int, digit_bits: int) -> np.ndarray:
+    """``data`` as ``samples`` digits of ``digit_bits`` bits (MSB first); spare bits random."""
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+    spare = samples * digit_bits - len(bits)
+    if spare < 0:
+        raise ValueError(f"{len(data)} bytes do not fit {samples} digits of {digit_bits} bits")
+    if spare:  # fewer than 8 bits: random, so that every digit stays uniform
+        bits = np.concatenate([bits, np.random.default_rng().integers(0, 2, spare, dtype=np.uint8)])
+    groups = bits.reshape(samples, digit_bits)
+    weights = (1 << np.arange(digit_bits - 1, -1, -1)).astype(np.uint8)
+    return (groups * weights).sum(axis=1, dtype=np.uint16).astype(np.uint8)
+
+
+def digits_to_bytes(digits: np.ndarray, digit_bits: int, length: int) -> bytes:
+    """Inverse of :func:`bytes_to_digits`: the first ``length`` bytes the digits carry."""
+    bits = np.unpackbits(digits.reshape(-1, 1).astype(np.uint8), axis=1)[:, 8 - digit_bits :]
+    return np.packbits(bits.reshape(-1)[: 8 * length]).tobytes()
+
+
+def _dequantise(coarse: np.ndarray, dropped: int) -> np.ndarray:
+    """Back to 8 bits after dropping ``dropped`` low bits: the middle of each bin."""
+    if dropped == 0:
+        return coarse
+    return np.minimum((coarse.astype(np.uint16) << dropped) + (1 << (dropped - 1)), 255).astype(np.uint8)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+@dataclass(frozen=True)
+class PackedImage:
+    """The payload of one image before sealing, and what recovering it will give."""
+
+    plaintext: bytes
+    dropped_bits: int
+    psnr_db: float  # inf when exact
+
+
+def pack_image(image: np.ndarray, capacity: int) -> PackedImage:
+    """Compress ``image`` (H, W, C) uint8 into exactly ``capacity − tag`` bytes, losslessly if it fits."""
+    room = capacity - AEAD_TAG_BYTES - _PAYLOAD_HEADER.size
+    for dropped in range(8):
+        coarse = image >> dropped if dropped else image
+        bitstream = lossless_encode(coarse)
+        if len(bitstream) <= room:
+            header = _PAYLOAD_HEADER.pack(PAYLOAD_VERSION, dropped, len(bitstream))
+            plaintext = header + bitstream + bytes(room - len(bitstream))
+            return PackedImage(plaintext, dropped, _psnr(_dequantise(coarse, dropped), image))
+    raise SchemeError(f"an image of {image.shape} does not fit {capacity} bytes even at 1 bit per sample")
+
+
+def unpack_image(plaintext: bytes, shape: tuple[int, int, int]) -> np.ndarray:
+    """Inverse of :func:`pack_image`."""
+    version, dropped, length = _PAYLOAD_HEADER.unpack_from(plaintext)
+    if version != PAYLOAD_VERSION or dropped > 7 or length > len(plaintext) - _PAYLOAD_HEADER.size:
+        raise SchemeError("the decrypted payload is malformed")
+    bitstream = plaintext[_PAYLOAD_HEADER.size : _PAYLOAD_HEADER.size + length]
+    try:
+        return _dequantise(lossless_decode(bitstream, shape), dropped)
+    except LosslessCodecError as err:
+        raise SchemeError(str(err)) from None
+
+
+@dataclass
+class LosslessRICScheme(Scheme):
+    """RIC's ``lossless`` preset: L·a + d ciphertexts, exact classifier-free decryption (see module)."""
+
+    classifier: nn.Module | None  # None: loaded by id when first needed (decryption never needs it)
+    model_id: str
+    image_shape: tuple[int, int, int]
+    classifier_id: str
+    digit_bits: int = 7  # b: L = 2^b; the NAE gets the 8 − b high bits of every sample
+    nae: DiscreteNAEConfig = field(default_factory=DiscreteNAEConfig)
+    max_tries: int = 3  # a failed attack is retried with a fresh nonce and twice the steps
+    stats: Counter = field(default_factory=Counter)
+
+    name: ClassVar[str] = "ric-lossless"
+    keeps_plaintext_label: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.digit_bits <= 7:
+            raise ValueError(
+                f"digit_bits must be 1..7 (the NAE needs at least one bit), got {self.digit_bits}"
+            )
+
+    @property
+    def modulus(self) -> int:
+        """L, the size of the low part of a sample."""
+        return 1 << self.digit_bits
+
+    @property
+    def capacity(self) -> int:
+        return capacity_bytes(self.image_shape, self.digit_bits)
+
+    def cloud_classifier(self) -> nn.Module:
+        if self.classifier is None:
+            from noiseveil.zoo import load_classifier
+
+            self.classifier = load_classifier(self.classifier_id)
+        return self.classifier
+
+    def _aad(self) -> bytes:
+        h, w, c = self.image_shape
+        return f"{h}x{w}x{c}/{self.digit_bits}".encode()
+
+    # -- encryption --------------------------------------------------------------------
+    def _seal_digits(self, key: SecretKey, nonce: bytes, packed: PackedImage) -> torch.Tensor:
+        sealed = seal_payload(key, nonce, _PAYLOAD_USE, packed.plaintext, self._aad())
+        h, w, c = self.image_shape
+        digits = bytes_to_digits(sealed, h * w * c, self.digit_bits).reshape(h, w, c)
+        return torch.from_numpy(digits).permute(2, 0, 1)
+
+    def _start(self, key: SecretKey, nonces: Sequence[bytes]) -> torch.Tensor:
+        h, w, c = self.image_shape
+        return torch.from_numpy(
+            np.stack([keyed_uniform(key, n, "ric-lossless/start", (c, h, w)) for n in nonces])
+        )
+
+    @torch.no_grad()
+    def _encrypt(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
+        plain = (images * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        packed = [pack_image(image, self.capacity) for image in plain]
+        classifier = self.cloud_classifier()
+        targets = classifier(images).argmax(1)
+        n = len(images)
+        pixels = torch.empty(images.shape, dtype=torch.uint8)
+        nonces: list[bytes] = [b""] * n
+        todo = torch.arange(n)
+        for attempt in range(self.max_tries):
+            fresh = [new_nonce() for _ in todo]
+            digits = torch.stack(
+                [
+                    self._seal_digits(key, nonce, packed[i])
+                    for i, nonce in zip(todo.tolist(), fresh, strict=True)
+                ]
+            )
+            cfg = replace(self.nae, steps=self.nae.steps * 2**attempt)
+            high, kept = discrete_nae(
+                classifier, digits, targets[todo], self._start(key, fresh), self.modulus, cfg
+            )
+            pixels[todo] = (high * self.modulus + digits).to(torch.uint8)
+            for i, nonce in zip(todo.tolist(), fresh, strict=True):
+                nonces[i] = nonce
+            self.stats["encrypted" if attempt == 0 else "retried"] += len(todo)
+            todo = todo[~kept]
+            if attempt == 0:
+                self.stats["first_try_failed"] += len(todo)
+            if len(todo) == 0:
+                break
+        self.stats["disagreeing"] += len(todo)  # the base class's verification reports them
+        self.stats["lossy"] += sum(p.dropped_bits > 0 for p in packed)
+        out = []
+        for i in range(n):
+            fields = {
+                "nonce": nonces[i].hex(),
+                "digit_bits": str(self.digit_bits),
+                "classifier": self.classifier_id,
+                **recovery_fields(packed[i].psnr_db),
+            }
+            out.append((pixels[i].permute(1, 2, 0).numpy(), fields))
+        return out
+
+    # -- decryption: integers only -------------------------------------------------------
+    def decrypt_pixels(self, pixels: np.ndarray, fields: dict[str, str], key: SecretKey) -> np.ndarray:
+        """One ciphertext's uint8 (H, W, C) pixels back to the uint8 image (no float, no network)."""
+        try:
+            nonce = bytes.fromhex(fields["nonce"])
+            bits = int(fields["digit_bits"])
+        except (KeyError, ValueError) as err:
+            raise SchemeError(f"ciphertext metadata is incomplete or malformed ({err})") from None
+        if bits != self.digit_bits:
+            raise SchemeError(
+                f"ciphertext has {bits} digit bits, model {self.model_id} uses {self.digit_bits}"
+            )
+        digits = np.bitwise_and(pixels.reshape(-1), self.modulus - 1)
+        sealed = digits_to_bytes(digits, self.digit_bits, self.capacity)
+        try:
+            plaintext = open_payload(key, nonce, _PAYLOAD_USE, sealed, self._aad())
+        except PayloadError as err:
+            raise SchemeError(str(err)) from None
+        return unpack_image(plaintext, self.image_shape)
+
+    def _decrypt(
+        self, pixels: torch.Tensor, fields: Sequence[dict[str, str]], key: SecretKey
+    ) -> torch.Tensor:
+        # The base class hands over [0, 1] floats of 8-bit pixels: ×255 and rounding is exact.
+        raw = (pixels * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        images = np.stack([self.decrypt_pixels(p, f, key) for p, f in zip(raw, fields, strict=True)])
+        return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+
+    def with_nae(self, **changes) -> LosslessRICScheme:
+        return replace(self, nae=replace(self.nae, **changes), stats=Counter())
+
+    def decrypt_unverified(self, ciphertexts: Sequence[Ciphertext], key: SecretKey) -> torch.Tensor:
+        """What a key guess gives an attacker who skips every check: the image if the guess is
+        right, else the unauthenticated ChaCha20 decryption of the digits laid out as pixels."""
+        images = []
+        for ct in ciphertexts:
+            try:
+                images.append(self.decrypt_pixels(ct.pixels, ct.fields, key))
+            except SchemeError:
+                images.append(self._unauthenticated_view(ct, key))
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+
+    def _unauthenticated_view(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
+        try:
+            nonce = bytes.fromhex(ct.fields["nonce"])
+        except (KeyError, ValueError):
+            nonce = b""
+        digits = np.bitwise_and(ct.pixels.reshape(-1), self.modulus - 1)
+        sealed = digits_to_bytes(digits, self.digit_bits, self.capacity)
+        raw = np.frombuffer(open_payload_unauthenticated(key, nonce, _PAYLOAD_USE, sealed), dtype=np.uint8)
+        return np.resize(raw, self.image_shape)
+
+    # -- persistence -----------------------------------------------------------------------
+    def payload(self, extra: dict | None = None) -> dict:
+        return {
+            "image_shape": self.image_shape,
+            "digit_bits": self.digit_bits,
+            "nae": asdict(self.nae),
+            "classifier_id": self.classifier_id,
+            **(extra or {}),
+        }
+
+    @classmethod
+    def from_payload(
+        cls,
+        payload: dict,
+        model_id: str,
+        classifier: nn.Module | None = None,
+        classifier_id: str | None = None,
+    ) -> LosslessRICScheme:
+        if classifier is None:  # the shipped one, loaded only if encryption needs it
+            classifier_id = payload["classifier_id"]
+        elif classifier_id is None:
+            raise ValueError("a custom classifier needs a classifier_id to record in ciphertexts")
+        return cls(
+            classifier=classifier,
+            model_id=model_id,
+            image_shape=tuple(payload["image_shape"]),
+            classifier_id=classifier_id,
+            digit_bits=int(payload["digit_bits"]),
+            nae=DiscreteNAEConfig(**payload["nae"]),
+        )
+
+
+def recovery_fields(psnr_db: float) -> dict[str, str]:
+    """The header's promise: "exact", or "lossy" with the PSNR decryption will give."""
+    if psnr_db == float("inf"):
+        return {"recovery": "exact"}
+    return {"recovery": "lossy", "recovery_psnr": f"{psnr_db:.2f}"}

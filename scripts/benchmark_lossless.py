@@ -1,0 +1,141 @@
+"""Throughput of RIC's lossless preset against the masked preset, measured in one run.
+
+    python scripts/benchmark_lossless.py --images 512
+
+Both models run on the same fixed subset of CIFAR-10's test set (32x32), in batch mode, through
+the Python API (encryption includes its self-check: every ciphertext is decrypted from its PNG
+bytes and classified before it is returned) and through the file pipeline (PNG files in and
+out, as `noiseveil encrypt` / `decrypt` run). A stage split says where the lossless preset's
+time goes. Writes results/benchmark/lossless-vs-masked-cifar10.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from noiseveil.crypto.keys import SecretKey
+from noiseveil.data import fixed_subset, load_dataset, to_tensor
+from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes, write_image
+from noiseveil.pipeline import decrypt_files, encrypt_files, plan
+from noiseveil.provenance import RESULTS_DIR, provenance, write_result
+from noiseveil.schemes import load_scheme
+from noiseveil.schemes.nae import discrete_nae
+from noiseveil.schemes.ric_lossless import pack_image
+from noiseveil.timing import timed
+
+
+def api_rates(scheme, x: torch.Tensor, key: SecretKey, batch: int) -> dict[str, float]:
+    scheme.encrypt(x[:batch], key)  # warm-up: first calls pay one-off allocation costs
+    enc = dec = 0.0
+    for start in range(0, len(x), batch):
+        cts, t = timed(scheme.encrypt, x[start : start + batch], key)
+        enc += t
+        _, t = timed(scheme.decrypt, cts, key)
+        dec += t
+    return {"encrypt_images_per_second": len(x) / enc, "decrypt_images_per_second": len(x) / dec}
+
+
+def file_rates(scheme, plain: np.ndarray, key: SecretKey, batch: int) -> dict[str, float]:
+    work = Path(tempfile.mkdtemp(prefix="nv-bench-"))
+    try:
+        for i, image in enumerate(plain):
+            write_image(work / "plain" / f"{i:05d}.png", image)
+        enc = encrypt_files(scheme, key, plan(work / "plain", work / "cipher"), batch, progress=False)
+        dec = decrypt_files(
+            lambda _m: scheme, key, plan(work / "cipher", work / "rec"), batch, progress=False
+        )
+        if not (enc.ok and dec.ok):
+            raise SystemExit(f"benchmark run failed: {enc.summary()}; {dec.summary()}")
+        return {
+            "files_encrypt_images_per_second": len(plain) / enc.seconds,
+            "files_decrypt_images_per_second": len(plain) / dec.seconds,
+        }
+    finally:
+        shutil.rmtree(work)
+
+
+def lossless_stages(scheme, x: torch.Tensor, plain: np.ndarray, key: SecretKey) -> dict[str, float]:
+    """Seconds per image of each stage of lossless encryption and decryption, on one batch."""
+    n = len(x)
+    classifier = scheme.cloud_classifier()
+    with torch.no_grad():
+        targets, t_classify = timed(lambda: classifier(x).argmax(1))
+    packed, t_pack = timed(lambda: [pack_image(image, scheme.capacity) for image in plain])
+    nonces = [bytes([i % 256]) * 16 for i in range(n)]
+    digits, t_seal = timed(
+        lambda: torch.stack(
+            [scheme._seal_digits(key, nonce, p) for nonce, p in zip(nonces, packed, strict=True)]
+        )
+    )
+    start = scheme._start(key, nonces)
+    _, t_nae = timed(discrete_nae, classifier, digits, targets, start, scheme.modulus, scheme.nae)
+    cts = scheme.encrypt(x, key)
+    _, t_check = timed(scheme.check_ciphertexts, x, cts, key)
+    blobs, t_png_write = timed(lambda: [ciphertext_to_bytes(ct) for ct in cts])
+    reread, t_png_read = timed(lambda: [ciphertext_from_bytes(b) for b in blobs])
+    _, t_verify = timed(lambda: [scheme.verify(ct, key) for ct in reread])
+    _, t_open = timed(lambda: [scheme.decrypt_pixels(ct.pixels, ct.fields, key) for ct in reread])
+    per_image = {
+        "encrypt: classify plaintexts": t_classify,
+        "encrypt: WebP lossless compression": t_pack,
+        "encrypt: AEAD seal and digits": t_seal,
+        "encrypt: NAE attack": t_nae,
+        "encrypt: self-check (decrypt from PNG bytes, classify)": t_check,
+        "PNG write (to bytes)": t_png_write,
+        "PNG read (from bytes)": t_png_read,
+        "decrypt: HMAC verification": t_verify,
+        "decrypt: digits, AEAD open, WebP decode": t_open,
+    }
+    return {k: v / n for k, v in per_image.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--models", nargs=2, default=["ric-cifar10", "ric-cifar10-masked"])
+    args = parser.parse_args()
+
+    data = load_dataset("cifar10")
+    plain = data.x_test[fixed_subset(len(data.x_test), args.images)]
+    x = to_tensor(plain)
+    key = SecretKey.generate()
+    rows = {}
+    for model_id in args.models:
+        scheme = load_scheme(model_id)
+        print(f"{model_id}: API ...", flush=True)
+        rows[model_id] = api_rates(scheme, x, key, args.batch_size)
+        print(f"{model_id}: files ...", flush=True)
+        rows[model_id].update(file_rates(scheme, plain, key, args.batch_size))
+        print(f"{model_id}: {rows[model_id]}", flush=True)
+    lossless, masked = args.models
+    ratios = {k: rows[lossless][k] / rows[masked][k] for k in rows[lossless]}
+    stages = lossless_stages(load_scheme(lossless), x[: args.batch_size], plain[: args.batch_size], key)
+    result = {
+        **provenance([data.source_id], [*args.models, "cifar10-resnet"]),
+        "images": len(plain),
+        "image_shape": list(plain.shape[1:]),
+        "batch_size": args.batch_size,
+        "torch_threads": torch.get_num_threads(),
+        "rates": rows,
+        "ratio_lossless_to_masked": ratios,
+        "lossless_seconds_per_image_by_stage": stages,
+    }
+    out = RESULTS_DIR / "benchmark" / "lossless-vs-masked-cifar10.json"
+    write_result(out, result)
+    for model_id, r in rows.items():
+        print(f"{model_id}: " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()))
+    print("lossless stages (ms per image): " + ", ".join(f"{k} {1e3 * v:.3f}" for k, v in stages.items()))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
