@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 import json
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import cache
 from pathlib import Path
 
@@ -124,11 +124,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "scheme_model": args.model,
         "dataset": dataset,
         "subset": f"fixed_subset({len(data.x_test)}, {args.images}, seed=0) of the test split",
-        **(
-            {"nae": {"steps": scheme.nae.steps, "lr": scheme.nae.lr, "g1": scheme.nae.margin}}
-            if scheme.name == "ric"
-            else {}
-        ),
+        **({"nae": asdict(scheme.nae)} if scheme.keeps_plaintext_label else {}),
         **summary,
     }
     write_result(out, result)
@@ -209,13 +205,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         truth = data.y_test[idx]  # files sort by test index, as idx does
         # RIC's cloud model is the plaintext model, so C(x') = C(x) is the check; an EtC model
         # only knows EtC images, so its labels on plaintexts mean nothing.
-        agree = f"{100 * np.mean(plain_labels == cipher_labels):.1f}" if scheme.name == "ric" else "-"
+        agree = f"{100 * np.mean(plain_labels == cipher_labels):.1f}" if scheme.keeps_plaintext_label else "-"
         rows.append(
             {
                 "model": model_id,
                 "images": str(len(plain)),
                 "label agreement %": agree,
                 "cipher accuracy %": f"{100 * np.mean(cipher_labels == truth):.1f}",
+                "bit-exact %": f"{100 * np.mean((recovered == plain).reshape(len(plain), -1).all(1)):.1f}",
                 "PSNR dB": f"{psnr(recovered, plain).mean():.2f}",
                 "SSIM": f"{ssim(recovered, plain).mean():.4f}",
                 "SSIM(cipher, plain)": f"{ssim(cipher, plain).mean():.4f}",
@@ -284,7 +281,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     r = train_scheme_command(
         args.model_id, args.steps, args.checkpoint_dir, args.preset, args.save_as, key, args.replace
     )
-    print(f"{args.model_id}: trained in {r['train_seconds']:.0f}s")
+    done = f"trained in {r['train_seconds']:.0f}s" if r["train_seconds"] else "shipped (nothing to train)"
+    print(f"{args.model_id}: {done}")
     return EXIT_OK
 
 

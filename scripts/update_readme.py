@@ -63,6 +63,8 @@ def section() -> str:
             parts.append(title + "\n\n" + table(header, rows))
     rows = []
     for p, r in load("training/ric-*.json"):
+        if "curve" not in r:  # the lossless preset trains nothing
+            continue
         last = r["curve"][-1] if r["curve"] else {}
         rows.append(
             [
@@ -76,9 +78,11 @@ def section() -> str:
         )
     if rows:
         parts.append(
-            "**RIC models** (`noiseveil train ID`; validation uses fresh NAEs):\n\n"
+            "**RIC models, learned presets** (`noiseveil train ID`; validation uses fresh NAEs):\n\n"
             + table(["id", "parameters", "steps", "training time", "val PSNR (64 images)", "JSON"], rows)
         )
+    parts += lossless_report()
+    parts += lossless_benchmark()
     parts += ric_report()
     parts += security_report()
     rows = []
@@ -178,6 +182,66 @@ def ric_training_profile() -> list[str]:
     return parts
 
 
+def lossless_report() -> list[str]:
+    """The lossless preset's rows of the RIC report (Tables 1-3 figures, bit-exact share)."""
+    found = load("ric/ric-report.json")
+    if not found or "lossless" not in found[0][1]:
+        return []
+    p, r = found[0]
+    ll = r["lossless"]
+    pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
+    rows = [
+        [
+            model_name(m),
+            res["ric"]["dataset"],
+            str(res["ric"]["images"]),
+            str(res["ric"]["nae_bits"]),
+            pct(res["ric"]["bit_exact_share"]),
+            pct(res["ric"]["lossy_share"]),
+            str(res["ric"]["encryption_failures"]),
+            pct(res["ric"]["acc_plain"]),
+            pct(res["ric"]["acc_encrypted"]),
+            f"{res['ric']['adp_percent']:.2f}",
+            pct(res["ric"]["first_try_label_agreement"]),
+            f"{res['ric']['image_bits_per_sample']['mean']:.2f} / {res['ric']['digit_bits']}",
+            f"{res['ric']['ssim_cipher_vs_plain']['mean']:.4f}",
+        ]
+        for m, res in ll["in_dataset"].items()
+    ]
+    header = ["model", "dataset", "images", "NAE bits", "bit-exact %", "lossy %", "refused", "ACC_p %"]
+    header += [
+        "ACC_e %",
+        "ADP %",
+        "first-try label agreement %",
+        "image bits/sample (of)",
+        "SSIM(cipher, plain)",
+    ]
+    return [
+        f"**RIC, lossless preset: the shipped defaults** (`{ll['command']}`; section of "
+        f"[results/ric/report.md](results/ric/report.md), {rel(p)}):\n\n" + table(header, rows)
+    ]
+
+
+def lossless_benchmark() -> list[str]:
+    found = load("benchmark/lossless-vs-masked-cifar10.json")
+    if not found:
+        return []
+    p, r = found[0]
+    keys = list(r["ratio_lossless_to_masked"])
+    rows = [[model_name(m)] + [f"{rates[k]:.1f}" for k in keys] for m, rates in r["rates"].items()]
+    rows.append(["ratio"] + [f"{r['ratio_lossless_to_masked'][k]:.1f}x" for k in keys])
+    header = ["model"] + [k.replace("_images_per_second", "").replace("_", " ") + " img/s" for k in keys]
+    stages = r["lossless_seconds_per_image_by_stage"]
+    stage_rows = [[name, f"{1e3 * v:.3f}"] for name, v in stages.items()]
+    return [
+        f"**RIC throughput, lossless against masked** (`{r['command']}`, {r['images']} CIFAR-10 test "
+        f"images, batch {r['batch_size']}, {r['torch_threads']} threads, one run; {rel(p)}):\n\n"
+        + table(header, rows)
+        + "\n\nWhere the lossless preset's time goes (ms per image, one batch):\n\n"
+        + table(["stage", "ms per image"], stage_rows)
+    ]
+
+
 def ric_report() -> list[str]:
     """The RIC paper's Tables 1-4 and the λ sweep, from results/ric/ric-report.json."""
     found = load("ric/ric-report.json")
@@ -206,7 +270,8 @@ def ric_report() -> list[str]:
     header = ["model", "dataset", "method", "images", "ACC_p %", "ACC_e %", "ADP %", "PSNR dB", "SSIM"]
     header += ["LPIPS-style", "SSIM(cipher, plain)"]
     parts = [
-        f"**RIC, the paper's Tables 1 and 2** (`{r['command']}`; full report with Tables 3-4, "
+        f"**RIC, the paper's Tables 1 and 2, learned presets** (`{r['command']}`; full report with "
+        "Tables 3-4, "
         f"the λ sweep, privacy checks and figures: [results/ric/report.md](results/ric/report.md), "
         f"{rel(p)}):\n\n" + table(header, rows)
     ]

@@ -196,17 +196,17 @@ def test_decrypt_skips_bad_files_and_goes_on(
     ct = read_ciphertext(out / "a.png")
     tampered = dataclasses.replace(ct, pixels=ct.pixels ^ np.uint8(1))
     write_ciphertext(out / "sub" / "tampered.png", tampered)
-    other = dataclasses.replace(ct, fields={**ct.fields, "classifier": "another-cls"}).seal(key)
-    write_ciphertext(out / "sub" / "zz-other-classifier.png", other)
+    other = dataclasses.replace(ct, fields={**ct.fields, "weights": "0" * 64}).seal(key)
+    write_ciphertext(out / "sub" / "zz-other-weights.png", other)
     rec = tmp_path / "recovered"
     report = decrypt_files(lambda m: tiny_ric, key, plan(out, rec), batch_size=16, progress=False)
     failed = reasons(report, out)
-    assert sorted(failed) == ["plain.png", "sub/tampered.png", "sub/text.png", "sub/zz-other-classifier.png"]
+    assert sorted(failed) == ["plain.png", "sub/tampered.png", "sub/text.png", "sub/zz-other-weights.png"]
     assert "not a noiseveil ciphertext" in failed["plain.png"]
     assert "not a readable PNG" in failed["sub/text.png"]
     assert "authentication failed" in failed["sub/tampered.png"]
-    assert failed["sub/zz-other-classifier.png"] == (
-        "ciphertext NAE was made with classifier another-cls, not test-cls"
+    assert failed["sub/zz-other-weights.png"].startswith(
+        "ciphertext was made with other weights of test-ric (sha256 000000000000), these are "
     )
     for name in ("plain.png", "sub/text.png"):
         assert failed[name].startswith(f"{out / name}: ")

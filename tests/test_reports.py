@@ -9,7 +9,7 @@ import torch
 
 from noiseveil.reports import security
 from noiseveil.schemes import shipped_schemes
-from noiseveil.zoo import read_manifest
+from noiseveil.zoo import ZooError, read_manifest
 
 torch.set_num_threads(1)
 
@@ -99,7 +99,7 @@ def test_etc_report_on_a_slice_of_cifar10(tmp_path) -> None:
         assert (tmp_path / "figures" / fig).stat().st_size > 1000
 
 
-@pytest.mark.skipif("ric-cifar10" not in shipped_schemes(), reason="ric-cifar10 not shipped")
+@pytest.mark.skipif("ric-cifar10-masked" not in shipped_schemes(), reason="ric-cifar10-masked not shipped")
 def test_ric_report_on_a_tiny_budget(tmp_path, capsys) -> None:
     from noiseveil.reports import ric
 
@@ -112,8 +112,8 @@ def test_ric_report_on_a_tiny_budget(tmp_path, capsys) -> None:
         pool_per_class=2,
         val_images=4,
     )
-    result = ric.run(tmp_path / "out", budget, ["ric-cifar10"], runs=tmp_path / "runs")
-    res = result["in_dataset"]["ric-cifar10"]
+    result = ric.run(tmp_path / "out", budget, ["ric-cifar10-masked"], runs=tmp_path / "runs")
+    res = result["in_dataset"]["ric-cifar10-masked"]
     assert res["ric"]["images"] == 12 and res["ric"]["adp_percent"] == 0.0
     assert res["ric"]["psnr_db"]["mean"] > res["lsb_baseline"]["psnr_db"]["mean"] + 8
     # 4 bits kept, the middle of each 16-level bin: about 20·log10(255 / (16/√12)) = 34.8 dB
@@ -136,8 +136,24 @@ def test_ric_report_on_a_tiny_budget(tmp_path, capsys) -> None:
         assert (tmp_path / "out" / "figures" / fig).stat().st_size > 1000
     # A second run of the same budget resumes from the finished stages instead of redoing them.
     capsys.readouterr()
-    again = ric.run(tmp_path / "out", budget, ["ric-cifar10"], runs=tmp_path / "runs")
-    assert capsys.readouterr().out.count("reused from") == 4
-    for part in ("in_dataset", "cross_dataset", "ablation", "lam_sweep"):
+    # The lossless preset's rows: every image back bit for bit, every label kept.
+    for model_id, entry in result["lossless"]["in_dataset"].items():
+        row = entry["ric"]
+        assert row["bit_exact_share"] == 1.0 and row["adp_percent"] == 0.0, model_id
+        assert row["image_bits_per_sample"]["max"] < row["digit_bits"]
+    assert "## The lossless preset" in report
+    # A second run of the same budget resumes from the finished stages instead of redoing them.
+    capsys.readouterr()
+    again = ric.run(tmp_path / "out", budget, ["ric-cifar10-masked"], runs=tmp_path / "runs")
+    assert capsys.readouterr().out.count("reused from") == 5
+    for part in ("in_dataset", "cross_dataset", "ablation", "lam_sweep", "lossless"):
         assert json.dumps(again[part]) == json.dumps(result[part])
     assert again["seconds"] == result["seconds"]
+    # One stage re-measured, the others kept as saved, with the provenance of each.
+    only = ric.run(
+        tmp_path / "out", budget, ["ric-cifar10-masked"], runs=tmp_path / "other", only_stages=["lossless"]
+    )
+    assert json.dumps(only["ablation"]) == json.dumps(result["ablation"])
+    assert set(only["stage_provenance"]) == {"lossless"}
+    with pytest.raises(ZooError, match="unknown report stage"):
+        ric.run(tmp_path / "out", budget, ["ric-cifar10-masked"], only_stages=["nope"])

@@ -131,7 +131,9 @@ def test_format_1_ciphertexts_still_decrypt_by_regenerating_the_nae(
     torch.testing.assert_close(tiny_ric.decrypt(old, key), tiny_ric.decrypt(sealed, key), rtol=0, atol=0.05)
 
 
-def test_other_decoder_weights_are_refused(tiny_ric: RICScheme, key: SecretKey, sealed: list[Ciphertext]) -> None:
+def test_other_decoder_weights_are_refused(
+    tiny_ric: RICScheme, key: SecretKey, sealed: list[Ciphertext]
+) -> None:
     other = dataclasses.replace(tiny_ric, model=RIC(tiny_ric.model.cfg).eval())  # freshly initialised
     with pytest.raises(SchemeError, match="other weights of test-ric") as info:
         other.decrypt(sealed, key)
@@ -299,12 +301,12 @@ def test_encrypt_retries_until_the_label_agrees_and_stays_decryptable(tiny_ric, 
     once = replace(tiny_ric, max_tries=1, stats=Counter())
     retrying = replace(tiny_ric, max_tries=5, stats=Counter())
     targets = tiny_ric.classifier(images).argmax(1)
-    cts_once = once._sealed(images, key)  # the scheme's own tries, before the base class's check
+    cts_once = once.encrypt_unchecked(images, key)  # the scheme's own tries, before the base class's check
     agree_once = (tiny_ric.classifier(ciphertext_tensor(cts_once)).argmax(1) == targets).sum().item()
     assert once.stats["first_try_failed"] == len(images) - agree_once
     assert once.stats["retried"] == 0
 
-    cts = retrying._sealed(images, key)
+    cts = retrying.encrypt_unchecked(images, key)
     agree = (tiny_ric.classifier(ciphertext_tensor(cts)).argmax(1) == targets).sum().item()
     assert retrying.stats["encrypted"] == len(images)
     assert agree == len(images) - retrying.stats["disagreeing"]

@@ -57,3 +57,32 @@ def test_shipped_classifier_reaches_its_recorded_accuracy(model_id):
     idx = fixed_subset(len(data.x_test), 1000)
     acc = accuracy(model, data.x_test[idx], data.y_test[idx])
     assert acc >= MANIFEST[model_id]["test_accuracy"] - 0.05
+
+
+def test_training_refuses_an_existing_id_before_any_work(capsys):
+    from noiseveil.cli import main
+
+    for argv in (
+        ["train-classifier", "mnist-cnn", "--epochs", "1"],
+        ["train", "ric-mnist-masked", "--steps", "1"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "exists" in err and "--replace" in err and "--as" in err and len(err.strip().splitlines()) == 1
+
+
+def test_replacing_a_model_keeps_the_old_weights_loadable(tmp_path, monkeypatch):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(zoo, "MANIFEST", weights / "manifest.json")
+    zoo.save_weights("m", {"v": 1}, {"kind": "classifier"})
+    old_sha = zoo.read_manifest()["m"]["sha256"]
+    with pytest.raises(zoo.ZooError, match="exists"):
+        zoo.save_weights("m", {"v": 2}, {"kind": "classifier"})
+    assert zoo.load_payload("m") == {"v": 1}
+    zoo.save_weights("m", {"v": 2}, {"kind": "classifier"}, replace=True)
+    assert zoo.load_payload("m") == {"v": 2}
+    archived = f"m@{old_sha[:12]}"
+    assert zoo.load_payload(archived) == {"v": 1}
+    assert zoo.read_manifest()[archived]["archived_from"] == "m"

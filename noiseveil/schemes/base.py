@@ -192,17 +192,21 @@ class Scheme(ABC):
         """Encrypt a batch; each image gives a ciphertext that passed :meth:`check_ciphertexts`,
         or the error saying why it has none. A failed image is encrypted once more first."""
         self.check_shape((images.shape[2], images.shape[3], images.shape[1]))
-        results: list[Ciphertext | EncryptionError] = list(self._sealed(images, key))
+        results: list[Ciphertext | EncryptionError] = list(self.encrypt_unchecked(images, key))
         problems = self.check_ciphertexts(images, results, key)  # type: ignore[arg-type]
         retry = [i for i, p in enumerate(problems) if p is not None]
         if retry:
-            again = self._sealed(images[retry], key)
+            again = self.encrypt_unchecked(images[retry], key)
             second = self.check_ciphertexts(images[retry], again, key)
             for i, ct, problem in zip(retry, again, second, strict=True):
                 results[i] = ct if problem is None else EncryptionError(problem)
         return results
 
-    def _sealed(self, images: torch.Tensor, key: SecretKey) -> list[Ciphertext]:
+    def encrypt_unchecked(self, images: torch.Tensor, key: SecretKey) -> list[Ciphertext]:
+        """Sealed ciphertexts WITHOUT the self-check: what the scheme's algorithm alone gives,
+        for measuring research variants (the paper's ablations change labels by design).
+        Never write these for a user."""
+        self.check_shape((images.shape[2], images.shape[3], images.shape[1]))
         return [
             Ciphertext(pixels, self.name, self.model_id, key.key_id, fields).seal(key)
             for pixels, fields in self._encrypt(images, key)
