@@ -83,6 +83,7 @@ def section() -> str:
         )
     parts += lossless_report()
     parts += lossless_benchmark()
+    parts += codec_table()
     parts += ric_report()
     parts += security_report()
     rows = []
@@ -219,6 +220,30 @@ def lossless_report() -> list[str]:
     return [
         f"**RIC, lossless preset: the shipped defaults** (`{ll['command']}`; section of "
         f"[results/ric/report.md](results/ric/report.md), {rel(p)}):\n\n" + table(header, rows)
+    ]
+
+
+def codec_table() -> list[str]:
+    found = load("benchmark/lossless-codecs.json")
+    if not found:
+        return []
+    p, r = found[0]
+    rows = [
+        [
+            dataset,
+            codec,
+            f"{m['bits_per_sample_mean']:.2f}",
+            f"{m['bits_per_sample_max']:.2f}",
+            f"{m['encode_ms_per_image']:.2f}",
+            f"{m['decode_ms_per_image']:.3f}",
+        ]
+        for dataset, codecs in r["codecs"].items()
+        for codec, m in codecs.items()
+    ]
+    header = ["dataset", "codec", "bits/sample mean", "max", "encode ms/image", "decode ms/image"]
+    return [
+        f"**Lossless codecs for the lossless preset** (`{r['command']}`, {r['images_per_dataset']} test "
+        f"images per dataset, round trips checked exact; {rel(p)}):\n\n" + table(header, rows)
     ]
 
 

@@ -84,7 +84,7 @@ def lossless_decode(bitstream: bytes, shape: tuple[int, int, int]) -> np.ndarray
     chunk = b"VP8L" + len(bitstream).to_bytes(4, "little") + bitstream + pad
     riff = b"RIFF" + (4 + len(chunk)).to_bytes(4, "little") + b"WEBP" + chunk
     try:
-        with Image.open(io.BytesIO(riff)) as im:
+        with Image.open(io.BytesIO(riff), formats=["WEBP"]) as im:  # no other plugin is tried
             pixels = np.asarray(im.convert("L" if shape[2] == 1 else "RGB"))
     except (OSError, ValueError, SyntaxError) as err:
         raise LosslessCodecError(f"the image payload does not decode ({err})") from None
