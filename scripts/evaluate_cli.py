@@ -70,19 +70,17 @@ def main() -> None:
         for name, i in zip(names, idx, strict=True):
             write_image(work / "plain" / name, data.x_test[i])
         runs = {"keygen": noiseveil("keygen", str(work / "k.key"), threads=2)}
-        runs["encrypt"] = noiseveil(
-            "encrypt", str(work / "plain"), "-o", str(work / "cipher"), "-k", str(work / "k.key"),
-            "-m", args.model, "--quiet", threads=2,
-        )  # fmt: skip
+        key = str(work / "k.key")
+        enc = ["encrypt", str(work / "plain"), "-o", str(work / "cipher"), "-k", key, "-m", args.model]
+        runs["encrypt"] = noiseveil(*enc, "--quiet", threads=2)
         classifier = entry["classifier_id"]
         for what in ("plain", "cipher"):
+            labels = ["--json", str(work / f"{what}.json"), "--quiet"]
             runs[f"classify {what}"] = noiseveil(
-                "classify", str(work / what), "-m", classifier, "--json", str(work / f"{what}.json"), "--quiet",
-                threads=2,
-            )  # fmt: skip
-        runs["decrypt"] = noiseveil(
-            "decrypt", str(work / "cipher"), "-o", str(work / "rec"), "-k", str(work / "k.key"), "--quiet", threads=1
-        )  # fmt: skip
+                "classify", str(work / what), "-m", classifier, *labels, threads=2
+            )
+        dec = ["decrypt", str(work / "cipher"), "-o", str(work / "rec"), "-k", key, "--quiet"]
+        runs["decrypt"] = noiseveil(*dec, threads=1)  # another thread count than encryption
         written = [name for name in names if (work / "cipher" / name).exists()]
         plain = np.stack([read_image(work / "plain" / name, channels=None) for name in written])
         cipher = np.stack([read_image(work / "cipher" / name, channels=None) for name in written])
@@ -102,7 +100,7 @@ def main() -> None:
         "ciphertexts_written": len(written),
         "encryption_failures": n - len(written),
         "bit_exact_share": float(exact.mean()),
-        "not_exact_psnr_db": psnr(recovered[~exact], plain[~exact]).tolist(),
+        "not_exact_psnr_db": psnr(recovered[~exact], plain[~exact]).tolist() if (~exact).any() else [],
         "label_agreement": float((p == c).mean()),
         "acc_plain": acc_p,
         "acc_encrypted": acc_e,
