@@ -15,8 +15,29 @@ import sys
 from pathlib import Path
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (a batch of 0 or a negative count means nothing)."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{value} is too small (at least {low})")
+    return value
+
+
 def _add_batch(p: argparse.ArgumentParser, default: int = 64) -> None:
-    p.add_argument("--batch-size", type=int, default=default, help="images per batch (memory stays flat)")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=default, help="images per batch (memory stays flat)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -60,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="output file or folder")
     p.add_argument("-k", "--key", type=Path, required=True, help="key file from 'noiseveil keygen'")
     p.add_argument("-m", "--model", default="ric-cifar10", help="scheme model id (see 'noiseveil models')")
-    p.add_argument("--nae-steps", type=int, help="override the NAE attack's step count")
+    p.add_argument("--nae-steps", type=non_negative_int, help="override the NAE attack's step count")
     _add_classifier_override(p)
     _add_batch(p)
 
@@ -81,24 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="ACC_p, ACC_e, ADP, recovery PSNR/SSIM on a test set")
     p.add_argument("-m", "--model", default="ric-cifar10")
     p.add_argument("-d", "--dataset", help="dataset name (default: the model's own)")
-    p.add_argument("-n", "--images", type=int, default=500, help="test images (a fixed subset)")
+    p.add_argument("-n", "--images", type=positive_int, default=500, help="test images (a fixed subset)")
     p.add_argument("--out", type=Path, help="JSON file (default results/evaluate/<model>-<dataset>.json)")
 
     p = sub.add_parser("demo", help="encrypt, classify and decrypt sample images with every shipped model")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for files and the grid")
-    p.add_argument("-n", "--images", type=int, default=8, help="images per model")
+    p.add_argument("-n", "--images", type=positive_int, default=8, help="images per model")
 
     sub.add_parser("models", help="list the model zoo")
 
     p = sub.add_parser("train-classifier", help="train a zoo classifier on plaintext and ship it")
     p.add_argument("model_id")
-    p.add_argument("--epochs", type=int, help="override the card's epoch count")
+    p.add_argument("--epochs", type=positive_int, help="override the card's epoch count")
     _add_shipping(p)
     p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
 
     p = sub.add_parser("train", help="train a zoo scheme model (RIC, EtC) and ship it")
     p.add_argument("model_id")
-    p.add_argument("--steps", type=int, help="override the card's step count (EtC: epochs)")
+    p.add_argument("--steps", type=positive_int, help="override the card's step count (EtC: epochs)")
     p.add_argument("--key", type=Path, help="EtC: train for this key file (default: the public demo key)")
     p.add_argument(
         "--preset",
@@ -114,15 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="output folder (default: results/<paper>)")
     p.add_argument(
-        "--images", type=int, help="test images (ric: 500; etc: 1000 for distances/attacks; security: 200)"
+        "--images",
+        type=positive_int,
+        help="test images (ric: 500; etc: 1000 for distances/attacks; security: 200)",
     )
     p.add_argument(
-        "--steps", type=int, help="training steps of every attack network (security: 500; etc: 1500)"
+        "--steps", type=positive_int, help="training steps of every attack network (security: 500; etc: 1500)"
     )
-    p.add_argument("--itn-pairs", type=int, help="own-key pairs the ITN attacker makes (etc: 10000)")
+    p.add_argument("--itn-pairs", type=positive_int, help="own-key pairs the ITN attacker makes (etc: 10000)")
     p.add_argument("--models", nargs="+", help="ric, security: RIC models (default: all shipped)")
-    p.add_argument("--ablation-steps", type=int, help="ric: training steps of each Table 4 model (800)")
-    p.add_argument("--sweep-steps", type=int, help="ric: fine-tuning steps at each λ of the sweep (200)")
+    p.add_argument(
+        "--ablation-steps", type=positive_int, help="ric: training steps of each Table 4 model (800)"
+    )
+    p.add_argument(
+        "--sweep-steps", type=positive_int, help="ric: fine-tuning steps at each λ of the sweep (200)"
+    )
     p.add_argument(
         "--stages",
         nargs="+",

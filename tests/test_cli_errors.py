@@ -233,3 +233,23 @@ def test_report_unknown_model(results: dict, workdir: Path) -> None:
     (proc,) = results["report-unknown-model"]
     assert_one_line_error(proc, "report", "not a shipped RIC model: ric-nope", "shipped: ")
     assert not (workdir / "sec-out").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["encrypt", "x", "-o", "y", "-k", "k", "--batch-size", "0"],
+        ["decrypt", "x", "-o", "y", "-k", "k", "--batch-size", "-1"],
+        ["evaluate", "-n", "0"],
+        ["evaluate", "-n", "-5"],
+        ["classify", "x", "--batch-size", "many"],
+    ],
+)
+def test_invalid_numbers_are_one_line_and_exit_2(argv, capsys):
+    from noiseveil.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and ("too small" in err or "not an integer" in err)
