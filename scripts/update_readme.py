@@ -82,6 +82,7 @@ def section() -> str:
             + table(["id", "parameters", "steps", "training time", "val PSNR (64 images)", "JSON"], rows)
         )
     parts += lossless_report()
+    parts += cli_evaluations()
     parts += lossless_benchmark()
     parts += codec_table()
     parts += ric_report()
@@ -220,6 +221,34 @@ def lossless_report() -> list[str]:
     return [
         f"**RIC, lossless preset: the shipped defaults** (`{ll['command']}`; section of "
         f"[results/ric/report.md](results/ric/report.md), {rel(p)}):\n\n" + table(header, rows)
+    ]
+
+
+def cli_evaluations() -> list[str]:
+    rows = []
+    for p, r in load("evaluate/cli-*.json"):
+        rows.append(
+            [
+                model_name(r["model"]),
+                str(r["images"]),
+                str(r["encryption_failures"]),
+                f"{100 * r['bit_exact_share']:.2f}",
+                f"{100 * r['label_agreement']:.2f}",
+                f"{100 * r['acc_plain']:.2f}",
+                f"{100 * r['acc_encrypted']:.2f}",
+                f"{r['adp_percent']:.2f}",
+                f"{r['ssim_cipher_vs_plain']['mean']:.4f}",
+                f"`{r['command']}`",
+                rel(p),
+            ]
+        )
+    if not rows:
+        return []
+    header = ["model", "images", "refused", "bit-exact %", "label agreement %", "ACC_p %", "ACC_e %", "ADP %"]
+    header += ["SSIM(cipher, plain)", "command", "JSON"]
+    return [
+        "**RIC lossless through the command line** (keygen, encrypt, classify and decrypt as separate "
+        "processes, decryption with another thread count):\n\n" + table(header, rows)
     ]
 
 
