@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from noiseveil.schemes.base import READABLE_VERSIONS, Ciphertext
 
@@ -60,7 +60,13 @@ def read_ciphertext(path: str | os.PathLike | io.BytesIO, name: str | None = Non
     path = path if isinstance(path, io.BytesIO) else Path(path)
     shown = name or path
     try:
-        with Image.open(path) as image:
+        try:  # PNG first: asking Pillow for one format skips probing every other plugin
+            image = Image.open(path, formats=["PNG"])
+        except UnidentifiedImageError:
+            if isinstance(path, io.BytesIO):
+                path.seek(0)
+            image = Image.open(path)  # not a PNG: opened again only to name its format below
+        with image:
             image.load()
             fmt, mode, text = image.format, image.mode, dict(getattr(image, "text", {}))
             pixels = np.asarray(image)
