@@ -14,6 +14,7 @@ Python API (the CLI is a thin layer over it)::
 from noiseveil.classifiers import Normalize, build_classifier
 from noiseveil.crypto.keys import KeyFileError, SecretKey
 from noiseveil.data import DataError, ImageDataset, load_dataset, load_image_folder, read_image
+from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext
 from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files
 from noiseveil.schemes import (
@@ -21,6 +22,8 @@ from noiseveil.schemes import (
     RIC,
     AuthenticationError,
     Ciphertext,
+    EncryptionError,
+    LosslessRICScheme,
     RICConfig,
     RICScheme,
     Scheme,
@@ -37,13 +40,16 @@ __all__ = [
     "PRESETS",
     "RIC",
     "AuthenticationError",
+    "EncryptionError",
     "Ciphertext",
     "CiphertextFileError",
     "DataError",
     "ImageDataset",
     "KeyFileError",
+    "NoiseveilError",
     "Normalize",
     "RICConfig",
+    "LosslessRICScheme",
     "RICScheme",
     "Report",
     "Scheme",

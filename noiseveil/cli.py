@@ -87,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("classify", help="classify images or ciphertexts with a cloud classifier")
     p.add_argument("input", type=Path, help="image file or folder")
-    p.add_argument("-m", "--model", default="cifar10-resnet", help="classifier id (see 'noiseveil models')")
+    p.add_argument(
+        "-m",
+        "--model",
+        help="classifier or scheme model id (a scheme model means its cloud classifier; see 'noiseveil "
+        "models'); default: the model each ciphertext's header names (plain images need -m)",
+    )
     _add_classifier_override(p)
     p.add_argument("--json", type=Path, help="also write the labels to this JSON file (new file)")
     _add_batch(p, 256)

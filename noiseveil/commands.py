@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -16,8 +16,8 @@ from torch import nn
 
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import load_dataset, read_image
-from noiseveil.errors import EXIT_FAILED_FILES, EXIT_OK
-from noiseveil.io.png import CiphertextFileError
+from noiseveil.errors import EXIT_FAILED_FILES, EXIT_OK, FILE_ERRORS
+from noiseveil.io.png import CiphertextFileError, read_ciphertext
 from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
 from noiseveil.schemes import load_scheme, shipped_schemes
 from noiseveil.schemes.base import Scheme
@@ -26,11 +26,16 @@ from noiseveil.zoo import ZooError, freeze, load_classifier, load_payload, read_
 
 def load_torchscript(path: Path) -> tuple[nn.Module, str]:
     """A TorchScript classifier and the id ciphertexts record for it (hash of the file)."""
+    import zipfile
+
+    if not path.is_file():
+        raise ZooError(f"{path}: no such TorchScript file")
+    if not zipfile.is_zipfile(path):  # what torch.jit.save writes; anything else gets reader internals
+        raise ZooError(f"{path}: not a TorchScript model (save one with torch.jit.save)")
     try:
         model = torch.jit.load(str(path), map_location="cpu")
-    except (RuntimeError, OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ZooError(f"{path}: not a TorchScript model ({reason})") from None
+    except (RuntimeError, OSError, ValueError):
+        raise ZooError(f"{path}: not a TorchScript model (torch.jit.load cannot read it)") from None
     return freeze(model), "torchscript:" + sha256_file(path)[:16]
 
 
@@ -81,30 +86,93 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     return finish(decrypt_files(scheme_for, key, pairs, args.batch_size, progress=not args.quiet))
 
 
+@dataclass(frozen=True)
+class CloudModel:
+    """What the cloud runs for a model id: a classifier, or a scheme model's cloud classifier
+    (RIC: the plaintext model it keeps labels for; EtC: the model trained on its ciphertexts)."""
+
+    model_id: str
+    classifier: nn.Module
+    image_shape: tuple[int, int, int] | None
+    classes: list[str] | None
+
+
+def cloud_model(model_id: str) -> CloudModel:
+    entry = read_manifest().get(model_id)
+    if entry is None:
+        load_payload(model_id)  # raises the zoo's one-line "no shipped weights" error
+    if entry["kind"] == "classifier":
+        payload = load_payload(model_id)
+        return CloudModel(
+            model_id, load_classifier(model_id), tuple(payload["image_shape"]), payload["classes"]
+        )
+    scheme = load_scheme(model_id)
+    named_by = entry.get("plain_twin") or entry.get(
+        "classifier_id"
+    )  # a classifier that knows the class names
+    classes = (
+        load_payload(named_by).get("classes")
+        if read_manifest().get(named_by, {}).get("kind") == "classifier"
+        else None
+    )
+    return CloudModel(model_id, scheme.cloud_classifier(), scheme.image_shape, classes)
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     if args.json is not None and args.json.exists():
         raise CiphertextFileError(f"{args.json}: exists; refusing to overwrite")
     files = files_in(args.input)
     if args.classifier is not None:
         classifier, model_id = load_torchscript(args.classifier)
-        shape, classes = None, None  # TorchScript: the first readable image sets the shape
+        # TorchScript: the first readable image sets the shape
+        groups = {model_id: (CloudModel(model_id, classifier, None, None), files)}
+        unread = Report("classify")
+    elif args.model is not None:
+        groups, unread = {args.model: (cloud_model(args.model), files)}, Report("classify")
     else:
-        payload = load_payload(args.model)
-        if "classes" not in payload:
-            raise ZooError(f"{args.model!r} is not a classifier")
-        classifier, model_id = load_classifier(args.model), args.model
-        shape, classes = tuple(payload["image_shape"]), payload["classes"]
-    report = classify_files(classifier, shape, files, args.batch_size, progress=not args.quiet)
-    rows = [
-        {"file": str(f), "label": label, "class": classes[label] if classes else str(label)}
-        for f, label in report.results
-    ]
+        groups, unread = models_named_in(files)
+    report, rows = unread, []
+    for cloud, group in groups.values():
+        part = classify_files(
+            cloud.classifier, cloud.image_shape, group, args.batch_size, progress=not args.quiet
+        )
+        report.done += part.done
+        report.failures += part.failures
+        report.seconds += part.seconds
+        rows += [
+            {
+                "file": str(f),
+                "label": label,
+                "class": cloud.classes[label] if cloud.classes else str(label),
+                "classifier": cloud.model_id,
+            }
+            for f, label in part.results
+        ]
     for row in rows:
         print(f"{row['file']}\t{row['label']}\t{row['class']}")
     if args.json is not None:
         with open(args.json, "x") as f:
-            json.dump({"classifier": model_id, "predictions": rows}, f, indent=2)
+            json.dump({"classifier": ", ".join(groups), "predictions": rows}, f, indent=2)
     return finish(report)
+
+
+def models_named_in(files: list[Path]) -> tuple[dict[str, tuple[CloudModel, list[Path]]], Report]:
+    """Group ciphertext files by the model their header names (classify without -m); a file
+    that is not a ciphertext, or names a model that is not here, fails with one line."""
+    report, named = Report("classify"), {}
+    for path in files:
+        try:
+            named.setdefault(read_ciphertext(path).decrypt_model, []).append(path)
+        except CiphertextFileError as err:
+            report.fail(path, f"{err}; to classify plain images, name the classifier with -m")
+    groups = {}
+    for model_id, group in named.items():
+        try:
+            groups[model_id] = (cloud_model(model_id), group)
+        except FILE_ERRORS as err:
+            for path in group:
+                report.fail(path, err)
+    return groups, report
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -115,7 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     entry = read_manifest()[args.model]
     dataset = args.dataset or entry["dataset"]
     data = load_dataset(dataset)
-    scheme.check_shape(data.image_shape, f"{dataset} test images are")
+    scheme.check_shape(data.image_shape, f"a {dataset} test image")
     ev, idx = evaluate_scheme(scheme, data, args.images)
     summary = ev.summary()
     out = args.out or RESULTS_DIR / "evaluate" / f"{args.model}-{dataset}.json"
@@ -128,22 +196,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         **summary,
     }
     write_result(out, result)
-    print(format_table([evaluation_row(args.model, dataset, summary)]))
+    print(format_table([evaluation_row(args.model, dataset, summary, scheme.keeps_plaintext_label)]))
     print(f"wrote {out}")
     return EXIT_OK
 
 
-def evaluation_row(model: str, dataset: str, s: dict) -> dict[str, str]:
+def evaluation_row(model: str, dataset: str, s: dict, keeps_plaintext_label: bool) -> dict[str, str]:
+    """The figures that mean something for the scheme: ACC_p, ADP and label agreement only
+    where the cloud runs the plaintext classifier (an EtC model on plaintexts means nothing)."""
+    accuracy = (
+        {
+            "ACC_p %": f"{100 * s['acc_plain']:.2f}",
+            "ACC_e %": f"{100 * s['acc_encrypted']:.2f}",
+            "ADP %": f"{s['adp_percent']:.2f}",
+            "label agreement %": f"{100 * s['label_agreement']:.2f}",
+        }
+        if keeps_plaintext_label
+        else {"accuracy on ciphertexts %": f"{100 * s['acc_encrypted']:.2f}"}
+    )
     return {
         "model": model,
         "dataset": dataset,
         "images": str(s["images"]),
+        "refused": str(s["encryption_failures"]),
+        **accuracy,
         "bit-exact %": f"{100 * s['bit_exact_share']:.2f}",
-        "failed": str(s["encryption_failures"]),
-        "ACC_p %": f"{100 * s['acc_plain']:.2f}",
-        "ACC_e %": f"{100 * s['acc_encrypted']:.2f}",
-        "ADP %": f"{s['adp_percent']:.2f}",
-        "label agreement %": f"{100 * s['label_agreement']:.2f}",
         "PSNR dB": f"{s['recovery_psnr_db']['mean']:.2f}",
         "SSIM": f"{s['recovery_ssim']['mean']:.4f}",
         "SSIM(cipher, plain)": f"{s['ssim_cipher_vs_plain']['mean']:.4f}",

@@ -1,15 +1,15 @@
-"""Errors that report bad input as one line (no traceback), and the CLI's exit statuses."""
+"""What the CLI and the file pipeline catch, and the CLI's exit statuses.
 
-from noiseveil.crypto.keys import KeyFileError
-from noiseveil.data import DataError
-from noiseveil.io.png import CiphertextFileError
-from noiseveil.schemes.base import SchemeError
-from noiseveil.zoo import ZooError
+Every user-fixable error derives from :class:`~noiseveil.exceptions.NoiseveilError` (one-line
+message), so nothing here lists modules by hand.
+"""
+
+from noiseveil.exceptions import NoiseveilError
 
 # Errors that concern one file: reported, counted, and a batch goes on.
-FILE_ERRORS = (DataError, SchemeError, CiphertextFileError, ZooError)
-# Errors that stop a command before it starts (plus every file error of a single-file command).
-USER_ERRORS = (KeyFileError, *FILE_ERRORS)
+FILE_ERRORS = (NoiseveilError,)
+# Errors that stop a command before it starts (a bad key, an unknown model), shown as one line.
+USER_ERRORS = (NoiseveilError,)
 
 EXIT_OK = 0
 EXIT_FAILED_FILES = 1  # some files of a batch failed; the others were processed

@@ -20,6 +20,7 @@ from torch import nn
 
 from noiseveil.classifiers.architectures import build_classifier
 from noiseveil.classifiers.training import TrainConfig
+from noiseveil.exceptions import NoiseveilError
 
 # NOISEVEIL_WEIGHTS points the zoo at another folder with a manifest.json (a private zoo, or a
 # decrypting machine that holds only what decryption needs).
@@ -27,7 +28,7 @@ WEIGHTS_DIR = Path(os.environ.get("NOISEVEIL_WEIGHTS") or Path(__file__).resolve
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 
 
-class ZooError(Exception):
+class ZooError(NoiseveilError):
     """An unknown model id, missing weights or a checksum mismatch (one-line message)."""
 
 

@@ -253,3 +253,66 @@ def test_invalid_numbers_are_one_line_and_exit_2(argv, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and ("too small" in err or "not an integer" in err)
+
+
+def test_a_key_file_as_classifier_is_named_not_dumped(tmp_path, capsys):
+    from noiseveil.cli import main
+
+    key = tmp_path / "my.key"
+    SecretKey.generate().save(key)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "a.png")
+    assert main(["classify", str(tmp_path), "--classifier", str(key)]) == EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("my.key: not a TorchScript model (save one with torch.jit.save)")
+    assert "Pytorch" not in err and len(err.splitlines()) == 1
+
+
+def test_a_classifier_id_where_a_scheme_model_is_needed(tmp_path, capsys):
+    from noiseveil.cli import main
+
+    key = tmp_path / "k.key"
+    SecretKey.generate().save(key)
+    assert main(["encrypt", str(tmp_path), "-o", str(tmp_path / "o"), "-k", str(key), "-m", "mnist-cnn"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'mnist-cnn' is a classifier, not a scheme model" in err and "?" not in err
+
+
+def test_evaluate_shows_only_the_figures_that_mean_something(tmp_path, capsys):
+    from noiseveil.cli import main
+
+    out = tmp_path / "etc.json"
+    assert main(["evaluate", "-m", "etc-cifar10-vit", "-n", "16", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "accuracy on ciphertexts %" in table and "ADP" not in table and "-100" not in table
+    assert json.loads(out.read_text())["bit_exact_share"] == 1.0
+    assert main(["evaluate", "-m", "ric-mnist", "-n", "16", "--out", str(tmp_path / "r.json")]) == 0
+    table = capsys.readouterr().out
+    assert "ADP %" in table and "label agreement %" in table
+
+
+def test_classify_reads_the_model_from_each_ciphertext(tmp_path, capsys):
+    """EtC ciphertexts need their own cloud model: without -m it is read from each header, and
+    -m with a scheme model id means that model's cloud classifier. Plain images need -m."""
+    import noiseveil as nv
+    from noiseveil.cli import main
+
+    data = nv.load_dataset("cifar10")
+    etc, ric = nv.load_scheme("etc-cifar10-vit"), nv.load_scheme("ric-cifar10")
+    x = nv.data.to_tensor(data.x_test[:4])
+    for i, ct in enumerate(etc.encrypt(x, etc.bound_key)):
+        write_ciphertext(tmp_path / "c" / f"etc{i}.png", ct)
+    for i, ct in enumerate(ric.encrypt(x, SecretKey.generate())):
+        write_ciphertext(tmp_path / "c" / f"ric{i}.png", ct)
+    Image.fromarray(data.x_test[0]).save(tmp_path / "c" / "plain.png")
+    assert main(["classify", str(tmp_path / "c"), "--json", str(tmp_path / "l.json"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "plain.png: not a noiseveil ciphertext" in err and "name the classifier with -m" in err
+    rows = {
+        row["file"].split("/")[-1]: row
+        for row in json.loads((tmp_path / "l.json").read_text())["predictions"]
+    }
+    assert {rows[f"etc{i}.png"]["classifier"] for i in range(4)} == {"etc-cifar10-vit"}
+    assert {rows[f"ric{i}.png"]["classifier"] for i in range(4)} == {"ric-cifar10"}
+    assert [rows[f"ric{i}.png"]["label"] for i in range(4)] == ric.cloud_classifier()(x).argmax(1).tolist()
+    assert main(["classify", str(tmp_path / "c" / "etc0.png"), "-m", "etc-cifar10-vit", "--quiet"]) == 0
+    assert capsys.readouterr().out.split("\t")[2].strip() in data.classes

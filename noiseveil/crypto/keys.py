@@ -32,12 +32,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from noiseveil.exceptions import NoiseveilError
+
 KEY_BYTES = 32
 NONCE_BYTES = 16
 _KEY_FILE_HEADER = "noiseveil-key-v1"
 
 
-class KeyFileError(Exception):
+class KeyFileError(NoiseveilError):
     """A key file is missing, unreadable or malformed (one-line message)."""
 
 
@@ -172,7 +174,7 @@ def keyed_pad(key: SecretKey, nonce: bytes, use: str, length: int) -> bytes:
 AEAD_TAG_BYTES = 16  # Poly1305
 
 
-class PayloadError(Exception):
+class PayloadError(NoiseveilError):
     """A sealed payload did not authenticate: wrong key, wrong nonce or modified bytes."""
 
 

@@ -11,6 +11,8 @@ import io
 import numpy as np
 from PIL import Image
 
+from noiseveil.exceptions import NoiseveilError
+
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
 
@@ -63,7 +65,7 @@ _WEBP_METHOD, _WEBP_QUALITY = 3, 50  # effort settings; output is lossless whate
 _RIFF_HEADER_BYTES = 20
 
 
-class LosslessCodecError(ValueError):
+class LosslessCodecError(NoiseveilError):
     """Bytes that do not decode to an image of the expected shape."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from noiseveil.exceptions import NoiseveilError
 from noiseveil.schemes.base import READABLE_VERSIONS, Ciphertext
 
 PREFIX = "noiseveil:"
@@ -26,7 +27,7 @@ LEGACY_MODEL_IDS = {
 }
 
 
-class CiphertextFileError(Exception):
+class CiphertextFileError(NoiseveilError):
     """Not a readable noiseveil ciphertext PNG (one-line message)."""
 
 

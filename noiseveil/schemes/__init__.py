@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from noiseveil.schemes.base import AuthenticationError, Ciphertext, Scheme, SchemeError
+from noiseveil.schemes.base import AuthenticationError, Ciphertext, EncryptionError, Scheme, SchemeError
 from noiseveil.schemes.etc import EtCScheme
 from noiseveil.schemes.ric import PRESETS, RIC, RICConfig, RICScheme
 from noiseveil.schemes.ric_lossless import LosslessRICScheme
@@ -29,7 +29,8 @@ def load_scheme(
     payload = load_payload(model_id)
     scheme_name = payload.get("scheme")
     if scheme_name not in SCHEMES:
-        raise ZooError(f"{model_id!r} is not a scheme model (it is a {payload.get('kind', '?')})")
+        kind = payload.get("kind") or read_manifest().get(model_id, {}).get("kind", "model of no known kind")
+        raise ZooError(f"{model_id!r} is a {kind}, not a scheme model (see 'noiseveil models')")
     scheme = SCHEMES[scheme_name].from_payload(payload, model_id, classifier, classifier_id)
     promised = read_manifest()[model_id].get("promised_psnr")
     if promised is not None:  # a learned decoder's per-image floor, measured when it shipped
@@ -40,6 +41,7 @@ def load_scheme(
 __all__ = [
     "AuthenticationError",
     "Ciphertext",
+    "EncryptionError",
     "EtCScheme",
     "LosslessRICScheme",
     "PRESETS",

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from noiseveil.crypto.keys import SecretKey
+from noiseveil.exceptions import NoiseveilError
 
 FORMAT_VERSION = "2"  # 2: RIC ciphertexts carry what decryption needs (no regenerated NAE)
 READABLE_VERSIONS = ("1", "2")
@@ -31,7 +32,7 @@ READABLE_VERSIONS = ("1", "2")
 RECOVERY_FIELD, RECOVERY_PSNR_FIELD = "recovery", "recovery_psnr"  # "exact" | "lossy" (+ PSNR dB)
 
 
-class SchemeError(Exception):
+class SchemeError(NoiseveilError):
     """Input a scheme cannot process (wrong shape, wrong model...); one-line message."""
 
 
