@@ -179,12 +179,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from noiseveil.evaluation import evaluate_scheme
     from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 
+    print(f"evaluate: loading {args.model} and its test data ...", file=sys.stderr, flush=True)
     scheme = load_scheme(args.model)
     entry = read_manifest()[args.model]
     dataset = args.dataset or entry["dataset"]
     data = load_dataset(dataset)
     scheme.check_shape(data.image_shape, f"a {dataset} test image")
-    ev, idx = evaluate_scheme(scheme, data, args.images)
+    ev, idx = evaluate_scheme(scheme, data, args.images, progress=not args.quiet)
     summary = ev.summary()
     out = args.out or RESULTS_DIR / "evaluate" / f"{args.model}-{dataset}.json"
     result = {
@@ -253,7 +254,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     key = SecretKey.generate()
     key.save(key_path)
     rows, grids, status = [], [], EXIT_OK
-    for model_id in shipped_schemes():
+    for n, model_id in enumerate(shipped_schemes(), 1):
+        print(f"demo: {model_id} ({n} of {len(shipped_schemes())}) ...", file=sys.stderr, flush=True)
         scheme = load_scheme(model_id)
         model_key = scheme.bound_key or key  # an EtC model works with its own (public) key only
         data = load_dataset(read_manifest()[model_id]["dataset"])

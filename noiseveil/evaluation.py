@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from noiseveil.classifiers.training import predict
 from noiseveil.data import ImageDataset, fixed_subset, to_tensor, to_uint8
@@ -64,7 +65,7 @@ class Evaluation:
 
 
 def evaluate_scheme(
-    scheme: Scheme, data: ImageDataset, n: int, seed: int = 0, batch_size: int = 64
+    scheme: Scheme, data: ImageDataset, n: int, seed: int = 0, batch_size: int = 64, progress: bool = False
 ) -> tuple[Evaluation, np.ndarray]:
     """Encrypt, classify and decrypt a fixed subset of ``n`` test images (fresh key unless bound).
 
@@ -72,11 +73,16 @@ def evaluate_scheme(
     Returns the evaluation and the subset's indices.
     """
     idx = fixed_subset(len(data.x_test), n, seed)
-    return evaluate_images(scheme, data.x_test[idx], data.y_test[idx], batch_size), idx
+    return evaluate_images(scheme, data.x_test[idx], data.y_test[idx], batch_size, progress=progress), idx
 
 
 def evaluate_images(
-    scheme: Scheme, plain: np.ndarray, labels: np.ndarray | None, batch_size: int = 64, checked: bool = True
+    scheme: Scheme,
+    plain: np.ndarray,
+    labels: np.ndarray | None,
+    batch_size: int = 64,
+    checked: bool = True,
+    progress: bool = False,
 ) -> Evaluation:
     """Encrypt, classify and decrypt uint8 images (N, H, W, C) of the scheme's shape.
 
@@ -89,7 +95,9 @@ def evaluate_images(
     cipher, recovered, kept = [], [], []
     enc_s = dec_s = 0.0
     lossy = 0
+    bar = tqdm(total=len(plain), desc=f"evaluate {scheme.model_id}", unit="img", disable=not progress)
     for start in range(0, len(plain), batch_size):
+        bar.update(min(batch_size, len(plain) - start))
         x = to_tensor(plain[start : start + batch_size])
         t0 = time.perf_counter()
         results = scheme.encrypt_each(x, key) if checked else scheme.encrypt_unchecked(x, key)
@@ -104,6 +112,7 @@ def evaluate_images(
         enc_s, dec_s = enc_s + t1 - t0, dec_s + t2 - t1
         cipher.append(np.stack([ct.pixels for ct in cts]))
         recovered.append(to_uint8(rec))
+    bar.close()
     failed = len(plain) - len(kept)
     plain, labels = plain[kept], None if labels is None else labels[kept]
     if not len(plain):

@@ -186,6 +186,7 @@ def attacker_split(n_train: int, b: SecurityBudget) -> tuple[np.ndarray, np.ndar
 
 
 def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Path) -> dict[str, Any]:
+    print(f"{model_id}: encrypting {b.test_images} test images, then the brute-force sweep ...", flush=True)
     scheme = load_scheme(model_id)
     if not scheme.keeps_plaintext_label:
         raise ZooError(f"{model_id}: the RIC security suite is for unmodified-classifier schemes")
@@ -207,6 +208,7 @@ def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Pat
     out["brute_force"] = brute_force(scheme, cts, plain, key, b)
     timings["brute-force"] = time.perf_counter() - start
 
+    print(f"{model_id}: brute force done; encrypting {len(kpa_idx)} known-plaintext pairs ...", flush=True)
     kpa_cts = _encrypt(scheme, data.x_train[kpa_idx], key)
     kpa_targets = (scheme.decrypt(kpa_cts, key) * 255).round().byte().permute(0, 2, 3, 1).numpy()
     attacks = {
