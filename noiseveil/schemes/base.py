@@ -40,6 +40,36 @@ class AuthenticationError(SchemeError):
     """Wrong key or tampered ciphertext: nothing is decrypted."""
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a scheme can do, so that generic code (CLI, pipeline, evaluation, attacks, reports)
+    asks for capabilities and never for a scheme's name. How the four schemes fit:
+
+    ========  ========  =====  ===================  ==========================  ==============
+    scheme    recovers  exact  key                  cloud model                 key bound to it
+    ========  ========  =====  ===================  ==========================  ==============
+    RIC       yes       yes*   256-bit secret       the plaintext classifier    no
+    EtC       yes       yes    256-bit secret       trained on ciphertexts      yes
+    AVP       yes       no     trained generator    the plaintext classifier    no
+    TransNet  no        -      none                 trained with the protocol   -
+    ========  ========  =====  ===================  ==========================  ==============
+
+    (*) the lossless preset; the learned presets recover to a stated PSNR.
+    """
+
+    recovers: bool = True  # decrypt gives the images back
+    exact: bool = True  # ... bit for bit (else to the promised PSNR)
+    key: str | None = "secret-256"  # the key material: "secret-256", "generator" (AVP) or None
+    cloud_model: str = "plaintext"  # "plaintext" (labels must be kept), "ciphertexts", "protocol"
+    key_bound_to_model: bool = False  # the cloud model was trained for one key (EtC)
+
+    @property
+    def keeps_plaintext_label(self) -> bool:
+        """The cloud runs the unmodified plaintext classifier, so a ciphertext must get the
+        plaintext's label (the scheme's promise, checked by every encryption)."""
+        return self.cloud_model == "plaintext"
+
+
 class EncryptionError(SchemeError):
     """An image whose ciphertext failed its own check (it would not decrypt to the promised
     fidelity, or the cloud would label it differently): no ciphertext is produced for it."""
@@ -116,14 +146,16 @@ class Scheme(ABC):
     """
 
     name: ClassVar[str]
-    # True when the cloud runs the unmodified plaintext classifier, so a ciphertext must get
-    # the plaintext's label (RIC); False when the cloud model was trained on ciphertexts (EtC).
-    keeps_plaintext_label: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities]
     # The worst PSNR (dB) a decryption may give unless the ciphertext states a lower one
     # (a "lossy" recovery field); inf = bit-exact.
     promised_psnr: float = float("inf")
     model_id: str
     image_shape: tuple[int, int, int]  # (H, W, C) the scheme's models accept
+
+    @property
+    def keeps_plaintext_label(self) -> bool:
+        return self.capabilities.keeps_plaintext_label
 
     @staticmethod
     def keygen() -> SecretKey:

@@ -36,7 +36,7 @@ import hashlib
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from noiseveil.classifiers.training import TrainConfig, train_classifier
 from noiseveil.crypto.keys import KeyStream, SecretKey
 from noiseveil.data import ImageDataset
 from noiseveil.data.tensors import to_tensor, to_uint8
-from noiseveil.schemes.base import Scheme, SchemeError
+from noiseveil.schemes.base import Capabilities, Scheme, SchemeError
 from noiseveil.zoo import ZooError, classifier_from_payload, freeze
 
 DEFAULT_BLOCK_SIZE = 16
@@ -249,6 +249,7 @@ class EtCScheme(Scheme):
     classifier_config: dict[str, Any] = field(default_factory=dict)
 
     name = "etc"
+    capabilities: ClassVar[Capabilities] = Capabilities(cloud_model="ciphertexts", key_bound_to_model=True)
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(int(s) for s in self.image_shape)  # type: ignore[assignment]

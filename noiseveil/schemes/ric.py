@@ -44,7 +44,7 @@ from noiseveil.crypto.keys import (
     open_payload,
     seal_payload,
 )
-from noiseveil.schemes.base import Scheme, SchemeError
+from noiseveil.schemes.base import Capabilities, Scheme, SchemeError
 from noiseveil.schemes.nae import NAEConfig, generate_nae
 from noiseveil.zoo import load_classifier, state_digest
 
@@ -214,7 +214,7 @@ class RICScheme(Scheme):
     stats: Counter = field(default_factory=Counter)
 
     name: ClassVar[str] = "ric"
-    keeps_plaintext_label: ClassVar[bool] = True
+    capabilities: ClassVar[Capabilities] = Capabilities(exact=False)  # a learned decoder: a stated PSNR
 
     def cloud_classifier(self) -> nn.Module:
         return self.classifier

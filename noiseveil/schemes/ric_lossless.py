@@ -54,7 +54,7 @@ from noiseveil.crypto.keys import (
     seal_payload,
 )
 from noiseveil.io.codecs import LosslessCodecError, lossless_decode, lossless_encode
-from noiseveil.schemes.base import Ciphertext, Scheme, SchemeError
+from noiseveil.schemes.base import Capabilities, Ciphertext, Scheme, SchemeError
 from noiseveil.schemes.nae import DiscreteNAEConfig, discrete_nae
 
 PAYLOAD_VERSION = 1
@@ -147,7 +147,7 @@ class LosslessRICScheme(Scheme):
     stats: Counter = field(default_factory=Counter)
 
     name: ClassVar[str] = "ric-lossless"
-    keeps_plaintext_label: ClassVar[bool] = True
+    capabilities: ClassVar[Capabilities] = Capabilities()  # exact, a 256-bit key, the plaintext classifier
 
     def __post_init__(self) -> None:
         if not 1 <= self.digit_bits <= 7:

@@ -1,0 +1,102 @@
+"""The contract every scheme model keeps, checked through its capabilities only.
+
+Each shipped scheme model (and so every new scheme, once it ships a model) runs through the
+same generic checks on real test images: encryption, the cloud's classification, the
+container round trip, decryption where the scheme recovers, wrong keys, tampering, bad input
+and repeatability. Nothing here names a scheme.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from noiseveil.crypto.keys import SecretKey
+from noiseveil.data import load_dataset, to_tensor, to_uint8
+from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
+from noiseveil.metrics import psnr
+from noiseveil.schemes import load_scheme, shipped_schemes
+from noiseveil.schemes.base import AuthenticationError, Capabilities, Scheme, SchemeError
+from noiseveil.zoo import read_manifest
+
+MODELS = shipped_schemes()
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def case(request):
+    model_id = request.param
+    scheme = load_scheme(model_id)
+    plain = load_dataset(read_manifest()[model_id]["dataset"]).x_test[5:9]
+    caps = scheme.capabilities
+    key = scheme.bound_key if caps.key_bound_to_model else scheme.keygen()
+    cts = scheme.encrypt(to_tensor(plain), key)
+    return scheme, plain, key, cts
+
+
+def test_capabilities_are_declared(case) -> None:
+    scheme, *_ = case
+    caps = scheme.capabilities
+    assert isinstance(caps, Capabilities)
+    assert caps.cloud_model in ("plaintext", "ciphertexts", "protocol")
+    assert caps.key in ("secret-256", "generator", None)
+    assert not caps.key_bound_to_model or scheme.bound_key is not None
+
+
+def test_the_container_round_trip_is_exact(case) -> None:
+    _, _, _, cts = case
+    for ct in cts:
+        back = ciphertext_from_bytes(ciphertext_to_bytes(ct))
+        assert np.array_equal(back.pixels, ct.pixels) and back.header() == ct.header() and back.tag == ct.tag
+
+
+def test_the_cloud_classifies_ciphertexts_as_promised(case) -> None:
+    scheme, plain, _, cts = case
+    classifier = scheme.cloud_classifier()
+    with torch.no_grad():
+        on_cipher = classifier(to_tensor(np.stack([ct.pixels for ct in cts]))).argmax(1)
+        if scheme.capabilities.keeps_plaintext_label:
+            assert torch.equal(on_cipher, classifier(to_tensor(plain)).argmax(1))
+    assert on_cipher.shape == (len(plain),)
+
+
+def test_decryption_recovers_as_promised_and_repeats(case) -> None:
+    scheme, plain, key, cts = case
+    if not scheme.capabilities.recovers:
+        pytest.skip("the scheme has no decryption")
+    recovered = to_uint8(scheme.decrypt(cts, key))
+    if scheme.capabilities.exact:
+        assert np.array_equal(recovered, plain)
+    else:
+        assert psnr(recovered, plain).min() >= scheme.promised_psnr
+    assert np.array_equal(to_uint8(scheme.decrypt(cts[::-1], key)), recovered[::-1])
+
+
+def test_wrong_keys_and_tampering_are_refused(case) -> None:
+    scheme, _, key, cts = case
+    if scheme.capabilities.key is None:
+        pytest.skip("a keyless scheme authenticates nothing")
+    with pytest.raises(AuthenticationError):
+        scheme.decrypt(cts, SecretKey.generate())
+    pixels = cts[0].pixels.copy()
+    pixels[0, 0, 0] ^= 1
+    with pytest.raises(AuthenticationError):
+        scheme.decrypt([dataclasses.replace(cts[0], pixels=pixels)], key)
+
+
+def test_bad_input_is_one_line(case) -> None:
+    scheme, _, key, _ = case
+    h, w, c = scheme.image_shape
+    with pytest.raises(SchemeError) as info:
+        scheme.encrypt(torch.rand(1, c, h + 1, w), key)
+    assert "\n" not in str(info.value) and scheme.model_id in str(info.value)
+
+
+def test_every_scheme_class_declares_its_capabilities() -> None:
+    from noiseveil.schemes import SCHEMES
+
+    for name, cls in SCHEMES.items():
+        assert isinstance(cls.capabilities, Capabilities), name
+        assert issubclass(cls, Scheme) and cls.name == name
