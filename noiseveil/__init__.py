@@ -16,7 +16,7 @@ from noiseveil.crypto.keys import KeyFileError, SecretKey
 from noiseveil.data import DataError, ImageDataset, load_dataset, load_image_folder, read_image
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext
-from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files
+from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
 from noiseveil.schemes import (
     PRESETS,
     RIC,
@@ -65,6 +65,7 @@ __all__ = [
     "load_dataset",
     "load_image_folder",
     "load_scheme",
+    "plan",
     "read_ciphertext",
     "read_image",
     "shipped_schemes",

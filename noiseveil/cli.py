@@ -108,7 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", default="ric-cifar10")
     p.add_argument("-d", "--dataset", help="dataset name (default: the model's own)")
     p.add_argument("-n", "--images", type=positive_int, default=500, help="test images (a fixed subset)")
-    p.add_argument("--out", type=Path, help="JSON file (default results/evaluate/<model>-<dataset>.json)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="JSON file (default: results/evaluate/<model>-<dataset>.json under the current folder)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("demo", help="encrypt, classify and decrypt sample images with every shipped model")

@@ -177,7 +177,7 @@ def models_named_in(files: list[Path]) -> tuple[dict[str, tuple[CloudModel, list
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from noiseveil.evaluation import evaluate_scheme
-    from noiseveil.provenance import RESULTS_DIR, provenance, write_result
+    from noiseveil.provenance import provenance, write_result
 
     print(f"evaluate: loading {args.model} and its test data ...", file=sys.stderr, flush=True)
     scheme = load_scheme(args.model)
@@ -187,7 +187,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scheme.check_shape(data.image_shape, f"a {dataset} test image")
     ev, idx = evaluate_scheme(scheme, data, args.images, progress=not args.quiet)
     summary = ev.summary()
-    out = args.out or RESULTS_DIR / "evaluate" / f"{args.model}-{dataset}.json"
+    # Default: results/ under the folder the command runs in (the checkout's, when run there).
+    out = args.out or Path("results") / "evaluate" / f"{args.model}-{dataset}.json"
     result = {
         **provenance([data.source_id], [args.model, entry["classifier_id"]]),
         "scheme_model": args.model,
