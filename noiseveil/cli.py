@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="output file or folder")
     p.add_argument("-k", "--key", type=Path, required=True, help="key file from 'noiseveil keygen'")
     p.add_argument("-m", "--model", default="ric-cifar10", help="scheme model id (see 'noiseveil models')")
+    p.add_argument(
+        "--no-key-id",
+        action="store_true",
+        help="leave the key's public fingerprint out of the headers (it lets an observer link files "
+        "made with one key); a wrong key is then told by its failed tag",
+    )
     p.add_argument("--nae-steps", type=non_negative_int, help="override the NAE attack's step count")
     _add_classifier_override(p)
     _add_batch(p)

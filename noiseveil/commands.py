@@ -75,6 +75,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     scheme = open_scheme(args.model, args.classifier)
     if args.nae_steps is not None:
         scheme = scheme.with_nae(steps=args.nae_steps)
+    scheme.publish_key_id = not args.no_key_id
     pairs = plan(args.input, args.output)
     return finish(encrypt_files(scheme, key, pairs, args.batch_size, progress=not args.quiet))
 

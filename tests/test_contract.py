@@ -100,3 +100,29 @@ def test_every_scheme_class_declares_its_capabilities() -> None:
     for name, cls in SCHEMES.items():
         assert isinstance(cls.capabilities, Capabilities), name
         assert issubclass(cls, Scheme) and cls.name == name
+
+
+def test_the_key_id_can_be_left_out_of_the_header(case) -> None:
+    scheme, plain, key, _ = case
+    if scheme.capabilities.key is None:
+        pytest.skip("a keyless scheme has no key id")
+    scheme.publish_key_id = False
+    try:
+        cts = [
+            ciphertext_from_bytes(ciphertext_to_bytes(ct)) for ct in scheme.encrypt(to_tensor(plain[:2]), key)
+        ]
+    finally:
+        scheme.publish_key_id = True
+    assert all(ct.key_id == "" for ct in cts)
+    assert to_uint8(scheme.decrypt(cts, key)).shape == plain[:2].shape
+    with pytest.raises(AuthenticationError, match="the key is wrong, or"):
+        scheme.decrypt(cts, SecretKey.generate())
+
+
+def test_nae_settings_are_refused_where_there_is_no_nae() -> None:
+    for model_id in MODELS:
+        scheme = load_scheme(model_id)
+        try:
+            scheme.with_nae(steps=3)
+        except SchemeError as err:
+            assert "makes no NAE" in str(err) and not scheme.capabilities.keeps_plaintext_label

@@ -123,12 +123,15 @@ class Ciphertext:
 
     def verify(self, key: SecretKey) -> None:
         """Raise :class:`AuthenticationError` unless ``key`` made this exact ciphertext."""
-        if self.key_id != key.key_id:
+        if self.key_id and self.key_id != key.key_id:
             raise AuthenticationError(
                 f"wrong key: the ciphertext was made with key {self.key_id}, this key is {key.key_id}"
             )
         if not self.tag or not key.verify(self.signed_bytes(), self.tag):
-            raise AuthenticationError("authentication failed: the ciphertext or its metadata was modified")
+            which = "" if self.key_id else "the key is wrong, or "  # no public key id to tell them apart
+            raise AuthenticationError(
+                f"authentication failed: {which}the ciphertext or its metadata was modified"
+            )
 
 
 def ciphertext_tensor(ciphertexts: Sequence[Ciphertext]) -> torch.Tensor:
@@ -152,10 +155,19 @@ class Scheme(ABC):
     promised_psnr: float = float("inf")
     model_id: str
     image_shape: tuple[int, int, int]  # (H, W, C) the scheme's models accept
+    # Write the key's public fingerprint into each ciphertext's header. It lets anyone who sees
+    # two files tell whether one key made both (linking them to one data provider) and lets
+    # decryption name a wrong key at once; turn it off (`noiseveil encrypt --no-key-id`) to
+    # stop the linking: a wrong key is then told by its failed tag.
+    publish_key_id: bool = True
 
     @property
     def keeps_plaintext_label(self) -> bool:
         return self.capabilities.keeps_plaintext_label
+
+    def with_nae(self, **changes: object) -> Scheme:
+        """This scheme with other NAE attack settings (schemes that make NAEs override it)."""
+        raise SchemeError(f"model {self.model_id} ({self.name}) makes no NAE: NAE settings do not apply")
 
     @staticmethod
     def keygen() -> SecretKey:
@@ -241,7 +253,9 @@ class Scheme(ABC):
         Never write these for a user."""
         self.check_shape((images.shape[2], images.shape[3], images.shape[1]))
         return [
-            Ciphertext(pixels, self.name, self.model_id, key.key_id, fields).seal(key)
+            Ciphertext(
+                pixels, self.name, self.model_id, key.key_id if self.publish_key_id else "", fields
+            ).seal(key)
             for pixels, fields in self._encrypt(images, key)
         ]
 
