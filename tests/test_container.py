@@ -231,16 +231,18 @@ def test_read_jpeg(tmp_path: Path) -> None:
 def test_read_plain_png(tmp_path: Path) -> None:
     path = tmp_path / "plain.png"
     save_png(path, np.zeros((28, 28, 1), np.uint8), {"Comment": "hello"})
-    _expect_file_error(
-        path, "not a noiseveil ciphertext", "missing metadata: version, scheme, model, key_id, tag"
-    )
+    _expect_file_error(path, "not a noiseveil ciphertext", "missing metadata: version, scheme, model, key_id")
 
 
-def test_read_png_without_tag(tmp_path: Path, key: SecretKey) -> None:
+def test_a_keyed_ciphertext_without_its_tag_is_refused(tmp_path: Path, key: SecretKey) -> None:
+    """A file may carry no tag (a keyless scheme's); a keyed scheme's file without one is refused."""
     ct = make_ct(key)
     text = {k: v for k, v in png_text(ct).items() if k != "noiseveil:tag"}
     save_png(tmp_path / "t.png", ct.pixels, text)
-    _expect_file_error(tmp_path / "t.png", "missing metadata: tag")
+    untagged = read_ciphertext(tmp_path / "t.png")
+    assert not untagged.authenticated
+    with pytest.raises(AuthenticationError, match="authentication failed"):
+        untagged.verify(key)
 
 
 def test_read_unknown_version(tmp_path: Path, key: SecretKey) -> None:

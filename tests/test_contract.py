@@ -126,3 +126,42 @@ def test_nae_settings_are_refused_where_there_is_no_nae() -> None:
             scheme.with_nae(steps=3)
         except SchemeError as err:
             assert "makes no NAE" in str(err) and not scheme.capabilities.keeps_plaintext_label
+
+
+class KeylessBlur(Scheme):
+    """A stand-in for a keyless, non-recoverable scheme (TransNet's kind): a 3x3 box blur."""
+
+    name = "test-keyless"
+    capabilities = Capabilities(recovers=False, exact=False, key=None, cloud_model="protocol")
+    model_id = "test-keyless"
+    image_shape = (28, 28, 1)
+
+    def cloud_classifier(self) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+
+    def _encrypt(self, images, key):
+        blurred = torch.nn.functional.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False)
+        return [(px, {"kernel": "3"}) for px in to_uint8(blurred)]
+
+    def _decrypt(self, pixels, fields, key):
+        raise AssertionError("a scheme that does not recover is never asked to decrypt")
+
+
+def test_a_keyless_scheme_fits_the_container_and_says_it_does_not_recover(tmp_path) -> None:
+    from noiseveil.io.png import read_ciphertext, write_ciphertext
+    from noiseveil.pipeline import decrypt_files, plan
+
+    scheme = KeylessBlur()
+    plain = load_dataset("mnist").x_test[:3]
+    cts = scheme.encrypt(to_tensor(plain), None)
+    assert all(not ct.authenticated and ct.key_id == "" for ct in cts)
+    for i, ct in enumerate(cts):
+        write_ciphertext(tmp_path / "c" / f"{i}.png", ct)
+    back = read_ciphertext(tmp_path / "c" / "0.png")
+    assert back.fields == {"kernel": "3"} and np.array_equal(back.pixels, cts[0].pixels)
+    with pytest.raises(SchemeError, match="has no decryption: its protected images are not recoverable"):
+        scheme.decrypt([back], None)
+    report = decrypt_files(lambda _m: scheme, None, plan(tmp_path / "c", tmp_path / "r"), progress=False)
+    assert report.done == 0 and len(report.failures) == 3
+    assert all("not recoverable" in reason for _, reason in report.failures)
+    assert not (tmp_path / "r").exists()

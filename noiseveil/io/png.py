@@ -18,7 +18,7 @@ from noiseveil.exceptions import NoiseveilError
 from noiseveil.schemes.base import READABLE_VERSIONS, Ciphertext
 
 PREFIX = "noiseveil:"
-_REQUIRED = ("version", "scheme", "model", "key_id", "tag")
+_REQUIRED = ("version", "scheme", "model", "key_id")  # "tag" too, unless the scheme is keyless
 
 
 # Format 1 named the masked RIC models by the ids the lossless ones have now.
@@ -35,7 +35,8 @@ def _png_info(ct: Ciphertext) -> PngImagePlugin.PngInfo:
     info = PngImagePlugin.PngInfo()
     for k, v in ct.header().items():
         info.add_text(PREFIX + k, v)
-    info.add_text(PREFIX + "tag", ct.tag.hex())
+    if ct.authenticated:
+        info.add_text(PREFIX + "tag", ct.tag.hex())
     return info
 
 
@@ -91,7 +92,7 @@ def read_ciphertext(path: str | os.PathLike | io.BytesIO, name: str | None = Non
             f"this noiseveil reads versions {', '.join(READABLE_VERSIONS)}"
         )
     try:
-        tag = bytes.fromhex(meta["tag"])
+        tag = bytes.fromhex(meta.get("tag", ""))  # keyless: no tag; a keyed scheme refuses that
     except ValueError:
         raise CiphertextFileError(f"{shown}: corrupt authentication tag") from None
     fields = {k[2:]: v for k, v in meta.items() if k.startswith("f.")}

@@ -121,6 +121,11 @@ class Ciphertext:
         self.tag = key.mac(self.signed_bytes())
         return self
 
+    @property
+    def authenticated(self) -> bool:
+        """False for a keyless scheme's image: its metadata carries no tag."""
+        return bool(self.tag)
+
     def verify(self, key: SecretKey) -> None:
         """Raise :class:`AuthenticationError` unless ``key`` made this exact ciphertext."""
         if self.key_id and self.key_id != key.key_id:
@@ -252,6 +257,8 @@ class Scheme(ABC):
         for measuring research variants (the paper's ablations change labels by design).
         Never write these for a user."""
         self.check_shape((images.shape[2], images.shape[3], images.shape[1]))
+        if self.capabilities.key is None:  # keyless: an unauthenticated image with its metadata
+            return [Ciphertext(px, self.name, self.model_id, "", f) for px, f in self._encrypt(images, key)]
         return [
             Ciphertext(
                 pixels, self.name, self.model_id, key.key_id if self.publish_key_id else "", fields
@@ -272,6 +279,8 @@ class Scheme(ABC):
         reread = [ciphertext_from_bytes(ciphertext_to_bytes(ct)) for ct in ciphertexts]
         plain = (images * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         problems: list[str | None] = [None] * len(reread)
+        if not self.capabilities.recovers:
+            return self._check_labels(images, reread, problems)
         try:
             recovered = (
                 (self.decrypt(reread, key) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -291,6 +300,11 @@ class Scheme(ABC):
                     )
             elif fidelity[i] < promised:
                 problems[i] = f"decrypts to {fidelity[i]:.2f} dB, below the promised {promised:.2f} dB"
+        return self._check_labels(images, reread, problems)
+
+    def _check_labels(
+        self, images: torch.Tensor, reread: Sequence[Ciphertext], problems: list[str | None]
+    ) -> list[str | None]:
         if self.keeps_plaintext_label:
             with torch.no_grad():
                 classifier = self.cloud_classifier()
@@ -310,6 +324,11 @@ class Scheme(ABC):
                 f"not {self.name}/{self.model_id}"
             )
         self.check_shape(ciphertext.pixels.shape, "ciphertext")
+        if not self.capabilities.recovers:
+            raise SchemeError(
+                f"model {self.model_id} ({self.name}) has no decryption: its protected images are "
+                "not recoverable, by design"
+            )
         ciphertext.verify(key)
 
     def decrypt(self, ciphertexts: Sequence[Ciphertext], key: SecretKey) -> torch.Tensor:
