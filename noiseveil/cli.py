@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path)
     p.add_argument(
         "--model",
-        help="instead, write the PUBLIC demo key a shipped EtC model was trained for (no privacy)",
+        help="make the key with this model's scheme; for a model trained for one key (EtC), write "
+        "that model's PUBLIC demo key (no privacy)",
     )
 
     p = sub.add_parser("encrypt", help="encrypt an image file or a folder into ciphertext PNGs")

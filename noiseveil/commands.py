@@ -56,17 +56,19 @@ def finish(report: Report) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    if args.model is None:
-        key = SecretKey.generate()
+    """A key made by the scheme of ``--model`` (any 256-bit scheme when none is named); for a
+    model bound to one key (EtC), that model's PUBLIC demo key."""
+    scheme = load_scheme(args.model) if args.model is not None else None
+    if scheme is not None and scheme.capabilities.key is None:
+        raise ZooError(f"model {args.model} is keyless: it needs no key")
+    if scheme is not None and scheme.capabilities.key_bound_to_model:
+        key = scheme.bound_key
         key.save(args.path)
-        print(f"wrote {args.path} (key id {key.key_id}, mode 0600); keep it secret, keep a backup")
+        print(f"wrote {args.path} (key id {key.key_id}): the PUBLIC demo key of {args.model}, no privacy")
         return EXIT_OK
-    scheme = load_scheme(args.model)
-    key = scheme.bound_key
-    if key is None:
-        raise ZooError(f"model {args.model} works with any key: run `noiseveil keygen PATH` instead")
+    key = scheme.keygen() if scheme is not None else SecretKey.generate()
     key.save(args.path)
-    print(f"wrote {args.path} (key id {key.key_id}): the PUBLIC demo key of {args.model}, no privacy")
+    print(f"wrote {args.path} (key id {key.key_id}, mode 0600); keep it secret, keep a backup")
     return EXIT_OK
 
 

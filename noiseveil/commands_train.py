@@ -206,17 +206,7 @@ def train_scheme_command(
         cache_tag=pool_tag(card.classifier_id, scheme),
     )
     final = report["curve"][-1] if report["curve"] else {}
-    info = {
-        "kind": "scheme",
-        "scheme": card.scheme,
-        "dataset": card.dataset,
-        "classifier_id": card.classifier_id,
-        "preset": card.preset,
-        "val_psnr": final.get("val_psnr"),
-        "train_seconds": report["train_seconds"],
-        "command": prov["command"],
-        "git_commit": prov["git_commit"],
-    }
+    info = ric_card_info(card, prov, val_psnr=final.get("val_psnr"), train_seconds=report["train_seconds"])
     save_weights(
         model_id,
         scheme.payload(
@@ -257,19 +247,23 @@ def ship_lossless_command(card, save_as: str | None = None, replace_existing: bo
         **card.config,
     )
     prov = provenance([data.source_id], [model_id, card.classifier_id])
-    info = {
-        "kind": "scheme",
-        "scheme": card.scheme,
-        "dataset": card.dataset,
-        "classifier_id": card.classifier_id,
-        "preset": card.preset,
-        "digit_bits": scheme.digit_bits,
-        "train_seconds": 0.0,
-        "command": prov["command"],
-        "git_commit": prov["git_commit"],
-    }
+    info = ric_card_info(card, prov, digit_bits=scheme.digit_bits, train_seconds=0.0)
     extra = {"scheme": card.scheme, "dataset": data.source_id}
     save_weights(model_id, scheme.payload(extra), info, replace=replace_existing)
     result = {**prov, "model_id": model_id, "note": card.note, "train_seconds": 0.0, **scheme.payload()}
     write_result(RESULTS_DIR / "training" / f"{model_id}.json", result)
     return result
+
+
+def ric_card_info(card, prov: dict, **figures) -> dict:
+    """The manifest entry of a shipped RIC model: its card, provenance and measured figures."""
+    return {
+        "kind": "scheme",
+        "scheme": card.scheme,
+        "dataset": card.dataset,
+        "classifier_id": card.classifier_id,
+        "preset": card.preset,
+        **figures,
+        "command": prov["command"],
+        "git_commit": prov["git_commit"],
+    }

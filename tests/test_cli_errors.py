@@ -316,3 +316,14 @@ def test_classify_reads_the_model_from_each_ciphertext(tmp_path, capsys):
     assert [rows[f"ric{i}.png"]["label"] for i in range(4)] == ric.cloud_classifier()(x).argmax(1).tolist()
     assert main(["classify", str(tmp_path / "c" / "etc0.png"), "-m", "etc-cifar10-vit", "--quiet"]) == 0
     assert capsys.readouterr().out.split("\t")[2].strip() in data.classes
+
+
+def test_keygen_goes_through_the_scheme(tmp_path, capsys):
+    from noiseveil.cli import main
+
+    assert main(["keygen", str(tmp_path / "ric.key"), "--model", "ric-mnist"]) == 0
+    assert "keep it secret" in capsys.readouterr().out
+    SecretKey.load(tmp_path / "ric.key")
+    assert main(["keygen", str(tmp_path / "etc.key"), "--model", "etc-cifar10-vit"]) == 0
+    assert "PUBLIC demo key of etc-cifar10-vit" in capsys.readouterr().out
+    assert main(["keygen", str(tmp_path / "etc.key"), "--model", "etc-cifar10-vit"]) == 2  # never overwritten
