@@ -205,5 +205,19 @@ def test_cloud_attack_trains_and_reconstructs() -> None:
     assert report["steps"] == 3 and 0.0 <= report["label_match_on_training_ciphertexts"] <= 1.0
     guess = attack(scheme.encrypt(to_tensor(xt[:4]), KEY), np.zeros(4))
     assert guess.shape == xt[:4].shape and guess.dtype == np.uint8
-    with pytest.raises(ValueError, match="divisible by 8"):
-        CloudAttack(EtCScheme("t", (28, 28, 1), block_size=7), [], x[:1])
+    with pytest.raises(ValueError, match="square images"):
+        CloudAttack(EtCScheme("t", (28, 32, 1), block_size=4), [], x[:1])
+
+
+def test_cloud_attack_draws_28x28_images() -> None:
+    """MNIST's side is not a multiple of 8: the generator draws at 32 and is cropped to 28."""
+    from noiseveil.schemes import load_scheme
+
+    scheme = load_scheme("ric-mnist")
+    from noiseveil.data import load_dataset
+
+    mnist = load_dataset("mnist")
+    cts = scheme.encrypt(to_tensor(mnist.x_test[:8]), KEY)
+    attack = CloudAttack(scheme, cts, mnist.x_train[:32], steps=2, batch_size=4, latent=8)
+    assert attack.fit()["steps"] == 2
+    assert attack(cts[:3], np.zeros(3)).shape == (3, 28, 28, 1)

@@ -102,12 +102,14 @@ class CloudAttack(Attack):
     ) -> None:
         super().__init__(scheme)
         h, w, c = scheme.image_shape
-        if h != w or h % 8:
-            raise ValueError(
-                f"the cloud attack's networks take square images with sides divisible by 8, got {h}x{w}"
-            )
+        if h != w:
+            raise ValueError(f"the cloud attack's networks take square images, got {h}x{w}")
         torch.manual_seed(seed)
-        self.encoder, self.generator = Encoder(c, h, latent), Generator(c, h, latent)
+        # The generator upsamples 8x from a grid of side//8: it draws on the next multiple of 8
+        # and its output is centre-cropped to the image (28x28 MNIST: drawn at 32x32).
+        self.side = h
+        self.encoder = Encoder(c, h, latent)
+        self.generator = Generator(c, -(-h // 8) * 8, latent)
         self.discriminator = Discriminator(c, h)
         self.cipher, self.domain = pixels_of(ciphertexts), domain_images
         self.steps, self.batch_size, self.lr, self.eta1, self.eta2, self.seed = (
@@ -136,7 +138,7 @@ class CloudAttack(Attack):
             idx = torch.randint(0, len(x_c), (self.batch_size,), generator=gen)
             real = x_real[torch.randint(0, len(x_real), (self.batch_size,), generator=gen)]
             w = self.encoder(x_c[idx])
-            fake = self.generator(w)
+            fake = self._draw(w)
             # D: real domain images against the current reconstructions.
             d_loss = (
                 F.softplus(-self.discriminator(real)).mean()
@@ -162,7 +164,7 @@ class CloudAttack(Attack):
         with torch.no_grad():
             fooled = torch.cat(
                 [
-                    classifier(self.generator(self.encoder(x_c[i : i + 256]))).argmax(1)
+                    classifier(self._draw(self.encoder(x_c[i : i + 256]))).argmax(1)
                     for i in range(0, len(x_c), 256)
                 ]
             )
@@ -180,5 +182,11 @@ class CloudAttack(Attack):
     @torch.no_grad()
     def reconstruct(self, ciphertexts: Sequence[Ciphertext], labels: np.ndarray) -> np.ndarray:
         x = to_tensor(pixels_of(ciphertexts))
-        out = torch.cat([self.generator(self.encoder(x[i : i + 256])) for i in range(0, len(x), 256)])
+        out = torch.cat([self._draw(self.encoder(x[i : i + 256])) for i in range(0, len(x), 256)])
         return to_uint8(out)
+
+    def _draw(self, w: torch.Tensor) -> torch.Tensor:
+        """Generator output centre-cropped to the image side."""
+        out = self.generator(w)
+        top = (out.shape[-1] - self.side) // 2
+        return out[..., top : top + self.side, top : top + self.side]
