@@ -4,11 +4,11 @@
     Δ      = Φ(n): Adam on the margin loss    max(max_{i≠ŷ} C(n+Δ)_i − C(n+Δ)_ŷ, −g1)  (eq. 3)
     n_adv  = clip(n + Δ, 0, 1)                                                  (eq. 2)
 
-Decryption regenerates n_adv from the key, so Φ must give bit-identical results in another
-process, with another thread count and for a batch of another size. Measured on this CPU
-build: thread count and position in the batch do not change PyTorch's results, but a batch
-of one takes a different (GEMV) code path. So Φ always runs on chunks of exactly
-``chunk`` images, padding the last one, with a fixed step count and deterministic kernels.
+Format-1 ciphertexts were decrypted by regenerating n_adv, which needs Φ to repeat bit for
+bit in another process; it did not always (issue 11), so format 2 carries n_adv sealed in the
+ciphertext and Φ runs at encryption only. Φ still runs on chunks of exactly ``chunk`` images
+(padding the last), with a fixed step count and deterministic kernels, so that format-1 files
+decrypt as they always did.
 
 Beyond the paper, ``blend_draws`` > 0 makes Φ attack what the cloud will see rather than n
 alone: the mean margin over C(λ·(n + Δ) + (1 − λ)·r_j) for fixed uniform draws r_j, the
