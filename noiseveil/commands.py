@@ -110,14 +110,10 @@ def cloud_model(model_id: str) -> CloudModel:
             model_id, load_classifier(model_id), tuple(payload["image_shape"]), payload["classes"]
         )
     scheme = load_scheme(model_id)
-    named_by = entry.get("plain_twin") or entry.get(
-        "classifier_id"
-    )  # a classifier that knows the class names
-    classes = (
-        load_payload(named_by).get("classes")
-        if read_manifest().get(named_by, {}).get("kind") == "classifier"
-        else None
-    )
+    # A classifier that knows the class names: EtC's plaintext twin, RIC's cloud classifier.
+    named_by = entry.get("plain_twin") or entry.get("classifier_id")
+    is_classifier = read_manifest().get(named_by, {}).get("kind") == "classifier"
+    classes = load_payload(named_by).get("classes") if is_classifier else None
     return CloudModel(model_id, scheme.cloud_classifier(), scheme.image_shape, classes)
 
 
@@ -139,9 +135,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         part = classify_files(
             cloud.classifier, cloud.image_shape, group, args.batch_size, progress=not args.quiet
         )
-        report.done += part.done
-        report.failures += part.failures
-        report.seconds += part.seconds
+        report.absorb(part)
         rows += [
             {
                 "file": str(f),

@@ -51,6 +51,14 @@ class Report:
         if ct.fields.get(RECOVERY_FIELD) == "lossy":
             self.lossy.append((path, float(ct.fields[RECOVERY_PSNR_FIELD])))
 
+    def absorb(self, other: Report) -> None:
+        """Add another run's files, failures, results and time to this report."""
+        self.done += other.done
+        self.failures += other.failures
+        self.results += other.results
+        self.lossy += other.lossy
+        self.seconds += other.seconds
+
     @property
     def ok(self) -> bool:
         return not self.failures
@@ -92,15 +100,20 @@ def _claim(dst: Path) -> None:
 
 
 def _write_each(
-    report: Report, outputs: Iterable[tuple[Path, Path, Any]], write: Callable[[Path, Any], object]
+    report: Report,
+    outputs: Iterable[tuple[Path, Path, Any, Ciphertext]],
+    write: Callable[[Path, Any], object],
 ) -> None:
-    """Write (source, destination, value) outputs; a failed write fails that file, not the batch."""
-    for src, dst, value in outputs:
+    """Write (source, destination, value, its ciphertext) outputs; a failed write fails that
+    file, not the batch; a written file whose ciphertext promises a lossy recovery is noted."""
+    for src, dst, value, ct in outputs:
         try:
             write(dst, value)
-            report.done += 1
         except FILE_ERRORS as err:
             report.fail(src, err)
+            continue
+        report.done += 1
+        report.note_recovery(src, ct)
 
 
 def _run(
@@ -147,8 +160,7 @@ def encrypt_files(
             if isinstance(result, EncryptionError):
                 report.fail(src, f"{src}: not encrypted: {result}")
                 continue
-            report.note_recovery(src, result)
-            written.append((src, dst, result))
+            written.append((src, dst, result, result))
         _write_each(report, written, write_ciphertext)
 
     return _run("encrypt", pairs, batch_size, step, progress)
@@ -173,7 +185,6 @@ def decrypt_files(
             except FILE_ERRORS as err:
                 report.fail(src, err)
                 continue
-            report.note_recovery(src, ct)
             groups.setdefault(ct.decrypt_model, []).append((src, dst, ct))
         for model_id, items in groups.items():
             scheme = scheme_for(model_id)
@@ -189,7 +200,7 @@ def decrypt_files(
                     except FILE_ERRORS as err:
                         report.fail(item[0], err)
             for batch, recovered in batches:
-                outputs = ((s, d, px) for (s, d, _), px in zip(batch, to_uint8(recovered), strict=True))
+                outputs = ((s, d, px, ct) for (s, d, ct), px in zip(batch, to_uint8(recovered), strict=True))
                 _write_each(report, outputs, write_image)
 
     return _run("decrypt", pairs, batch_size, step, progress)

@@ -260,3 +260,19 @@ def test_an_attack_too_weak_to_keep_the_label_is_reported_not_written(tmp_path: 
     assert run.returncode == 1 and failed and "labels the ciphertext" in failed[0]
     assert len(failed) + len(written) == n and f"{len(failed)} failed" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_verified_decryption_raises_where_an_attacker_would_see_noise() -> None:
+    """A file whose HMAC holds but whose sealed payload does not (a key holder re-sealed altered
+    pixels) must raise, not come back as the unauthenticated view attacks use."""
+    import dataclasses
+
+    scheme = load_scheme("ric-mnist")
+    key = SecretKey.generate()
+    ct = scheme.encrypt(to_tensor(load_dataset("mnist").x_test[:1]), key)[0]
+    pixels = ct.pixels.copy()
+    pixels[0, 0, 0] ^= 1
+    resealed = dataclasses.replace(ct, pixels=pixels).seal(key)
+    with pytest.raises(SchemeError, match="does not authenticate"):
+        scheme.decrypt([resealed], key)
+    assert scheme.decrypt_unverified([resealed], key).shape == (1, 1, 28, 28)  # the attacker's view

@@ -56,10 +56,10 @@ def png_sizes(images: np.ndarray, compress_level: int = 6) -> np.ndarray:
 
 
 # -- lossless image payloads (RIC's lossless preset) --------------------------------------
-# WebP lossless through Pillow: on the bundle's test images it takes 3.7 bits per sample on
-# CIFAR-10 and decodes in a fraction of a millisecond; JPEG XL (imagecodecs) is about 11 %
-# smaller but decodes several times slower (scripts/benchmark_codecs.py). The fixed RIFF and
-# VP8L chunk headers (20 bytes) are rebuilt on decoding instead of stored: at 28x28 they
+# WebP lossless through Pillow, chosen by measurement (scripts/benchmark_codecs.py,
+# results/benchmark/lossless-codecs.json): JPEG XL is a little smaller on CIFAR-10 and LFW but
+# decodes several times slower, PNG is much larger. The fixed RIFF and VP8L chunk headers
+# (20 bytes) are rebuilt on decoding instead of stored: at 28x28 they
 # would cost 0.2 bits per sample.
 _WEBP_METHOD, _WEBP_QUALITY = 3, 50  # effort settings; output is lossless whatever they are
 _RIFF_HEADER_BYTES = 20

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from noiseveil.crypto.keys import SecretKey
+from noiseveil.data.tensors import to_uint8
 from noiseveil.exceptions import NoiseveilError
 
 FORMAT_VERSION = "2"  # 2: RIC ciphertexts carry what decryption needs (no regenerated NAE)
@@ -241,7 +242,6 @@ class Scheme(ABC):
     def encrypt_each(self, images: torch.Tensor, key: SecretKey) -> list[Ciphertext | EncryptionError]:
         """Encrypt a batch; each image gives a ciphertext that passed :meth:`check_ciphertexts`,
         or the error saying why it has none. A failed image is encrypted once more first."""
-        self.check_shape((images.shape[2], images.shape[3], images.shape[1]))
         results: list[Ciphertext | EncryptionError] = list(self.encrypt_unchecked(images, key))
         problems = self.check_ciphertexts(images, results, key)  # type: ignore[arg-type]
         retry = [i for i, p in enumerate(problems) if p is not None]
@@ -277,14 +277,12 @@ class Scheme(ABC):
         from noiseveil.metrics import psnr
 
         reread = [ciphertext_from_bytes(ciphertext_to_bytes(ct)) for ct in ciphertexts]
-        plain = (images * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        plain = to_uint8(images)
         problems: list[str | None] = [None] * len(reread)
         if not self.capabilities.recovers:
             return self._check_labels(images, reread, problems)
         try:
-            recovered = (
-                (self.decrypt(reread, key) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            )
+            recovered = to_uint8(self.decrypt(reread, key))
         except SchemeError as err:
             return [f"the ciphertext does not decrypt ({err})"] * len(reread)
         fidelity = psnr(recovered, plain)
@@ -335,7 +333,9 @@ class Scheme(ABC):
         """Verify then decrypt; any wrong key or modification raises before any output exists."""
         for ct in ciphertexts:
             self.verify(ct, key)
-        return self.decrypt_unverified(ciphertexts, key)
+        # Not through decrypt_unverified: a scheme may give attackers a view there (whatever a
+        # wrong key yields); verified decryption must raise instead.
+        return self._decrypt(ciphertext_tensor(ciphertexts), [ct.fields for ct in ciphertexts], key)
 
     def decrypt_unverified(self, ciphertexts: Sequence[Ciphertext], key: SecretKey) -> torch.Tensor:
         """Decrypt WITHOUT checking the tag: what a brute-force attacker, who skips the MAC, gets

@@ -345,12 +345,12 @@ class RICScheme(Scheme):
             raise SchemeError(f"ciphertext metadata is incomplete or malformed ({err})") from None
         if lams != {self.model.cfg.lam}:
             raise SchemeError(f"ciphertext λ {sorted(lams)} does not match model λ {self.model.cfg.lam}")
-        weights = {f.get("weights") for f in fields} - {None}
-        if weights and weights != {state_digest(self.model)}:
+        weights, mine = {f.get("weights") for f in fields} - {None}, state_digest(self.model)
+        if weights and weights != {mine}:
             # D must be the very network that made the ciphertext, or the image does not come back.
             raise SchemeError(
                 f"ciphertext was made with other weights of {self.model_id} (sha256 "
-                f"{', '.join(w[:12] for w in sorted(weights))}), these are {state_digest(self.model)[:12]}"
+                f"{', '.join(w[:12] for w in sorted(weights))}), these are {mine[:12]}"
             )
         n_adv = torch.empty_like(pixels)
         sealed = [i for i, f in enumerate(fields) if "nae" in f]

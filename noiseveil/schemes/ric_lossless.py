@@ -53,6 +53,7 @@ from noiseveil.crypto.keys import (
     open_payload_unauthenticated,
     seal_payload,
 )
+from noiseveil.data.tensors import to_uint8
 from noiseveil.io.codecs import LosslessCodecError, lossless_decode, lossless_encode
 from noiseveil.schemes.base import Capabilities, Ciphertext, Scheme, SchemeError
 from noiseveil.schemes.nae import DiscreteNAEConfig, discrete_nae
@@ -94,9 +95,13 @@ def _dequantise(coarse: np.ndarray, dropped: int) -> np.ndarray:
     return np.minimum((coarse.astype(np.uint16) << dropped) + (1 << (dropped - 1)), 255).astype(np.uint8)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+def _recovery_psnr(recovered: np.ndarray, image: np.ndarray, dropped: int) -> float:
+    """inf for an exact recovery, else its PSNR (the figure the header states)."""
+    if dropped == 0:
+        return float("inf")
+    from noiseveil.metrics import psnr  # scikit-image: loaded only for the rare lossy image
+
+    return float(psnr(recovered[None], image[None])[0])
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,9 @@ def pack_image(image: np.ndarray, capacity: int) -> PackedImage:
         if len(bitstream) <= room:
             header = _PAYLOAD_HEADER.pack(PAYLOAD_VERSION, dropped, len(bitstream))
             plaintext = header + bitstream + bytes(room - len(bitstream))
-            return PackedImage(plaintext, dropped, _psnr(_dequantise(coarse, dropped), image))
+            return PackedImage(
+                plaintext, dropped, _recovery_psnr(_dequantise(coarse, dropped), image, dropped)
+            )
     raise SchemeError(f"an image of {image.shape} does not fit {capacity} bytes even at 1 bit per sample")
 
 
@@ -190,7 +197,7 @@ class LosslessRICScheme(Scheme):
 
     @torch.no_grad()
     def _encrypt(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
-        plain = (images * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        plain = to_uint8(images)
         packed = [pack_image(image, self.capacity) for image in plain]
         classifier = self.cloud_classifier()
         targets = classifier(images).argmax(1)
@@ -255,8 +262,8 @@ class LosslessRICScheme(Scheme):
     def _decrypt(
         self, pixels: torch.Tensor, fields: Sequence[dict[str, str]], key: SecretKey
     ) -> torch.Tensor:
-        # The base class hands over [0, 1] floats of 8-bit pixels: ×255 and rounding is exact.
-        raw = (pixels * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        # The base class hands over [0, 1] floats of 8-bit pixels: back to uint8 is exact.
+        raw = to_uint8(pixels)
         images = np.stack([self.decrypt_pixels(p, f, key) for p, f in zip(raw, fields, strict=True)])
         return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
 
