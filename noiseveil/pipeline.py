@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import DataError, load_image_folder, read_image, to_tensor, to_uint8
-from noiseveil.errors import FILE_ERRORS
+from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext, write_image
 from noiseveil.schemes.base import (
     RECOVERY_FIELD,
@@ -109,7 +109,7 @@ def _write_each(
     for src, dst, value, ct in outputs:
         try:
             write(dst, value)
-        except FILE_ERRORS as err:
+        except NoiseveilError as err:
             report.fail(src, err)
             continue
         report.done += 1
@@ -146,7 +146,7 @@ def encrypt_files(
                 _claim(dst)
                 image = read_image(src, channels=None)
                 scheme.check_shape(image.shape, f"{src}:")
-            except FILE_ERRORS as err:
+            except NoiseveilError as err:
                 report.fail(src, err)
                 continue
             ready.append((src, dst))
@@ -182,7 +182,7 @@ def decrypt_files(
                 _claim(dst)
                 ct = read_ciphertext(src)
                 scheme_for(ct.decrypt_model).verify(ct, key)  # wrong key / tampering: nothing written
-            except FILE_ERRORS as err:
+            except NoiseveilError as err:
                 report.fail(src, err)
                 continue
             groups.setdefault(ct.decrypt_model, []).append((src, dst, ct))
@@ -190,14 +190,14 @@ def decrypt_files(
             scheme = scheme_for(model_id)
             try:
                 batches = [(items, scheme.decrypt([ct for _, _, ct in items], key))]
-            except FILE_ERRORS:
+            except NoiseveilError:
                 # An authentic file the scheme still refuses (e.g. made with another classifier)
                 # must not sink the rest of the batch: retry one by one (the NAE is batch-exact).
                 batches = []
                 for item in items:
                     try:
                         batches.append(([item], scheme.decrypt([item[2]], key)))
-                    except FILE_ERRORS as err:
+                    except NoiseveilError as err:
                         report.fail(item[0], err)
             for batch, recovered in batches:
                 outputs = ((s, d, px, ct) for (s, d, ct), px in zip(batch, to_uint8(recovered), strict=True))
@@ -232,7 +232,7 @@ def classify_files(
                 if image.shape != tuple(expected):
                     got, want = ("x".join(map(str, s)) for s in (image.shape, expected))
                     raise SchemeError(f"{src}: image is {got}, the classifier takes {want} (HxWxC)")
-            except FILE_ERRORS as err:
+            except NoiseveilError as err:
                 report.fail(src, err)
                 continue
             ready.append(src)

@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from noiseveil.app.provenance import REPO_ROOT, RESULTS_DIR, provenance, write_result
 from noiseveil.data import load_dataset
 from noiseveil.io.png import write_image
-from noiseveil.provenance import REPO_ROOT, RESULTS_DIR, provenance, write_result
 from noiseveil.zoo import read_manifest
 
 
@@ -38,7 +38,7 @@ def run_encrypt(folder: Path, out: Path, key: Path, model: str) -> dict:
     cmd = [
         sys.executable,
         "-m",
-        "noiseveil.cli",
+        "noiseveil.app.cli",
         "encrypt",
         str(folder),
         "-o",
@@ -87,7 +87,7 @@ def main() -> None:
         shutil.rmtree(work)  # our own scratch folder from an earlier run
     work.mkdir(parents=True)
     key = work / "bench.key"
-    subprocess.run([sys.executable, "-m", "noiseveil.cli", "keygen", str(key)], check=True)
+    subprocess.run([sys.executable, "-m", "noiseveil.app.cli", "keygen", str(key)], check=True)
     runs = []
     for n in args.sizes:
         n = min(n, len(data.x_test))

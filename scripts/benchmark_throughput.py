@@ -14,11 +14,11 @@ import time
 
 import torch
 
+from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
+from noiseveil.app.timing import timed
 from noiseveil.data import fixed_subset, load_dataset, to_tensor
 from noiseveil.io.png import read_ciphertext, write_ciphertext
-from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.schemes import load_scheme
-from noiseveil.timing import timed
 from noiseveil.zoo import read_manifest
 
 

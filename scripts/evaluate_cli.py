@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.data import fixed_subset, load_dataset, read_image
 from noiseveil.io.png import write_image
 from noiseveil.metrics import accuracy_drop_proportion, describe, psnr, ssim
-from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.zoo import read_manifest
 
 
@@ -35,7 +35,7 @@ def noiseveil(*args: str, threads: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "noiseveil.cli", *args], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "noiseveil.app.cli", *args], capture_output=True, text=True, env=env
     )
     lines = proc.stderr.strip().splitlines()
     print(f"noiseveil {args[0]}: exit {proc.returncode}; {lines[-1] if lines else ''}", flush=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from noiseveil.provenance import RESULTS_DIR, provenance, write_result
+from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 
 MODEL = "ric-cifar10-masked"
 N = 64

@@ -1,8 +1,8 @@
 """CLI errors that need no trained model: one line on stderr, no traceback, non-zero exit.
 
-Every ``python -m noiseveil.cli`` process imports torch (seconds on a busy machine), so the
+Every ``python -m noiseveil.app.cli`` process imports torch (seconds on a busy machine), so the
 commands run once per module, two at a time, and the tests below only inspect their results.
-The main cases are real ``python -m noiseveil.cli`` processes; the extra cases and every
+The main cases are real ``python -m noiseveil.app.cli`` processes; the extra cases and every
 ``--help`` run in one more process that executes the module as ``-m`` does (``runpy``).
 """
 
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from noiseveil.cli import build_parser
+from noiseveil.app.cli import build_parser
+from noiseveil.app.exit_codes import EXIT_ERROR, EXIT_FAILED_FILES
 from noiseveil.crypto.keys import SecretKey
-from noiseveil.errors import EXIT_ERROR, EXIT_FAILED_FILES
 from noiseveil.io.png import write_ciphertext
 from noiseveil.schemes.base import Ciphertext
 
@@ -58,7 +58,7 @@ DRIVER_SCRIPT = textwrap.dedent(
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                runpy.run_module("noiseveil.cli", run_name="__main__", alter_sys=True)
+                runpy.run_module("noiseveil.app.cli", run_name="__main__", alter_sys=True)
                 code = None
             except SystemExit as exc:
                 code = exc.code
@@ -76,7 +76,7 @@ HELP_CASES = {"help:": ["--help"]} | {f"help:{c}": [c, "--help"] for c in SUBCOM
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "noiseveil.cli", *args],
+        [sys.executable, "-m", "noiseveil.app.cli", *args],
         cwd=cwd,
         env=ENV,
         capture_output=True,
@@ -246,7 +246,7 @@ def test_report_unknown_model(results: dict, workdir: Path) -> None:
     ],
 )
 def test_invalid_numbers_are_one_line_and_exit_2(argv, capsys):
-    from noiseveil.cli import main
+    from noiseveil.app.cli import main
 
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -256,7 +256,7 @@ def test_invalid_numbers_are_one_line_and_exit_2(argv, capsys):
 
 
 def test_a_key_file_as_classifier_is_named_not_dumped(tmp_path, capsys):
-    from noiseveil.cli import main
+    from noiseveil.app.cli import main
 
     key = tmp_path / "my.key"
     SecretKey.generate().save(key)
@@ -268,7 +268,7 @@ def test_a_key_file_as_classifier_is_named_not_dumped(tmp_path, capsys):
 
 
 def test_a_classifier_id_where_a_scheme_model_is_needed(tmp_path, capsys):
-    from noiseveil.cli import main
+    from noiseveil.app.cli import main
 
     key = tmp_path / "k.key"
     SecretKey.generate().save(key)
@@ -278,7 +278,7 @@ def test_a_classifier_id_where_a_scheme_model_is_needed(tmp_path, capsys):
 
 
 def test_evaluate_shows_only_the_figures_that_mean_something(tmp_path, capsys):
-    from noiseveil.cli import main
+    from noiseveil.app.cli import main
 
     out = tmp_path / "etc.json"
     assert main(["evaluate", "-m", "etc-cifar10-vit", "-n", "16", "--out", str(out)]) == 0
@@ -294,7 +294,7 @@ def test_classify_reads_the_model_from_each_ciphertext(tmp_path, capsys):
     """EtC ciphertexts need their own cloud model: without -m it is read from each header, and
     -m with a scheme model id means that model's cloud classifier. Plain images need -m."""
     import noiseveil as nv
-    from noiseveil.cli import main
+    from noiseveil.app.cli import main
 
     data = nv.load_dataset("cifar10")
     etc, ric = nv.load_scheme("etc-cifar10-vit"), nv.load_scheme("ric-cifar10")
@@ -319,7 +319,7 @@ def test_classify_reads_the_model_from_each_ciphertext(tmp_path, capsys):
 
 
 def test_keygen_goes_through_the_scheme(tmp_path, capsys):
-    from noiseveil.cli import main
+    from noiseveil.app.cli import main
 
     assert main(["keygen", str(tmp_path / "ric.key"), "--model", "ric-mnist"]) == 0
     assert "keep it secret" in capsys.readouterr().out

@@ -44,7 +44,11 @@ pytestmark = pytest.mark.skipif(not MODELS, reason="no shipped scheme models")
 def cli(*args: str, threads: int = 2) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     return subprocess.run(
-        [sys.executable, "-m", "noiseveil.cli", *args], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-m", "noiseveil.app.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from noiseveil.reports import security
+from noiseveil.app.reports import security
 from noiseveil.schemes import shipped_schemes
 from noiseveil.zoo import ZooError, read_manifest
 
@@ -76,8 +76,8 @@ ETC_MODELS = {"cifar10-convmixer", "cifar10-vit", "etc-cifar10-convmixer", "etc-
 
 @pytest.mark.skipif(not set(read_manifest()) >= ETC_MODELS, reason="EtC models not shipped")
 def test_etc_report_on_a_slice_of_cifar10(tmp_path) -> None:
+    from noiseveil.app.reports import etc
     from noiseveil.data import ImageDataset, load_dataset
-    from noiseveil.reports import etc
 
     d = load_dataset("cifar10")
     data = ImageDataset(
@@ -101,7 +101,7 @@ def test_etc_report_on_a_slice_of_cifar10(tmp_path) -> None:
 
 @pytest.mark.skipif("ric-cifar10-masked" not in shipped_schemes(), reason="ric-cifar10-masked not shipped")
 def test_ric_report_on_a_tiny_budget(tmp_path, capsys) -> None:
-    from noiseveil.reports import ric
+    from noiseveil.app.reports import ric
 
     budget = ric.RICReportBudget(
         images=12,

@@ -115,7 +115,11 @@ def test_encryption_refuses_an_image_whose_ciphertext_would_not_come_back() -> N
 def _run(args: list[str], threads: int = 1, env: dict[str, str] | None = None, cwd: Path | None = None):
     full_env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "noiseveil.cli", *args], capture_output=True, text=True, env=full_env, cwd=cwd
+        [sys.executable, "-m", "noiseveil.app.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
     )
 
 

@@ -117,7 +117,7 @@ def test_scheme_regenerates_a_keyed_pad_independent_of_the_noise() -> None:
 
 
 def test_every_preset_has_a_learning_rate_and_a_cli_choice() -> None:
-    from noiseveil.cli import build_parser
+    from noiseveil.app.cli import build_parser
     from noiseveil.schemes.ric_training import PRESET_LR
 
     assert set(PRESET_LR) == set(PRESETS)

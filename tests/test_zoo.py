@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from noiseveil import zoo
-from noiseveil.provenance import RESULTS_DIR
+from noiseveil.app.provenance import RESULTS_DIR
 
 MANIFEST = zoo.read_manifest()
 
@@ -60,7 +60,7 @@ def test_shipped_classifier_reaches_its_recorded_accuracy(model_id):
 
 
 def test_training_refuses_an_existing_id_before_any_work(capsys):
-    from noiseveil.cli import main
+    from noiseveil.app.cli import main
 
     for argv in (
         ["train-classifier", "mnist-cnn", "--epochs", "1"],

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from noiseveil.app.figures import box_plot, picture_grid
+from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.attacks import (
     FeatureReconstructionAttack,
     ITNAttack,
@@ -34,10 +36,8 @@ from noiseveil.attacks import (
 )
 from noiseveil.classifiers.training import predict
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor
-from noiseveil.figures import box_plot, picture_grid
 from noiseveil.io.codecs import jpeg_roundtrip, jpeg_sizes, png_sizes
 from noiseveil.metrics import describe
-from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.schemes import load_scheme
 from noiseveil.schemes.etc import EtCScheme, decrypt_blocks, encrypt_blocks
 from noiseveil.zoo import ZooError, load_classifier, read_manifest

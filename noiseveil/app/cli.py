@@ -180,12 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from noiseveil import commands
-    from noiseveil.errors import EXIT_ERROR, USER_ERRORS
+    from noiseveil.app import commands
+    from noiseveil.app.exit_codes import EXIT_ERROR
+    from noiseveil.exceptions import NoiseveilError
 
     try:
         return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
-    except USER_ERRORS as err:
+    except NoiseveilError as err:
         print(f"noiseveil {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

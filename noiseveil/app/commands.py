@@ -1,4 +1,4 @@
-"""What each CLI command does (argument parsing lives in :mod:`noiseveil.cli`)."""
+"""What each CLI command does (argument parsing lives in :mod:`noiseveil.app.cli`)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from noiseveil.app.exit_codes import EXIT_FAILED_FILES, EXIT_OK
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import load_dataset, read_image
-from noiseveil.errors import EXIT_FAILED_FILES, EXIT_OK, FILE_ERRORS
+from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext
 from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
 from noiseveil.schemes import load_scheme, shipped_schemes
@@ -166,15 +167,15 @@ def models_named_in(files: list[Path]) -> tuple[dict[str, tuple[CloudModel, list
     for model_id, group in named.items():
         try:
             groups[model_id] = (cloud_model(model_id), group)
-        except FILE_ERRORS as err:
+        except NoiseveilError as err:
             for path in group:
                 report.fail(path, err)
     return groups, report
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from noiseveil.app.provenance import provenance, write_result
     from noiseveil.evaluation import evaluate_scheme
-    from noiseveil.provenance import provenance, write_result
 
     print(f"evaluate: loading {args.model} and its test data ...", file=sys.stderr, flush=True)
     scheme = load_scheme(args.model)
@@ -241,8 +242,8 @@ def files_in(folder: Path) -> list[Path]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: real test images through the real file pipeline, for every shipped model."""
+    from noiseveil.app.figures import picture_grid
     from noiseveil.data import fixed_subset
-    from noiseveil.figures import picture_grid
     from noiseveil.io.png import write_image
     from noiseveil.metrics import psnr, ssim
 
@@ -344,7 +345,7 @@ def model_figure(entry: dict) -> str:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
-    from noiseveil.commands_train import train_classifier_command
+    from noiseveil.app.train_commands import train_classifier_command
 
     r = train_classifier_command(args.model_id, args.epochs, args.checkpoint_dir, args.save_as, args.replace)
     print(f"{args.model_id}: test accuracy {100 * r['test_accuracy']:.2f}% in {r['train_seconds']:.0f}s")
@@ -352,7 +353,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from noiseveil.commands_train import train_scheme_command
+    from noiseveil.app.train_commands import train_scheme_command
 
     key = SecretKey.load(args.key) if args.key else None
     r = train_scheme_command(
@@ -364,9 +365,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from noiseveil.app.provenance import RESULTS_DIR
+    from noiseveil.app.reports import etc, ric, security
     from noiseveil.data import DataError
-    from noiseveil.provenance import RESULTS_DIR
-    from noiseveil.reports import etc, ric, security
 
     out = args.out or RESULTS_DIR / args.paper
     if args.render_only:  # text changes only: every number is re-read from the JSON

@@ -38,13 +38,13 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter, uniform_filter
 
+from noiseveil.app.figures import line_plot, picture_grid
+from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.classifiers.training import predict
 from noiseveil.crypto.keys import SecretKey, new_nonce
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor, to_uint8
 from noiseveil.evaluation import Evaluation, evaluate_images
-from noiseveil.figures import line_plot, picture_grid
 from noiseveil.metrics import accuracy_drop_proportion, describe, psnr, ssim
-from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.schemes import load_scheme
 from noiseveil.schemes.ric import PRESETS, RIC, RICScheme
 from noiseveil.schemes.ric_training import PRESET_LR, RICTrainConfig, fit_ric, pool_tag

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.classifiers.architectures import build_classifier
 from noiseveil.classifiers.training import train_classifier
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import load_dataset
-from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.zoo import CLASSIFIERS, ZooError, check_new_model_id, save_weights
 
 

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from noiseveil.app.figures import key_sweep_plot, picture_grid
+from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.attacks import (
     KEY_SPACE_BITS,
     BruteForceAttack,
@@ -46,9 +48,7 @@ from noiseveil.attacks.nes import estimate_alpha
 from noiseveil.classifiers.training import predict
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor
-from noiseveil.figures import key_sweep_plot, picture_grid
 from noiseveil.metrics import describe
-from noiseveil.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.schemes import load_scheme
 from noiseveil.schemes.base import Ciphertext
 from noiseveil.schemes.ric import RICScheme
