@@ -34,6 +34,21 @@ def _int_at_least(text: str, low: int) -> int:
     return value
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The module docstring as written, and "(default: X)" after every option whose default is a
+    value. A default of None or False is not printed: a flag's is off, and an option that
+    defaults to None says in its own help what leaving it out means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _add_command(sub: argparse._SubParsersAction, name: str, summary: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=summary, description=summary, formatter_class=HelpFormatter)
+
+
 def _add_batch(p: argparse.ArgumentParser, default: int = 64) -> None:
     p.add_argument(
         "--batch-size", type=positive_int, default=default, help="images per batch (memory stays flat)"
@@ -41,13 +56,12 @@ def _add_batch(p: argparse.ArgumentParser, default: int = 64) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _add_classifier_override(p: argparse.ArgumentParser) -> None:
+def _add_classifier_override(p: argparse.ArgumentParser, use: str, default: str) -> None:
     p.add_argument(
         "--classifier",
         type=Path,
         metavar="TORCHSCRIPT",
-        help="a TorchScript classifier (takes [0,1] NCHW images) to use instead of the "
-        "scheme model's own cloud classifier",
+        help=f"a TorchScript classifier (takes [0,1] NCHW images) {use} (default: {default})",
     )
 
 
@@ -64,22 +78,28 @@ def _add_shipping(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="noiseveil", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="noiseveil", description=__doc__, formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do; 'noiseveil COMMAND --help' tells more",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("keygen", help="write a new 256-bit secret key (mode 0600, never overwrites)")
-    p.add_argument("path", type=Path)
+    p = _add_command(sub, "keygen", "write a new key for a model's scheme (mode 0600, never overwrites)")
+    p.add_argument("path", type=Path, help="key file to write (an existing file is never overwritten)")
     p.add_argument(
         "--model",
-        help="make the key with this model's scheme; for a model trained for one key (EtC), write "
-        "that model's PUBLIC demo key (no privacy)",
+        default="ric-cifar10",
+        help="make the kind of key this scheme model takes (see 'noiseveil models'); for a model "
+        "trained for one key (EtC), write that model's PUBLIC demo key (no privacy)",
     )
 
-    p = sub.add_parser("encrypt", help="encrypt an image file or a folder into ciphertext PNGs")
+    p = _add_command(sub, "encrypt", "encrypt an image file or a folder into ciphertext PNGs")
     p.add_argument("input", type=Path, help="image file or folder (searched recursively)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file or folder")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="output file or folder (mirrors the input's tree)"
+    )
     p.add_argument("-k", "--key", type=Path, required=True, help="key file from 'noiseveil keygen'")
     p.add_argument("-m", "--model", default="ric-cifar10", help="scheme model id (see 'noiseveil models')")
     p.add_argument(
@@ -88,11 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the key's public fingerprint out of the headers (it lets an observer link files "
         "made with one key); a wrong key is then told by its failed tag",
     )
-    p.add_argument("--nae-steps", type=non_negative_int, help="override the NAE attack's step count")
-    _add_classifier_override(p)
+    p.add_argument(
+        "--nae-steps",
+        type=non_negative_int,
+        help="override the NAE attack's step count (RIC models only); default: the model's own setting",
+    )
+    _add_classifier_override(p, "to use instead of the scheme model's cloud classifier", "the model's own")
     _add_batch(p)
 
-    p = sub.add_parser("classify", help="classify images or ciphertexts with a cloud classifier")
+    p = _add_command(sub, "classify", "classify images or ciphertexts with a cloud classifier")
     p.add_argument("input", type=Path, help="image file or folder")
     p.add_argument(
         "-m",
@@ -100,21 +124,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="classifier or scheme model id (a scheme model means its cloud classifier; see 'noiseveil "
         "models'); default: the model each ciphertext's header names (plain images need -m)",
     )
-    _add_classifier_override(p)
-    p.add_argument("--json", type=Path, help="also write the labels to this JSON file (new file)")
+    _add_classifier_override(
+        p, "to classify with instead of a zoo model (-m is then ignored)", "none, a zoo model as -m says"
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        help="also write the labels to this JSON file (new file); default: none, labels go to stdout only",
+    )
     _add_batch(p, 256)
 
-    p = sub.add_parser("decrypt", help="decrypt ciphertext PNGs (file or folder) with the key")
-    p.add_argument("input", type=Path)
-    p.add_argument("-o", "--output", type=Path, required=True)
-    p.add_argument("-k", "--key", type=Path, required=True)
-    _add_classifier_override(p)
+    p = _add_command(sub, "decrypt", "decrypt ciphertext PNGs (file or folder) with the key")
+    p.add_argument("input", type=Path, help="ciphertext PNG file or folder (searched recursively)")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="output file or folder for the recovered images"
+    )
+    p.add_argument(
+        "-k", "--key", type=Path, required=True, help="the key file the images were encrypted with"
+    )
+    _add_classifier_override(
+        p,
+        "that the ciphertexts were encrypted against (encrypt --classifier)",
+        "the cloud classifier of the model each ciphertext's header names",
+    )
     _add_batch(p)
 
-    p = sub.add_parser("evaluate", help="ACC_p, ACC_e, ADP, recovery PSNR/SSIM on a test set")
-    p.add_argument("-m", "--model", default="ric-cifar10")
-    p.add_argument("-d", "--dataset", help="dataset name (default: the model's own)")
-    p.add_argument("-n", "--images", type=positive_int, default=500, help="test images (a fixed subset)")
+    p = _add_command(sub, "evaluate", "ACC_p, ACC_e, ADP, recovery PSNR/SSIM on a test set")
+    p.add_argument("-m", "--model", default="ric-cifar10", help="scheme model id (see 'noiseveil models')")
+    p.add_argument("-d", "--dataset", help="dataset name (default: the one the model was trained on)")
+    p.add_argument(
+        "-n",
+        "--images",
+        type=positive_int,
+        default=500,
+        help="test images (a fixed subset of the test split)",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -122,50 +166,79 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("demo", help="encrypt, classify and decrypt sample images with every shipped model")
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for files and the grid")
+    p = _add_command(sub, "demo", "encrypt, classify and decrypt sample images with every shipped model")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/demo"),
+        help="folder for files and the grid (each run in a new timestamped subfolder)",
+    )
     p.add_argument("-n", "--images", type=positive_int, default=8, help="images per model")
 
-    sub.add_parser("models", help="list the model zoo")
+    _add_command(sub, "models", "list the model zoo")
 
-    p = sub.add_parser("train-classifier", help="train a zoo classifier on plaintext and ship it")
-    p.add_argument("model_id")
-    p.add_argument("--epochs", type=positive_int, help="override the card's epoch count")
+    p = _add_command(sub, "train-classifier", "train a zoo classifier on plaintext and ship it")
+    p.add_argument("model_id", help="the zoo classifier card to train (e.g. cifar10-resnet)")
+    p.add_argument("--epochs", type=positive_int, help="training epochs (default: the card's epoch count)")
     _add_shipping(p)
-    p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
+    p.add_argument(
+        "--checkpoint-dir", type=Path, default=Path("runs"), help="folder for resumable checkpoints"
+    )
 
-    p = sub.add_parser("train", help="train a zoo scheme model (RIC, EtC) and ship it")
-    p.add_argument("model_id")
-    p.add_argument("--steps", type=positive_int, help="override the card's step count (EtC: epochs)")
-    p.add_argument("--key", type=Path, help="EtC: train for this key file (default: the public demo key)")
+    p = _add_command(sub, "train", "train a zoo scheme model (RIC, EtC) and ship it")
+    p.add_argument("model_id", help="the zoo scheme model card to train (e.g. ric-cifar10-masked)")
+    p.add_argument(
+        "--steps", type=positive_int, help="training steps, EtC: epochs (default: the card's count)"
+    )
+    p.add_argument(
+        "--key", type=Path, help="EtC: train for this key file (default: the model's public demo key)"
+    )
     p.add_argument(
         "--preset",
         choices=["fast", "paper", "masked"],
-        help="RIC network preset (paper: paper's sizes, lr 1e-4; masked: residuals + keyed pad, λ 0.7)",
+        help="RIC network preset (paper: paper's sizes, lr 1e-4; masked: residuals + keyed pad, λ 0.7); "
+        "default: the card's own preset",
     )
     _add_shipping(p)
-    p.add_argument("--checkpoint-dir", type=Path, default=Path("runs"), help="resumable checkpoints")
+    p.add_argument(
+        "--checkpoint-dir", type=Path, default=Path("runs"), help="folder for resumable checkpoints"
+    )
 
-    p = sub.add_parser("report", help="regenerate a paper's tables into results/ (JSON, Markdown, figures)")
+    p = _add_command(sub, "report", "regenerate a paper's tables into results/ (JSON, Markdown, figures)")
     p.add_argument(
         "paper", choices=["ric", "etc", "security"], help="RIC or EtC paper's tables, or RIC's security suite"
     )
-    p.add_argument("--out", type=Path, help="output folder (default: results/<paper>)")
+    p.add_argument("--out", type=Path, help="output folder (default: results/<paper> of the checkout)")
     p.add_argument(
         "--images",
         type=positive_int,
-        help="test images (ric: 500; etc: 1000 for distances/attacks; security: 200)",
+        help="test images (default: ric 500; etc 1000 for distances and attacks; security 200)",
     )
     p.add_argument(
-        "--steps", type=positive_int, help="training steps of every attack network (security: 500; etc: 1500)"
-    )
-    p.add_argument("--itn-pairs", type=positive_int, help="own-key pairs the ITN attacker makes (etc: 10000)")
-    p.add_argument("--models", nargs="+", help="ric, security: RIC models (default: all shipped)")
-    p.add_argument(
-        "--ablation-steps", type=positive_int, help="ric: training steps of each Table 4 model (800)"
+        "--steps",
+        type=positive_int,
+        help="etc, security: training steps of every attack network (default: etc 1500; security 500)",
     )
     p.add_argument(
-        "--sweep-steps", type=positive_int, help="ric: fine-tuning steps at each λ of the sweep (200)"
+        "--itn-pairs",
+        type=positive_int,
+        help="etc, security: own-key pairs the ITN attacker makes (default: etc 10000; security 2000)",
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        help="ric, security: report on these RIC models only (default: every shipped one; ric: those "
+        "of the learned presets, the lossless ones come with the 'lossless' stage)",
+    )
+    p.add_argument(
+        "--ablation-steps",
+        type=positive_int,
+        help="ric: training steps of each Table 4 model (default: 800)",
+    )
+    p.add_argument(
+        "--sweep-steps",
+        type=positive_int,
+        help="ric: fine-tuning steps at each λ of the sweep (default: 200)",
     )
     p.add_argument(
         "--stages",
