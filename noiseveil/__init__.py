@@ -3,8 +3,9 @@
 Python API (the CLI is a thin layer over it)::
 
     import noiseveil as nv
-    key = nv.SecretKey.generate()                 # or nv.SecretKey.load("my.key")
     ric = nv.load_scheme("ric-cifar10")           # shipped RIC + its cloud classifier
+    key = ric.keygen()                            # or nv.load_key("my.key"); key.save("my.key")
+    ric.capabilities                              # recovers? exact? key kind? cloud model?
     cts = ric.encrypt(images, key)                # images: float (N, C, H, W) in [0, 1]
     labels = ric.cloud_classifier()(nv.ciphertext_tensor(cts)).argmax(1)
     recovered = ric.decrypt(cts, key)             # verifies the HMAC tag first
@@ -12,7 +13,7 @@ Python API (the CLI is a thin layer over it)::
 """
 
 from noiseveil.classifiers import Normalize, build_classifier
-from noiseveil.crypto.keys import KeyFileError, SecretKey
+from noiseveil.crypto.keys import Key, KeyFileError, NoKey, SecretKey, load_key
 from noiseveil.data import DataError, ImageDataset, load_dataset, load_image_folder, read_image
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext
@@ -21,6 +22,7 @@ from noiseveil.schemes import (
     PRESETS,
     RIC,
     AuthenticationError,
+    Capabilities,
     Ciphertext,
     EncryptionError,
     LosslessRICScheme,
@@ -28,11 +30,9 @@ from noiseveil.schemes import (
     RICScheme,
     Scheme,
     SchemeError,
-    load_scheme,
-    shipped_schemes,
 )
 from noiseveil.schemes.base import ciphertext_tensor
-from noiseveil.zoo import ZooError, load_classifier
+from noiseveil.zoo import ZooError, load_classifier, load_scheme, shipped_schemes
 
 __version__ = "0.1.0"
 
@@ -45,7 +45,10 @@ __all__ = [
     "CiphertextFileError",
     "DataError",
     "ImageDataset",
+    "Capabilities",
+    "Key",
     "KeyFileError",
+    "NoKey",
     "NoiseveilError",
     "Normalize",
     "RICConfig",
@@ -64,6 +67,7 @@ __all__ = [
     "load_classifier",
     "load_dataset",
     "load_image_folder",
+    "load_key",
     "load_scheme",
     "plan",
     "read_ciphertext",

@@ -90,7 +90,7 @@ def evaluate_images(
     research variants such as the paper's ablations, whose label changes are the measurement."""
     key = scheme.default_key()
     # RIC re-encrypts the rare image whose ciphertext changes label; count those (first try).
-    failed_before = getattr(scheme, "stats", {}).get("first_try_failed", 0)
+    failed_before = scheme.encryption_stats()["first_try_failed"]
     classifier = scheme.cloud_classifier()
     cipher, recovered, kept = [], [], []
     enc_s = dec_s = 0.0
@@ -121,7 +121,7 @@ def evaluate_images(
     with torch.no_grad():
         pred_plain = predict(classifier, to_tensor(plain)).numpy()
         pred_cipher = predict(classifier, to_tensor(cipher_arr)).numpy()
-    first_try = getattr(scheme, "stats", {}).get("first_try_failed", 0) - failed_before
+    first_try = scheme.encryption_stats()["first_try_failed"] - failed_before
     return Evaluation(
         plain,
         cipher_arr,

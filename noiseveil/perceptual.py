@@ -56,7 +56,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from noiseveil.zoo import WEIGHTS_DIR, ZooError, sha256_file
+from noiseveil.checksums import sha256_file
+from noiseveil.zoo import WEIGHTS_DIR, ZooError
 
 LPIPS_LABEL = (
     "LPIPS-style distance: LPIPS v0.1 linear heads (squeeze) on Keras SqueezeNet 1.1 ImageNet "

@@ -1,4 +1,7 @@
-"""Model zoo: named, checksummed weights shipped inside the package.
+"""Model zoo and registry: named, checksummed weights shipped inside the package.
+
+The registry depends on the schemes, never the reverse: it maps scheme names to their classes
+(:data:`SCHEMES`) and model ids to shipped weights, and hands each scheme its cloud classifier.
 
 Every shipped model has a card (what it is, which data trained it, with which settings) and
 an entry in ``weights/manifest.json`` (file, SHA-256, size, measured metrics, the command and
@@ -8,19 +11,23 @@ verify the checksum before unpickling anything.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
-from noiseveil.classifiers.architectures import build_classifier
+from noiseveil.checksums import sha256_file
+from noiseveil.classifiers.architectures import build_classifier, classifier_from_payload
 from noiseveil.classifiers.training import TrainConfig
 from noiseveil.exceptions import NoiseveilError
+from noiseveil.schemes.base import CloudModel, Scheme, TrainingPlan
+from noiseveil.schemes.etc import EtCScheme
+from noiseveil.schemes.ric import RICScheme
+from noiseveil.schemes.ric_lossless import LosslessRICScheme
 
 # NOISEVEIL_WEIGHTS points the zoo at another folder with a manifest.json (a private zoo, or a
 # decrypting machine that holds only what decryption needs).
@@ -30,6 +37,12 @@ MANIFEST = WEIGHTS_DIR / "manifest.json"
 
 class ZooError(NoiseveilError):
     """An unknown model id, missing weights or a checksum mismatch (one-line message)."""
+
+
+S = TypeVar("S", bound=Scheme)
+
+# Every scheme by the name its ciphertexts and weights record; a new scheme registers here.
+SCHEMES: dict[str, type[Scheme]] = {cls.name: cls for cls in (RICScheme, LosslessRICScheme, EtCScheme)}
 
 
 @dataclass(frozen=True)
@@ -131,25 +144,6 @@ CLASSIFIERS: dict[str, ClassifierCard] = {
 }
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def state_digest(module: nn.Module) -> str:
-    """SHA-256 of a model's weights (names, dtypes, shapes and bytes of its state dict, sorted):
-    what a ciphertext records to bind the network its decryption needs."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}:".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-    return h.hexdigest()
-
-
 def read_manifest() -> dict[str, dict[str, Any]]:
     if not MANIFEST.exists():
         return {}
@@ -221,21 +215,6 @@ def load_payload(model_id: str) -> dict[str, Any]:
     if sha256_file(path) != entry["sha256"]:
         raise ZooError(f"{path}: checksum mismatch, the weights file is corrupt or was modified")
     return torch.load(path, weights_only=False, map_location="cpu")
-
-
-def freeze(model: nn.Module) -> nn.Module:
-    """Evaluation mode with gradients off for parameters (inputs can still be attacked)."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-def classifier_from_payload(payload: dict[str, Any]) -> nn.Module:
-    """The frozen classifier a payload describes ("arch", "config", "state_dict")."""
-    model = build_classifier(payload["arch"], **payload["config"])
-    model.load_state_dict(payload["state_dict"])
-    return freeze(model)
 
 
 def load_classifier(model_id: str, pretrained: bool = True) -> nn.Module:
@@ -361,3 +340,67 @@ SCHEME_CARDS: dict[str, SchemeCard] = {
         ),
     ]
 }
+
+
+def training_plan(card: SchemeCard, image_shape: tuple[int, int, int], **overrides: Any) -> TrainingPlan:
+    """What ``noiseveil train`` asks the card's scheme to train; ``overrides`` are the user's
+    (``model_id``, ``preset``, ``budget``, ``key``)."""
+    twin = CLASSIFIERS.get(card.classifier_id)
+    recipe = {"arch": twin.arch, "config": twin.config, "train": twin.train} if twin else {}
+    preset = overrides.pop("preset", None)
+    return TrainingPlan(
+        model_id=overrides.pop("model_id", None) or card.model_id,
+        image_shape=tuple(image_shape),
+        classifier_id=card.classifier_id,
+        classifier_recipe=recipe,
+        preset=preset or card.preset,
+        preset_override=preset is not None,
+        config=card.config,
+        train=card.train,
+        nae=card.nae,
+        **overrides,
+    )
+
+
+def shipped_schemes() -> list[str]:
+    """Model ids of the shipped scheme models (not classifiers)."""
+    return sorted(k for k, v in read_manifest().items() if v.get("kind") == "scheme")
+
+
+def load_scheme(
+    model_id: str,
+    classifier: nn.Module | None = None,
+    classifier_id: str | None = None,
+    of_class: type[S] = Scheme,  # type: ignore[assignment]
+) -> S:
+    """A shipped scheme model by id, with its cloud classifier; ``classifier`` (recorded in
+    ciphertexts as ``classifier_id``) replaces the one it was trained with. ``of_class`` is
+    for code that studies one scheme (a paper's report): another scheme's model is refused."""
+    payload = load_payload(model_id)
+    scheme_name = payload.get("scheme")
+    if scheme_name not in SCHEMES:
+        kind = payload.get("kind") or read_manifest().get(model_id, {}).get("kind", "model of no known kind")
+        raise ZooError(f"{model_id!r} is a {kind}, not a scheme model (see 'noiseveil models')")
+    if not issubclass(SCHEMES[scheme_name], of_class):
+        raise ZooError(f"{model_id} is a {scheme_name} model, not a {of_class.__name__} one")
+    if classifier is not None and classifier_id is None:
+        raise ZooError("a custom classifier needs a classifier id to record in ciphertexts")
+    scheme = SCHEMES[scheme_name].from_payload(
+        payload,
+        model_id,
+        classifier if classifier is not None else shipped_classifier(payload),
+        classifier_id,
+    )
+    promised = read_manifest()[model_id].get("promised_psnr")
+    if promised is not None:  # a learned decoder's per-image floor, measured when it shipped
+        scheme.promised_psnr = float(promised)
+    return scheme
+
+
+def shipped_classifier(payload: dict[str, Any]) -> CloudModel | None:
+    """How to load the shipped cloud classifier a scheme payload names (when first needed);
+    None for a scheme that ships its cloud model inside its own payload (EtC)."""
+    classifier_id = payload.get("classifier_id")
+    if classifier_id is None:
+        return None
+    return lambda: load_classifier(classifier_id)

@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image
 
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
-from noiseveil.app.timing import timed
 from noiseveil.data import fixed_subset, load_dataset
 from noiseveil.io.codecs import lossless_decode, lossless_encode
+from noiseveil.timing import timed
 
 Codec = tuple[Callable[[np.ndarray], bytes], Callable[[bytes, tuple], np.ndarray]]
 

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
-from noiseveil.app.timing import timed
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import fixed_subset, load_dataset, to_tensor
 from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes, write_image
 from noiseveil.pipeline import decrypt_files, encrypt_files, plan
-from noiseveil.schemes import load_scheme
 from noiseveil.schemes.nae import discrete_nae
 from noiseveil.schemes.ric_lossless import pack_image
+from noiseveil.timing import timed
+from noiseveil.zoo import load_scheme
 
 
 def api_rates(scheme, x: torch.Tensor, key: SecretKey, batch: int) -> dict[str, float]:

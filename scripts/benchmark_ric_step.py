@@ -18,13 +18,12 @@ from dataclasses import replace
 import torch
 
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
-from noiseveil.app.timing import median_seconds
 from noiseveil.classifiers.training import predict
 from noiseveil.data import fixed_subset, load_dataset, to_tensor
-from noiseveil.schemes import load_scheme
 from noiseveil.schemes.ric import PRESETS, RIC
 from noiseveil.schemes.ric_training import RICTrainConfig, random_pad, training_step
-from noiseveil.zoo import SCHEME_CARDS
+from noiseveil.timing import median_seconds
+from noiseveil.zoo import SCHEME_CARDS, load_scheme
 
 PAPER_NAE_STEPS = 100  # the paper's C&W iterations per batch
 

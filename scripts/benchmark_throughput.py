@@ -15,11 +15,10 @@ import time
 import torch
 
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
-from noiseveil.app.timing import timed
 from noiseveil.data import fixed_subset, load_dataset, to_tensor
 from noiseveil.io.png import read_ciphertext, write_ciphertext
-from noiseveil.schemes import load_scheme
-from noiseveil.zoo import read_manifest
+from noiseveil.timing import timed
+from noiseveil.zoo import load_scheme, read_manifest
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ import argparse
 import torch
 
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
-from noiseveil.app.timing import median_seconds
 from noiseveil.classifiers.architectures import build_classifier
 from noiseveil.classifiers.training import make_optimizer
+from noiseveil.timing import median_seconds
 from noiseveil.zoo import CLASSIFIERS, ZooError
 
 TRAIN_IMAGES = 50_000

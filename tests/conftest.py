@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from noiseveil.classifiers import ResNet
+from noiseveil.classifiers.architectures import freeze
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.schemes.nae import NAEConfig
 from noiseveil.schemes.ric import RIC, RICConfig, RICScheme
-from noiseveil.zoo import freeze
 
 TINY_SHAPE = (28, 28, 1)  # (H, W, C)
 

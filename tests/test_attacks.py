@@ -9,14 +9,12 @@ import pytest
 import torch
 
 from noiseveil.attacks import (
-    KEY_SPACE_BITS,
     BruteForceAttack,
     CloudAttack,
     FeatureReconstructionAttack,
     ITNAttack,
     KnownPlaintextAttack,
     LabelOnlyBaseline,
-    flip_bit,
     image_specific,
     pixels_of,
     same_label_control,
@@ -121,8 +119,14 @@ def test_unet_shapes() -> None:
 
 
 def test_attacker_keys_are_reproducible_and_distinct() -> None:
-    assert attacker_key(0, 1).material == attacker_key(0, 1).material
-    assert len({attacker_key(s, i).material for s in range(2) for i in range(20)}) == 40
+    assert (
+        attacker_key(EtCScheme("attacker", CIFAR), 0, 1).material
+        == attacker_key(EtCScheme("attacker", CIFAR), 0, 1).material
+    )
+    assert (
+        len({attacker_key(EtCScheme("attacker", CIFAR), s, i).material for s in range(2) for i in range(20)})
+        == 40
+    )
 
 
 def test_itn_pairs_use_the_attackers_keys() -> None:
@@ -131,7 +135,7 @@ def test_itn_pairs_use_the_attackers_keys() -> None:
     attack = ITNAttack(scheme, x[:32], images_per_key=16, steps=1)
     cipher, plain = attack.training_pairs()
     assert plain is attack.aux_images[:32] or np.array_equal(plain, x[:32])
-    first = pixels_of(scheme.encrypt(to_tensor(x[:16]), attacker_key(0, 0)))
+    first = pixels_of(scheme.encrypt(to_tensor(x[:16]), attacker_key(scheme, 0, 0)))
     assert np.array_equal(cipher[:16], first)
     assert not np.array_equal(cipher[:16], pixels_of(scheme.encrypt(to_tensor(x[:16]), KEY)))
 
@@ -161,17 +165,26 @@ def test_known_plaintext_attack_learns_an_easy_cipher() -> None:
 
 def test_flip_bit_changes_exactly_one_bit() -> None:
     for bit in (0, 7, 8, 255):
-        other = flip_bit(KEY, bit)
+        other = KEY.with_bit_flipped(bit)
         diff = int.from_bytes(bytes(a ^ b for a, b in zip(KEY.material, other.material, strict=True)), "big")
-        assert bin(diff).count("1") == 1 and flip_bit(other, bit).material == KEY.material
-    assert KEY_SPACE_BITS == 256
+        assert bin(diff).count("1") == 1 and other.with_bit_flipped(bit).material == KEY.material
+    assert KEY.secret_bits == 256
+
+
+def test_attacker_keys_match_the_published_derivation() -> None:
+    """Results in results/security were made with these keys: the scheme's seeded keygen must
+    keep giving SHA-256 of the same string."""
+    import hashlib
+
+    key = attacker_key(EtCScheme("attacker", CIFAR), 3, 7)
+    assert key.material == hashlib.sha256(b"noiseveil attacker key/3/7").digest()
 
 
 def test_brute_force_wrong_keys_scramble_and_the_right_key_recovers() -> None:
     _, _, xt, _ = cifar()
     scheme = EtCScheme("t", CIFAR)
     cts = scheme.encrypt(to_tensor(xt[:8]), KEY)
-    attack = BruteForceAttack(scheme, [attacker_key(0, 0), flip_bit(KEY, 3), KEY])
+    attack = BruteForceAttack(scheme, [attacker_key(scheme, 0, 0), KEY.with_bit_flipped(3), KEY])
     wrong, one_bit, right = attack.sweep(cts)
     assert np.array_equal(right, xt[:8])  # the MAC is skipped, the right key still decrypts
     for guess in (wrong, one_bit):
@@ -183,7 +196,7 @@ def test_brute_force_wrong_keys_scramble_and_the_right_key_recovers() -> None:
 
 
 def test_brute_force_on_shipped_ric_model_gets_noise() -> None:
-    from noiseveil.schemes import load_scheme
+    from noiseveil.zoo import load_scheme
 
     scheme = load_scheme("ric-cifar10")
     _, _, xt, _ = cifar()
@@ -211,7 +224,7 @@ def test_cloud_attack_trains_and_reconstructs() -> None:
 
 def test_cloud_attack_draws_28x28_images() -> None:
     """MNIST's side is not a multiple of 8: the generator draws at 32 and is cropped to 28."""
-    from noiseveil.schemes import load_scheme
+    from noiseveil.zoo import load_scheme
 
     scheme = load_scheme("ric-mnist")
     from noiseveil.data import load_dataset

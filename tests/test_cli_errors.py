@@ -327,3 +327,47 @@ def test_keygen_goes_through_the_scheme(tmp_path, capsys):
     assert main(["keygen", str(tmp_path / "etc.key"), "--model", "etc-cifar10-vit"]) == 0
     assert "PUBLIC demo key of etc-cifar10-vit" in capsys.readouterr().out
     assert main(["keygen", str(tmp_path / "etc.key"), "--model", "etc-cifar10-vit"]) == 2  # never overwritten
+
+
+def test_models_shows_a_figure_that_means_something_for_every_model(capsys):
+    from noiseveil.app.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    etc_lines = [line for line in out.splitlines() if line.startswith("etc-")]
+    assert etc_lines and all("test acc" in line and "PSNR" not in line for line in etc_lines)
+    assert "0.00 dB" not in out and "nan" not in out.lower()
+
+
+def test_nae_settings_on_a_scheme_without_nae_are_one_line(tmp_path, capsys):
+    from noiseveil.app.cli import main
+
+    key = tmp_path / "k.key"
+    assert main(["keygen", str(key), "--model", "etc-cifar10-vit"]) == 0
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "a.png")
+    argv = ["encrypt", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-k", str(key)]
+    assert main([*argv, "-m", "etc-cifar10-vit", "--nae-steps", "5"]) == EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("makes no NAE: NAE settings do not apply") and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_long_commands_say_what_they_do_before_any_work(tmp_path):
+    """demo and report print their first line within seconds, before loading data or models."""
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "noiseveil.app.cli", "report", "etc", "--out", str(tmp_path / "r")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    start = time.perf_counter()
+    try:
+        first = proc.stdout.readline()
+        elapsed = time.perf_counter() - start
+    finally:
+        proc.kill()
+        proc.wait()
+    assert first.startswith("report etc: loading"), first
+    assert elapsed < 20, elapsed

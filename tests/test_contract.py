@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from noiseveil.crypto.keys import SecretKey
+from noiseveil.crypto.keys import KeyFileError, NoKey, load_key
 from noiseveil.data import load_dataset, to_tensor, to_uint8
 from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
 from noiseveil.metrics import psnr
-from noiseveil.schemes import load_scheme, shipped_schemes
 from noiseveil.schemes.base import AuthenticationError, Capabilities, Scheme, SchemeError
-from noiseveil.zoo import read_manifest
+from noiseveil.zoo import load_scheme, read_manifest, shipped_schemes
 
 MODELS = shipped_schemes()
 
@@ -79,11 +78,43 @@ def test_wrong_keys_and_tampering_are_refused(case) -> None:
     if scheme.capabilities.key is None:
         pytest.skip("a keyless scheme authenticates nothing")
     with pytest.raises(AuthenticationError):
-        scheme.decrypt(cts, SecretKey.generate())
+        scheme.decrypt(cts, scheme.keygen())
     pixels = cts[0].pixels.copy()
     pixels[0, 0, 0] ^= 1
     with pytest.raises(AuthenticationError):
         scheme.decrypt([dataclasses.replace(cts[0], pixels=pixels)], key)
+
+
+def test_keys_come_from_the_scheme_and_their_files_are_safe(case, tmp_path) -> None:
+    scheme, plain, key, cts = case
+    if scheme.capabilities.key is None:
+        assert isinstance(scheme.keygen(), NoKey)
+        return
+    fresh = scheme.keygen()
+    assert fresh.kind == scheme.capabilities.key and fresh.key_id and fresh.key_id != key.key_id
+    assert scheme.keygen(seed=b"s").key_id == scheme.keygen(seed=b"s").key_id  # reproducible
+    path = key.save(tmp_path / "k.key")
+    assert path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(KeyFileError, match="refusing to overwrite"):
+        fresh.save(path)
+    loaded = scheme.load_key(path)
+    assert loaded.key_id == key.key_id and load_key(path).key_id == key.key_id
+    assert np.array_equal(to_uint8(scheme.decrypt(cts[:1], loaded)), to_uint8(scheme.decrypt(cts[:1], key)))
+    (tmp_path / "junk.key").write_bytes(b"not a key")
+    with pytest.raises(KeyFileError) as info:
+        scheme.load_key(tmp_path / "junk.key")
+    assert "\n" not in str(info.value) and "junk.key" in str(info.value)
+    with pytest.raises(KeyFileError, match="needs a"):
+        scheme.decrypt(cts[:1], NoKey())
+
+
+def test_the_payload_rebuilds_a_model_that_decrypts_the_same(case) -> None:
+    scheme, plain, key, cts = case
+    payload = scheme.payload()
+    again = type(scheme).from_payload(payload, scheme.model_id, scheme.cloud_classifier(), None)
+    assert again.capabilities == scheme.capabilities and again.image_shape == scheme.image_shape
+    if scheme.capabilities.recovers:
+        assert np.array_equal(to_uint8(again.decrypt(cts, key)), to_uint8(scheme.decrypt(cts, key)))
 
 
 def test_bad_input_is_one_line(case) -> None:
@@ -95,7 +126,7 @@ def test_bad_input_is_one_line(case) -> None:
 
 
 def test_every_scheme_class_declares_its_capabilities() -> None:
-    from noiseveil.schemes import SCHEMES
+    from noiseveil.zoo import SCHEMES
 
     for name, cls in SCHEMES.items():
         assert isinstance(cls.capabilities, Capabilities), name
@@ -116,7 +147,7 @@ def test_the_key_id_can_be_left_out_of_the_header(case) -> None:
     assert all(ct.key_id == "" for ct in cts)
     assert to_uint8(scheme.decrypt(cts, key)).shape == plain[:2].shape
     with pytest.raises(AuthenticationError, match="the key is wrong, or"):
-        scheme.decrypt(cts, SecretKey.generate())
+        scheme.decrypt(cts, scheme.keygen())
 
 
 def test_nae_settings_are_refused_where_there_is_no_nae() -> None:
@@ -146,6 +177,17 @@ class KeylessBlur(Scheme):
     def _decrypt(self, pixels, fields, key):
         raise AssertionError("a scheme that does not recover is never asked to decrypt")
 
+    def payload(self, extra=None):
+        return {"kernel": 3, **(extra or {})}
+
+    @classmethod
+    def from_payload(cls, payload, model_id, classifier, classifier_id):
+        return cls()
+
+    @classmethod
+    def train(cls, plan, data, classifier, checkpoint):
+        raise SchemeError("nothing to train")
+
 
 def test_a_keyless_scheme_fits_the_container_and_says_it_does_not_recover(tmp_path) -> None:
     from noiseveil.io.png import read_ciphertext, write_ciphertext
@@ -153,15 +195,17 @@ def test_a_keyless_scheme_fits_the_container_and_says_it_does_not_recover(tmp_pa
 
     scheme = KeylessBlur()
     plain = load_dataset("mnist").x_test[:3]
-    cts = scheme.encrypt(to_tensor(plain), None)
+    key = scheme.keygen()
+    assert isinstance(key, NoKey) and key.key_id == ""
+    cts = scheme.encrypt(to_tensor(plain), key)
     assert all(not ct.authenticated and ct.key_id == "" for ct in cts)
     for i, ct in enumerate(cts):
         write_ciphertext(tmp_path / "c" / f"{i}.png", ct)
     back = read_ciphertext(tmp_path / "c" / "0.png")
     assert back.fields == {"kernel": "3"} and np.array_equal(back.pixels, cts[0].pixels)
     with pytest.raises(SchemeError, match="has no decryption: its protected images are not recoverable"):
-        scheme.decrypt([back], None)
-    report = decrypt_files(lambda _m: scheme, None, plan(tmp_path / "c", tmp_path / "r"), progress=False)
+        scheme.decrypt([back], key)
+    report = decrypt_files(lambda _m: scheme, key, plan(tmp_path / "c", tmp_path / "r"), progress=False)
     assert report.done == 0 and len(report.failures) == 3
     assert all("not recoverable" in reason for _, reason in report.failures)
     assert not (tmp_path / "r").exists()

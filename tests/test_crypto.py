@@ -81,7 +81,7 @@ def test_load_warns_for_group_readable_file(tmp_path: Path, key: SecretKey) -> N
         (b"noiseveil-key-v1\n" + b"00" * 31 + b"\n", "wrong length"),
         (b"noiseveil-key-v1\n" + b"00" * 33 + b"\n", "wrong length"),
         (b"noiseveil-key-v1\n" + b"0" * 63 + b"\n", "not hexadecimal"),
-        (b"\xff\xfe\x00binary\x80\x81", "not a text file"),
+        (b"\xff\xfe\x00binary\x80\x81", "not a noiseveil key file"),
     ],
 )
 def test_load_rejects_garbage(tmp_path: Path, content: bytes, reason: str) -> None:

@@ -26,8 +26,7 @@ from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import fixed_subset, load_dataset, read_image, to_tensor, to_uint8
 from noiseveil.io.png import read_ciphertext, write_image
 from noiseveil.metrics import psnr, ssim
-from noiseveil.schemes import load_scheme, shipped_schemes
-from noiseveil.zoo import read_manifest
+from noiseveil.zoo import load_scheme, read_manifest, shipped_schemes
 
 # Recovery: RIC's shipped models are held to the fidelity target of issue 3 (46 dB, a dB of
 # slack for 24 images); EtC decryption is exact, so any loss at all would be a bug.

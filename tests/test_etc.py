@@ -17,7 +17,6 @@ from noiseveil.data import ImageDataset, load_dataset, to_tensor, to_uint8
 from noiseveil.io.codecs import jpeg_roundtrip, jpeg_sizes
 from noiseveil.io.png import read_ciphertext, write_ciphertext
 from noiseveil.metrics import psnr
-from noiseveil.schemes import SCHEMES
 from noiseveil.schemes.base import AuthenticationError, SchemeError
 from noiseveil.schemes.etc import (
     STEPS,
@@ -27,7 +26,7 @@ from noiseveil.schemes.etc import (
     decrypt_blocks,
     encrypt_blocks,
 )
-from noiseveil.zoo import ZooError
+from noiseveil.zoo import SCHEMES
 
 torch.set_num_threads(1)
 
@@ -247,7 +246,7 @@ def test_scheme_wrong_key_and_fields() -> None:
 
 
 def test_cloud_classifier() -> None:
-    with pytest.raises(ZooError) as err:
+    with pytest.raises(SchemeError) as err:
         EtCScheme("test-etc", CIFAR).cloud_classifier()
     assert "\n" not in str(err.value)
     model = ConvMixer(dim=8, depth=1)

@@ -13,9 +13,10 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from noiseveil import perceptual, zoo
+from noiseveil.checksums import sha256_file
 from noiseveil.data import fixed_subset, load_dataset
 from noiseveil.perceptual import LPIPS_LABEL, lpips_distance
-from noiseveil.schemes import shipped_schemes
+from noiseveil.zoo import shipped_schemes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,7 +113,7 @@ def test_shipped_weights_are_checksummed_and_kept_out_of_the_model_zoo():
     path = zoo.WEIGHTS_DIR / entry["file"]
     assert entry["kind"] == "metric"
     assert path.stat().st_size == entry["bytes"] < 4_000_000
-    assert zoo.sha256_file(path) == entry["sha256"]
+    assert sha256_file(path) == entry["sha256"]
     assert any("Richard Zhang" in text for text in entry["licenses"].values())  # lpips BSD-2 notice
     # The metric is not a model: `noiseveil models`, shipped_schemes() and load_payload never see it.
     assert perceptual.METRIC_ID not in zoo.read_manifest()

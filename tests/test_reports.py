@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from noiseveil.app.reports import security
-from noiseveil.schemes import shipped_schemes
-from noiseveil.zoo import ZooError, read_manifest
+from noiseveil.zoo import ZooError, read_manifest, shipped_schemes
 
 torch.set_num_threads(1)
 

@@ -22,10 +22,10 @@ from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import load_dataset, to_tensor, to_uint8
 from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes, write_image
 from noiseveil.metrics import ssim
-from noiseveil.schemes import LosslessRICScheme, load_scheme
+from noiseveil.schemes import LosslessRICScheme
 from noiseveil.schemes.base import AuthenticationError, EncryptionError, SchemeError
 from noiseveil.schemes.ric_lossless import bytes_to_digits, digits_to_bytes, pack_image, unpack_image
-from noiseveil.zoo import WEIGHTS_DIR, read_manifest
+from noiseveil.zoo import WEIGHTS_DIR, load_scheme, read_manifest
 
 LOSSLESS_MODELS = ["ric-cifar10", "ric-lfw", "ric-mnist"]
 

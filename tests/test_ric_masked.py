@@ -16,12 +16,11 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter, uniform_filter
 
-from noiseveil.classifiers.architectures import ResNet
+from noiseveil.classifiers.architectures import ResNet, freeze
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import load_dataset, to_tensor
 from noiseveil.schemes.nae import NAEConfig
 from noiseveil.schemes.ric import PRESETS, RIC, RICConfig, RICScheme, quantize
-from noiseveil.zoo import freeze
 
 torch.set_num_threads(1)
 KEY = SecretKey(bytes(range(32)))
@@ -132,8 +131,8 @@ def test_retries_with_a_stronger_nae_reach_the_label_noise_reaches_slowly() -> N
     from noiseveil.classifiers.training import predict
     from noiseveil.data import to_uint8
     from noiseveil.metrics import psnr
-    from noiseveil.schemes import load_scheme
     from noiseveil.schemes.base import ciphertext_tensor
+    from noiseveil.zoo import load_scheme
 
     scheme = load_scheme("ric-mnist-masked")
     data = load_dataset("mnist")

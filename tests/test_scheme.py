@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from noiseveil.checksums import state_digest
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.schemes.base import AuthenticationError, Ciphertext, SchemeError, ciphertext_tensor
 from noiseveil.schemes.nae import generate_nae
 from noiseveil.schemes.ric import RIC, RICScheme, quantize
-from noiseveil.zoo import state_digest
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from noiseveil.app.timing import median_seconds, timed
+from noiseveil.timing import median_seconds, timed
 
 
 def test_timed_returns_the_value_and_the_elapsed_time() -> None:

@@ -45,11 +45,11 @@ def test_fit_ric_trains_resumes_and_reports_a_curve(tmp_path, monkeypatch, prese
     """A few RIC steps on real CIFAR-10 images: pool cached, curve written, checkpoint resumes."""
     from dataclasses import replace
 
+    from noiseveil.classifiers.architectures import freeze
     from noiseveil.data import load_dataset
     from noiseveil.schemes.nae import NAEConfig
     from noiseveil.schemes.ric import PRESETS, RIC, RICScheme
     from noiseveil.schemes.ric_training import RICTrainConfig, fit_ric
-    from noiseveil.zoo import freeze
 
     monkeypatch.setenv("NOISEVEIL_CACHE", str(tmp_path / "cache"))
     d = load_dataset("cifar10")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from noiseveil import zoo
 from noiseveil.app.provenance import RESULTS_DIR
+from noiseveil.checksums import sha256_file
+from noiseveil.crypto.keys import SecretKey
 
 MANIFEST = zoo.read_manifest()
 
@@ -18,7 +21,7 @@ def test_shipped_weights_are_small_checksummed_and_traceable(model_id):
     entry = MANIFEST[model_id]
     path = zoo.WEIGHTS_DIR / entry["file"]
     assert path.stat().st_size < 10_000_000
-    assert zoo.sha256_file(path) == entry["sha256"]
+    assert sha256_file(path) == entry["sha256"]
     result = json.loads((RESULTS_DIR / "training" / f"{model_id}.json").read_text())
     assert result["command"].startswith("noiseveil train")
     assert result["git_commit"] != "unknown"
@@ -86,3 +89,62 @@ def test_replacing_a_model_keeps_the_old_weights_loadable(tmp_path, monkeypatch)
     archived = f"m@{old_sha[:12]}"
     assert zoo.load_payload(archived) == {"v": 1}
     assert zoo.read_manifest()[archived]["archived_from"] == "m"
+
+
+@pytest.fixture
+def private_zoo(tmp_path, monkeypatch):
+    """A zoo folder holding only the shipped MNIST classifier; results go to tmp_path too."""
+    from noiseveil.app import train_commands
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    entry = MANIFEST["mnist-cnn"]
+    shutil.copy(zoo.WEIGHTS_DIR / entry["file"], weights / entry["file"])
+    (weights / "manifest.json").write_text(json.dumps({"mnist-cnn": entry}))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(zoo, "MANIFEST", weights / "manifest.json")
+    monkeypatch.setattr(train_commands, "RESULTS_DIR", tmp_path / "results")
+    return tmp_path
+
+
+def test_train_goes_through_the_scheme_and_ships_a_working_model(private_zoo, capsys):
+    from noiseveil.app.cli import main
+    from noiseveil.data import load_dataset, to_tensor, to_uint8
+
+    assert main(["train", "ric-mnist", "--as", "my-ric"]) == 0
+    entry = zoo.read_manifest()["my-ric"]
+    assert entry["scheme"] == "ric-lossless" and entry["digit_bits"] == 5 and entry["kind"] == "scheme"
+    assert (private_zoo / "results" / "training" / "my-ric.json").exists()
+    scheme = zoo.load_scheme("my-ric")
+    x = to_tensor(load_dataset("mnist").x_test[:4])
+    key = scheme.keygen()
+    assert np.array_equal(to_uint8(scheme.decrypt(scheme.encrypt(x, key), key)), to_uint8(x))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "ric-mnist", "--as", "a", "--steps", "5"], "has no networks"),
+        (["train", "ric-mnist", "--as", "b", "--preset", "paper"], "has no networks"),
+        (
+            ["train", "etc-cifar10-vit", "--as", "c", "--preset", "paper"],
+            "EtC trains its twin's architecture",
+        ),
+    ],
+)
+def test_train_refuses_what_does_not_apply_to_the_scheme(private_zoo, capsys, argv, message):
+    from noiseveil.app.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert set(zoo.read_manifest()) == {"mnist-cnn"}
+
+
+def test_train_refuses_a_key_for_a_model_that_works_with_every_key(private_zoo, capsys):
+    from noiseveil.app.cli import main
+
+    key = private_zoo / "k.key"
+    SecretKey.generate().save(key)
+    assert main(["train", "ric-mnist", "--as", "d", "--key", str(key)]) == 2
+    assert "works with every key" in capsys.readouterr().err

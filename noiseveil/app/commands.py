@@ -15,14 +15,22 @@ import torch
 from torch import nn
 
 from noiseveil.app.exit_codes import EXIT_FAILED_FILES, EXIT_OK
-from noiseveil.crypto.keys import SecretKey
+from noiseveil.checksums import sha256_file
+from noiseveil.classifiers.architectures import freeze
+from noiseveil.crypto.keys import Key, load_key
 from noiseveil.data import load_dataset, read_image
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext
 from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
-from noiseveil.schemes import load_scheme, shipped_schemes
 from noiseveil.schemes.base import Scheme
-from noiseveil.zoo import ZooError, freeze, load_classifier, load_payload, read_manifest, sha256_file
+from noiseveil.zoo import (
+    ZooError,
+    load_classifier,
+    load_payload,
+    load_scheme,
+    read_manifest,
+    shipped_schemes,
+)
 
 
 def load_torchscript(path: Path) -> tuple[nn.Module, str]:
@@ -57,25 +65,25 @@ def finish(report: Report) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    """A key made by the scheme of ``--model`` (any 256-bit scheme when none is named); for a
-    model bound to one key (EtC), that model's PUBLIC demo key."""
-    scheme = load_scheme(args.model) if args.model is not None else None
-    if scheme is not None and scheme.capabilities.key is None:
+    """A key made by the scheme of ``--model``; for a model bound to one key (EtC), that
+    model's PUBLIC demo key."""
+    scheme = load_scheme(args.model)
+    if scheme.capabilities.key is None:
         raise ZooError(f"model {args.model} is keyless: it needs no key")
-    if scheme is not None and scheme.capabilities.key_bound_to_model:
+    if scheme.capabilities.key_bound_to_model:
         key = scheme.bound_key
         key.save(args.path)
         print(f"wrote {args.path} (key id {key.key_id}): the PUBLIC demo key of {args.model}, no privacy")
         return EXIT_OK
-    key = scheme.keygen() if scheme is not None else SecretKey.generate()
+    key = scheme.keygen()
     key.save(args.path)
     print(f"wrote {args.path} (key id {key.key_id}, mode 0600); keep it secret, keep a backup")
     return EXIT_OK
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
-    key = SecretKey.load(args.key)
     scheme = open_scheme(args.model, args.classifier)
+    key = scheme.load_key(args.key)
     if args.nae_steps is not None:
         scheme = scheme.with_nae(steps=args.nae_steps)
     scheme.publish_key_id = not args.no_key_id
@@ -84,7 +92,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
-    key = SecretKey.load(args.key)
+    key = load_key(args.key)  # each ciphertext's scheme checks that it can use it
     scheme_for = cache(lambda model_id: open_scheme(model_id, args.classifier))
     pairs = plan(args.input, args.output)
     return finish(decrypt_files(scheme_for, key, pairs, args.batch_size, progress=not args.quiet))
@@ -250,13 +258,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run = args.out / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     run.mkdir(parents=True, exist_ok=False)
     key_path = run / "demo.key"
-    key = SecretKey.generate()
-    key.save(key_path)
+    keys: dict[type[Key], Key] = {}  # one demo key per kind of key, shared by the models using it
     rows, grids, status = [], [], EXIT_OK
     for n, model_id in enumerate(shipped_schemes(), 1):
         print(f"demo: {model_id} ({n} of {len(shipped_schemes())}) ...", file=sys.stderr, flush=True)
         scheme = load_scheme(model_id)
-        model_key = scheme.bound_key or key  # an EtC model works with its own (public) key only
+        model_key = scheme.bound_key  # a key-bound model (EtC) works with its own (public) key only
+        if model_key is None:
+            if scheme.key_type not in keys:
+                keys[scheme.key_type] = scheme.keygen()
+                if scheme.capabilities.key is not None and not key_path.exists():
+                    keys[scheme.key_type].save(key_path)  # the demo's secret key, kept with its files
+            model_key = keys[scheme.key_type]
         data = load_dataset(read_manifest()[model_id]["dataset"])
         idx = fixed_subset(len(data.x_test), args.images, seed=0)
         plain_dir, cipher_dir, rec_dir = (run / part / model_id for part in ("plain", "cipher", "recovered"))
@@ -338,7 +351,7 @@ def model_figure(entry: dict) -> str:
     """The figure that means something for a zoo entry: accuracy, recovery, or fidelity."""
     if "test_accuracy" in entry:  # a classifier, or an EtC cloud model trained on ciphertexts
         return f"test acc {100 * entry['test_accuracy']:.2f}%"
-    if entry.get("preset") == "lossless":
+    if "digit_bits" in entry:  # RIC's lossless preset
         nae_bits = 8 - entry["digit_bits"]
         return f"bit-exact recovery, {nae_bits} NAE bits/sample (classifier {entry['classifier_id']})"
     return f"val PSNR {entry['val_psnr']:.2f} dB (classifier {entry['classifier_id']})"
@@ -355,7 +368,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from noiseveil.app.train_commands import train_scheme_command
 
-    key = SecretKey.load(args.key) if args.key else None
+    key = load_key(args.key) if args.key else None
     r = train_scheme_command(
         args.model_id, args.steps, args.checkpoint_dir, args.preset, args.save_as, key, args.replace
     )

@@ -11,7 +11,7 @@ import numpy as np
 
 from noiseveil.attacks.base import Attack, pixels_of
 from noiseveil.attacks.baseline import LabelOnlyBaseline
-from noiseveil.attacks.bruteforce import KEY_SPACE_BITS, BruteForceAttack, flip_bit
+from noiseveil.attacks.bruteforce import BruteForceAttack
 from noiseveil.attacks.cloud import CloudAttack
 from noiseveil.attacks.feature import FeatureReconstructionAttack
 from noiseveil.attacks.inverse import InverseNetworkAttack, ITNAttack, KnownPlaintextAttack
@@ -88,11 +88,9 @@ def image_specific(results: dict[str, dict], z: float = 3.0) -> list[str]:
 
 __all__ = [
     "beating_baseline",
-    "KEY_SPACE_BITS",
     "Attack",
     "BruteForceAttack",
     "CloudAttack",
-    "flip_bit",
     "image_specific",
     "FeatureReconstructionAttack",
     "ITNAttack",

@@ -21,18 +21,9 @@ import numpy as np
 
 from noiseveil.attacks.base import Attack
 from noiseveil.attacks.inverse import attacker_key
-from noiseveil.crypto.keys import KEY_BYTES, SecretKey
+from noiseveil.crypto.keys import Key
 from noiseveil.data import to_uint8
-from noiseveil.schemes.base import Ciphertext, Scheme
-
-KEY_SPACE_BITS = 8 * KEY_BYTES
-
-
-def flip_bit(key: SecretKey, bit: int) -> SecretKey:
-    """``key`` with bit ``bit`` (0 = least significant bit of the first byte) inverted."""
-    material = bytearray(key.material)
-    material[bit // 8] ^= 1 << (bit % 8)
-    return SecretKey(bytes(material))
+from noiseveil.schemes.base import Ciphertext, Scheme, SchemeError
 
 
 class BruteForceAttack(Attack):
@@ -42,21 +33,24 @@ class BruteForceAttack(Attack):
     threat = "ciphertexts and the public algorithm and networks; guesses keys"
 
     def __init__(
-        self, scheme: Scheme, guesses: Sequence[SecretKey] | None = None, n_keys: int = 200, seed: int = 0
+        self, scheme: Scheme, guesses: Sequence[Key] | None = None, n_keys: int = 200, seed: int = 0
     ):
         super().__init__(scheme)
         self.guesses = (
-            list(guesses) if guesses is not None else [attacker_key(seed, i) for i in range(n_keys)]
+            list(guesses) if guesses is not None else [attacker_key(scheme, seed, i) for i in range(n_keys)]
         )
         if not self.guesses:
             raise ValueError("a brute-force attack needs at least one key guess")
 
     @classmethod
-    def one_bit_away(cls, scheme: Scheme, key: SecretKey, bits: Sequence[int]) -> BruteForceAttack:
-        """Guesses that differ from the right ``key`` in exactly one of ``bits``."""
-        return cls(scheme, [flip_bit(key, b) for b in bits])
+    def one_bit_away(cls, scheme: Scheme, key: Key, bits: Sequence[int]) -> BruteForceAttack:
+        """Guesses that differ from the right ``key`` in exactly one of ``bits`` (keys that are
+        bit strings only)."""
+        if not key.secret_bits or not hasattr(key, "with_bit_flipped"):
+            raise SchemeError(f"a {key.kind} key is not a bit string: no key is one bit away")
+        return cls(scheme, [key.with_bit_flipped(b) for b in bits])
 
-    def decrypt_with(self, ciphertexts: Sequence[Ciphertext], key: SecretKey) -> np.ndarray:
+    def decrypt_with(self, ciphertexts: Sequence[Ciphertext], key: Key) -> np.ndarray:
         return to_uint8(self.scheme.decrypt_unverified(ciphertexts, key))
 
     def reconstruct(self, ciphertexts: Sequence[Ciphertext], labels: np.ndarray) -> np.ndarray:

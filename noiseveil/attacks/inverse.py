@@ -15,7 +15,6 @@ where the pairs come from.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from noiseveil.attacks.base import Attack, pixels_of
 from noiseveil.attacks.networks import UNet
-from noiseveil.crypto.keys import SecretKey
+from noiseveil.crypto.keys import Key
 from noiseveil.data import to_tensor, to_uint8
 from noiseveil.schemes.base import Ciphertext, Scheme
 
@@ -88,9 +87,10 @@ class InverseNetworkAttack(Attack):
         return to_uint8(torch.cat([self.net(x[i : i + 256]) for i in range(0, len(x), 256)]))
 
 
-def attacker_key(seed: int, index: int) -> SecretKey:
-    """The attacker's own keys: reproducible, and independent of every victim key."""
-    return SecretKey(hashlib.sha256(f"noiseveil attacker key/{seed}/{index}".encode()).digest())
+def attacker_key(scheme: Scheme, seed: int, index: int) -> Key:
+    """The attacker's own keys, made by the scheme: reproducible, and independent of every
+    victim key."""
+    return scheme.keygen(seed=f"noiseveil attacker key/{seed}/{index}".encode())
 
 
 class ITNAttack(InverseNetworkAttack):
@@ -107,7 +107,7 @@ class ITNAttack(InverseNetworkAttack):
         cipher = []
         for k, start in enumerate(range(0, len(self.aux_images), self.images_per_key)):
             batch = self.aux_images[start : start + self.images_per_key]
-            cts = self.scheme.encrypt(to_tensor(batch), attacker_key(self.seed, k))
+            cts = self.scheme.encrypt(to_tensor(batch), attacker_key(self.scheme, self.seed, k))
             cipher.append(pixels_of(cts))
         return np.concatenate(cipher), self.aux_images
 

@@ -19,30 +19,45 @@ thing.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import numpy as np
 import torch
 
-from noiseveil.schemes.ric import RICScheme
+from noiseveil.crypto.keys import Key
+from noiseveil.schemes.base import Ciphertext
+
+KeyMaterial = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # (noise, target, pad)
+
+
+@runtime_checkable
+class NoiseKeyedScheme(Protocol):
+    """The surface this attack probes: a scheme whose decryption is a network fed with noise
+    derived from the key (RIC's learned presets). Schemes without it are out of its scope."""
+
+    def key_material(self, ciphertext: Ciphertext, key: Key) -> KeyMaterial:
+        """(noise, target, pad) that ``key`` gives ``ciphertext``, as decryption derives them."""
+
+    def recover_from_noise(
+        self, x_q: torch.Tensor, noise: torch.Tensor, target: torch.Tensor, pad: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Decryption of one ciphertext ``x_q`` for a batch of noises, in [0, 1]."""
 
 
 def _recover(
-    scheme: RICScheme,
+    scheme: NoiseKeyedScheme,
     x_q: torch.Tensor,
     noise: torch.Tensor,
     target: torch.Tensor,
     pad: torch.Tensor | None,
 ) -> torch.Tensor:
-    """255 · D((x'_q − λΦ(r)) / (1 − λ)) for a batch of noises r in [0, 1] (one ciphertext)."""
-    n_adv = scheme.nae_from_noise(noise, target.expand(len(noise)))
-    with torch.no_grad():
-        p = None if pad is None else pad.expand(len(noise), -1, -1, -1)
-        return 255.0 * scheme.model.decode(x_q.expand(len(noise), -1, -1, -1), n_adv, p)
+    return 255.0 * scheme.recover_from_noise(x_q, noise, target, pad)
 
 
 def gradient_norms(
-    scheme: RICScheme,
+    scheme: NoiseKeyedScheme,
     x_q: torch.Tensor,
-    key_material: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
+    key_material: KeyMaterial,
     z: int,
     sigma: float,
     seed: int,
@@ -68,7 +83,7 @@ def gradient_norms(
 
 
 def estimate_alpha(
-    scheme: RICScheme,
+    scheme: NoiseKeyedScheme,
     x_q: torch.Tensor,
     right: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
     wrong: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],

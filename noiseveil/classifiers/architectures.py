@@ -15,6 +15,7 @@ was trained.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -186,3 +187,18 @@ def build_classifier(arch: str, **config) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown classifier architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[arch](**config)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Evaluation mode with gradients off for parameters (inputs can still be attacked)."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def classifier_from_payload(payload: dict[str, Any]) -> nn.Module:
+    """The frozen classifier a payload describes ("arch", "config", "state_dict")."""
+    model = build_classifier(payload["arch"], **payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return freeze(model)

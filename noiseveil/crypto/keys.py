@@ -1,7 +1,8 @@
 """Secret keys and everything derived from them.
 
-One 256-bit key file serves every scheme. Each use gets its own sub-key through
-HKDF-SHA256 with a distinct ``info`` label (and the per-image nonce as salt where
+A scheme's key is a :class:`Key` (RIC and EtC: a 256-bit :class:`SecretKey`; AVP: a trained
+generator; TransNet: :class:`NoKey`). A 256-bit key serves every use; each use gets its own
+sub-key through HKDF-SHA256 with a distinct ``info`` label (and the per-image nonce as salt where
 the use is per image), so that no two purposes ever share key material:
 
     key file (32 random bytes)
@@ -22,8 +23,10 @@ import hmac
 import os
 import secrets
 import stat
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -48,11 +51,112 @@ def new_nonce() -> bytes:
     return secrets.token_bytes(NONCE_BYTES)
 
 
+class Key(ABC):
+    """A scheme's key: the secret material its decryption needs, named in public by ``key_id``.
+
+    Schemes differ in what the secret is (RIC and EtC: 256 random bits; AVP: a trained
+    generator network; TransNet: nothing), so callers never build one by hand: they ask the
+    scheme (:meth:`~noiseveil.schemes.base.Scheme.keygen`) or read a file (:func:`load_key`,
+    which finds the kind in the file). Every key file is written with mode 0600 and never over
+    an existing file. A keyed kind also authenticates ciphertexts (:meth:`mac`).
+    """
+
+    kind: ClassVar[str]  # what a scheme's ``Capabilities.key`` names
+    # Size of the secret as a bit string (what a brute-force search must cover), or None for
+    # a secret that is not one (a trained generator).
+    secret_bits: ClassVar[int | None] = None
+
+    @classmethod
+    def generate(cls, seed: bytes | None = None) -> Key:
+        """A new key of this kind; ``seed`` makes it reproducible. Kinds whose key must be
+        trained (AVP's generator) are made by their scheme's ``keygen`` instead."""
+        raise KeyFileError(f"a {cls.kind} key is made by its scheme's keygen")
+
+    @property
+    @abstractmethod
+    def key_id(self) -> str:
+        """A public fingerprint that says which key made a file (empty for no key)."""
+
+    @abstractmethod
+    def mac(self, message: bytes) -> bytes:
+        """An authentication tag for ``message`` under this key."""
+
+    def verify(self, message: bytes, tag: bytes) -> bool:
+        return hmac.compare_digest(self.mac(message), tag)
+
+    @abstractmethod
+    def to_file_bytes(self) -> bytes:
+        """The key file's whole content."""
+
+    @classmethod
+    @abstractmethod
+    def from_file_bytes(cls, data: bytes, path: Path) -> Key:
+        """Parse a key file's content; raise :class:`KeyFileError` naming ``path`` if malformed."""
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the key to a new file with mode 0600; never overwrite an existing file."""
+        return write_private_file(Path(path), self.to_file_bytes())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Key:
+        key = load_key(path)
+        if not isinstance(key, cls):
+            raise KeyFileError(f"{path}: a {key.kind} key file, not a {cls.kind} one")
+        return key
+
+
+def write_private_file(path: Path, data: bytes) -> Path:
+    """Create ``path`` with mode 0600 and write ``data``; refuse if it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyFileError(f"{path}: exists; refusing to overwrite a key file") from None
+    except OSError as err:
+        raise KeyFileError(f"{path}: cannot create key file ({err.strerror})") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return path
+
+
+# Key file kinds by the first line of the file; a new key kind registers here.
+KEY_FILE_KINDS: dict[bytes, type[Key]] = {}
+KEY_KINDS: dict[str | None, type[Key]] = {}
+
+
+def register_key_kind(header: bytes, key_type: type[Key]) -> type[Key]:
+    KEY_FILE_KINDS[header] = key_type
+    KEY_KINDS[key_type.kind] = key_type
+    return key_type
+
+
+def load_key(path: str | os.PathLike) -> Key:
+    """Read any noiseveil key file; its first line says which kind of key it holds."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: key file not found") from None
+    except OSError as err:
+        raise KeyFileError(f"{path}: cannot read key file ({err.strerror})") from None
+    key_type = KEY_FILE_KINDS.get(data.split(b"\n", 1)[0])
+    if key_type is None:
+        raise KeyFileError(f"{path}: not a noiseveil key file")
+    key = key_type.from_file_bytes(data, path)
+    if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
+        # Not fatal (the user may have copied it), but worth one line.
+        import warnings
+
+        warnings.warn(f"{path}: key file is readable by other users", stacklevel=2)
+    return key
+
+
 @dataclass(frozen=True, repr=False)
-class SecretKey:
-    """A 256-bit secret key. ``repr`` never shows the bytes."""
+class SecretKey(Key):
+    """A 256-bit secret key (RIC, EtC). ``repr`` never shows the bytes."""
 
     material: bytes
+    kind: ClassVar[str] = "secret-256"
+    secret_bits: ClassVar[int | None] = 8 * KEY_BYTES
 
     def __post_init__(self) -> None:
         if len(self.material) != KEY_BYTES:
@@ -62,8 +166,10 @@ class SecretKey:
         return f"SecretKey(id={self.key_id})"
 
     @classmethod
-    def generate(cls) -> SecretKey:
-        return cls(secrets.token_bytes(KEY_BYTES))
+    def generate(cls, seed: bytes | None = None) -> SecretKey:
+        """A random key; with ``seed``, the key SHA-256(seed): reproducible keys for experiments
+        and attacks (a seeded key is as secret as its seed)."""
+        return cls(secrets.token_bytes(KEY_BYTES) if seed is None else hashlib.sha256(seed).digest())
 
     @property
     def key_id(self) -> str:
@@ -79,34 +185,21 @@ class SecretKey:
         """HMAC-SHA256 tag of ``message`` under the key's MAC sub-key."""
         return hmac.new(self.derive("noiseveil/mac"), message, hashlib.sha256).digest()
 
-    def verify(self, message: bytes, tag: bytes) -> bool:
-        return hmac.compare_digest(self.mac(message), tag)
+    def with_bit_flipped(self, bit: int) -> SecretKey:
+        """The key one bit away (bit 0 = lowest bit of the first byte): for avalanche attacks."""
+        material = bytearray(self.material)
+        material[bit // 8] ^= 1 << (bit % 8)
+        return SecretKey(bytes(material))
 
-    # -- key files -------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the key to a new file with mode 0600; never overwrite an existing file."""
-        path = Path(path)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise KeyFileError(f"{path}: exists; refusing to overwrite a key file") from None
-        except OSError as err:
-            raise KeyFileError(f"{path}: cannot create key file ({err.strerror})") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{_KEY_FILE_HEADER}\n{self.material.hex()}\n")
-        return path
+    def to_file_bytes(self) -> bytes:
+        return f"{_KEY_FILE_HEADER}\n{self.material.hex()}\n".encode()
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> SecretKey:
-        path = Path(path)
+    def from_file_bytes(cls, data: bytes, path: Path) -> SecretKey:
         try:
-            text = path.read_text(encoding="ascii")
-        except FileNotFoundError:
-            raise KeyFileError(f"{path}: key file not found") from None
-        except (OSError, UnicodeDecodeError) as err:
-            reason = getattr(err, "strerror", None) or "not a text file"
-            raise KeyFileError(f"{path}: cannot read key file ({reason})") from None
-        lines = text.split()
+            lines = data.decode("ascii").split()
+        except UnicodeDecodeError:
+            raise KeyFileError(f"{path}: key file is corrupt (not text)") from None
         if len(lines) != 2 or lines[0] != _KEY_FILE_HEADER:
             raise KeyFileError(f"{path}: not a noiseveil key file")
         try:
@@ -115,12 +208,40 @@ class SecretKey:
             raise KeyFileError(f"{path}: key file is corrupt (not hexadecimal)") from None
         if len(material) != KEY_BYTES:
             raise KeyFileError(f"{path}: key file is corrupt (wrong length)")
-        if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
-            # Not fatal (the user may have copied it), but worth one line.
-            import warnings
-
-            warnings.warn(f"{path}: key file is readable by other users", stacklevel=2)
         return cls(material)
+
+
+@dataclass(frozen=True)
+class NoKey(Key):
+    """The key of a keyless scheme (TransNet): nothing secret, nothing to store, no tag."""
+
+    kind: ClassVar[str] = "none"
+    secret_bits: ClassVar[int | None] = 0
+
+    @classmethod
+    def generate(cls, seed: bytes | None = None) -> NoKey:
+        return cls()
+
+    @property
+    def key_id(self) -> str:
+        return ""
+
+    def mac(self, message: bytes) -> bytes:
+        raise KeyFileError("a keyless scheme authenticates nothing")
+
+    def verify(self, message: bytes, tag: bytes) -> bool:
+        return False
+
+    def to_file_bytes(self) -> bytes:
+        raise KeyFileError("a keyless scheme has no key to save")
+
+    @classmethod
+    def from_file_bytes(cls, data: bytes, path: Path) -> NoKey:
+        raise KeyFileError(f"{path}: a keyless scheme has no key file")
+
+
+register_key_kind(_KEY_FILE_HEADER.encode(), SecretKey)
+KEY_KINDS[None] = KEY_KINDS["none"] = NoKey
 
 
 class KeyStream:

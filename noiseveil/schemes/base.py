@@ -15,22 +15,33 @@ from __future__ import annotations
 
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import numpy as np
 import torch
 from torch import nn
 
-from noiseveil.crypto.keys import SecretKey
+from noiseveil.crypto.keys import KEY_KINDS, Key, KeyFileError, load_key
 from noiseveil.data.tensors import to_uint8
 from noiseveil.exceptions import NoiseveilError
+
+if TYPE_CHECKING:
+    from noiseveil.data import ImageDataset
 
 FORMAT_VERSION = "2"  # 2: RIC ciphertexts carry what decryption needs (no regenerated NAE)
 READABLE_VERSIONS = ("1", "2")
 # Optional public fields every scheme may set: what decryption promises for this image.
 RECOVERY_FIELD, RECOVERY_PSNR_FIELD = "recovery", "recovery_psnr"  # "exact" | "lossy" (+ PSNR dB)
+
+# A scheme model's persisted form: plain tensors, numbers and strings (torch.save-able).
+Payload: TypeAlias = dict[str, Any]
+# The cloud's classifier, or how to load it when first needed (decryption may never need it).
+# The registry (noiseveil.zoo) supplies it; schemes never load models by id themselves.
+CloudModel: TypeAlias = nn.Module | Callable[[], nn.Module]
 
 
 class SchemeError(NoiseveilError):
@@ -69,6 +80,39 @@ class Capabilities:
         """The cloud runs the unmodified plaintext classifier, so a ciphertext must get the
         plaintext's label (the scheme's promise, checked by every encryption)."""
         return self.cloud_model == "plaintext"
+
+
+def resolve_classifier(classifier: CloudModel) -> nn.Module:
+    """The cloud model itself, loading it now if it came as a loader."""
+    return classifier if isinstance(classifier, nn.Module) else classifier()
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What ``noiseveil train`` asks a scheme to train: a zoo card's settings and the user's
+    overrides. Each scheme reads what applies to it (:meth:`Scheme.train`) and refuses the rest."""
+
+    model_id: str  # the id the trained model ships under
+    image_shape: tuple[int, int, int]
+    classifier_id: str  # the cloud model trained against (RIC), or the plaintext twin (EtC)
+    classifier_recipe: Mapping[str, Any] = field(default_factory=dict)  # its "arch", "config", "train"
+    preset: str = ""  # a scheme's named network preset (RIC: "masked", "paper", "lossless")
+    preset_override: bool = False  # the user asked for ``preset`` (not the card's own)
+    config: Mapping[str, Any] = field(default_factory=dict)  # the scheme's own settings
+    train: Mapping[str, Any] = field(default_factory=dict)  # its training settings
+    nae: Mapping[str, Any] = field(default_factory=dict)  # NAE settings, for schemes that make NAEs
+    budget: int | None = None  # steps or epochs (as the scheme counts them), overriding ``train``
+    key: Key | None = None  # the key a key-bound cloud model is trained for (EtC)
+
+
+@dataclass
+class TrainedScheme:
+    """A freshly trained scheme, its training report (for results/training/<id>.json) and
+    the measured figures its zoo manifest entry records."""
+
+    scheme: Scheme
+    report: dict[str, Any]
+    manifest: dict[str, Any] = field(default_factory=dict)
 
 
 class EncryptionError(SchemeError):
@@ -118,7 +162,7 @@ class Ciphertext:
         out.append(np.ascontiguousarray(self.pixels).tobytes())
         return b"".join(out)
 
-    def seal(self, key: SecretKey) -> Ciphertext:
+    def seal(self, key: Key) -> Ciphertext:
         self.tag = key.mac(self.signed_bytes())
         return self
 
@@ -127,7 +171,7 @@ class Ciphertext:
         """False for a keyless scheme's image: its metadata carries no tag."""
         return bool(self.tag)
 
-    def verify(self, key: SecretKey) -> None:
+    def verify(self, key: Key) -> None:
         """Raise :class:`AuthenticationError` unless ``key`` made this exact ciphertext."""
         if self.key_id and self.key_id != key.key_id:
             raise AuthenticationError(
@@ -175,50 +219,90 @@ class Scheme(ABC):
         """This scheme with other NAE attack settings (schemes that make NAEs override it)."""
         raise SchemeError(f"model {self.model_id} ({self.name}) makes no NAE: NAE settings do not apply")
 
-    @staticmethod
-    def keygen() -> SecretKey:
-        return SecretKey.generate()
+    def encryption_stats(self) -> Counter:
+        """Counters since construction: images encrypted, first tries that failed the scheme's
+        own criterion, retries (schemes that never retry count nothing)."""
+        return self.__dict__.setdefault("stats", Counter())
+
+    # -- keys ------------------------------------------------------------------------------
+    @property
+    def key_type(self) -> type[Key]:
+        """The class of this scheme's keys (from ``capabilities.key``)."""
+        return KEY_KINDS[self.capabilities.key]
+
+    def keygen(self, seed: bytes | None = None) -> Key:
+        """A new key for this scheme; ``seed`` makes it reproducible (experiments, attacks)."""
+        return self.key_type.generate(seed)
+
+    def load_key(self, path: str | Path) -> Key:
+        """Read a key file and check that this scheme can use it (one-line errors)."""
+        key = load_key(path)
+        self.check_key(key)
+        return key
 
     @property
-    def bound_key(self) -> SecretKey | None:
+    def bound_key(self) -> Key | None:
         """The one key the cloud model works with, if it is bound to one (EtC), else None (RIC)."""
         return None
 
-    def default_key(self) -> SecretKey:
+    def default_key(self) -> Key:
         """A key this scheme's models work with: the bound key, or a fresh one."""
         return self.bound_key if self.bound_key is not None else self.keygen()
 
-    def check_key(self, key: SecretKey) -> None:
-        """Raise a one-line :class:`SchemeError` if the cloud model cannot classify this key's images.
+    def check_key_kind(self, key: Key) -> None:
+        """Raise a one-line error unless ``key`` is of the kind this scheme uses."""
+        if not isinstance(key, self.key_type):
+            raise KeyFileError(
+                f"model {self.model_id} ({self.name}) needs a {self.key_type.kind} key, not a {key.kind} one"
+            )
 
-        Only a usability guard for deployments (an EtC model is trained for one key): the
-        cipher itself encrypts with any key, which attacks rely on.
-        """
+    def check_key(self, key: Key) -> None:
+        """Raise a one-line error if this scheme cannot use ``key``: a key of another kind, or
+        (a usability guard for deployments) not the key the cloud model was trained for.
+
+        The cipher itself encrypts with any key of its kind, which attacks rely on."""
+        self.check_key_kind(key)
         bound = self.bound_key
         if bound is not None and key.key_id != bound.key_id:
             raise SchemeError(
                 f"model {self.model_id} classifies images of key {bound.key_id} only, not of key "
-                f"{key.key_id}: use `noiseveil keygen --model {self.model_id} PATH` (a public demo key) "
+                f"{key.key_id}: use `noiseveil keygen --model {self.model_id} PATH` (its public demo key) "
                 "or train a model for your key"
             )
 
+    # -- what each scheme implements -------------------------------------------------------
     @abstractmethod
     def cloud_classifier(self) -> nn.Module:
         """The model the cloud applies to ciphertexts (RIC: the unmodified plaintext model)."""
 
     @abstractmethod
-    def _encrypt(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
+    def _encrypt(self, images: torch.Tensor, key: Key) -> list[tuple[np.ndarray, dict[str, str]]]:
         """Encrypt a batch (N, C, H, W) in [0, 1]; return pixels and public fields per image."""
 
     @abstractmethod
-    def _decrypt(
-        self, pixels: torch.Tensor, fields: Sequence[dict[str, str]], key: SecretKey
-    ) -> torch.Tensor:
+    def _decrypt(self, pixels: torch.Tensor, fields: Sequence[dict[str, str]], key: Key) -> torch.Tensor:
         """Decrypt verified ciphertext pixels (N, C, H, W) in [0, 1] with their fields."""
 
-    def fit(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Train the scheme's own networks (schemes without any, such as EtC's keys, need none)."""
-        raise NotImplementedError(f"{self.name} has nothing to train")
+    @abstractmethod
+    def payload(self, extra: Payload | None = None) -> Payload:
+        """Everything :meth:`from_payload` needs to rebuild this model (what the zoo ships)."""
+
+    @classmethod
+    @abstractmethod
+    def from_payload(
+        cls, payload: Payload, model_id: str, classifier: CloudModel | None, classifier_id: str | None
+    ) -> Scheme:
+        """Rebuild a model from its payload. ``classifier`` is the cloud model it works with
+        (None: the one inside the payload, for schemes that ship their cloud model)."""
+
+    @classmethod
+    @abstractmethod
+    def train(
+        cls, plan: TrainingPlan, data: ImageDataset, classifier: CloudModel, checkpoint: Path
+    ) -> TrainedScheme:
+        """Train what the scheme trains (RIC: its networks against ``classifier``; EtC: a cloud
+        model on its ciphertexts; AVP: the generator key; TransNet: the transformation network
+        with the cloud, through its protocol), resumably from ``checkpoint``."""
 
     # -- shared behaviour ------------------------------------------------------------------
     def check_shape(self, shape: Sequence[int], what: str = "image") -> None:
@@ -228,7 +312,7 @@ class Scheme(ABC):
             got = "x".join(str(s) for s in shape)
             raise SchemeError(f"{what} is {got}, model {self.model_id} takes {h}x{w}x{c} (HxWxC)")
 
-    def encrypt(self, images: torch.Tensor, key: SecretKey) -> list[Ciphertext]:
+    def encrypt(self, images: torch.Tensor, key: Key) -> list[Ciphertext]:
         """Encrypt a batch of [0, 1] images (N, C, H, W) into sealed, self-verified ciphertexts.
 
         Raises :class:`EncryptionError` if any image fails its check (see :meth:`encrypt_each`).
@@ -239,7 +323,7 @@ class Scheme(ABC):
                 raise EncryptionError(f"image {i}: {result}")
         return results  # type: ignore[return-value]
 
-    def encrypt_each(self, images: torch.Tensor, key: SecretKey) -> list[Ciphertext | EncryptionError]:
+    def encrypt_each(self, images: torch.Tensor, key: Key) -> list[Ciphertext | EncryptionError]:
         """Encrypt a batch; each image gives a ciphertext that passed :meth:`check_ciphertexts`,
         or the error saying why it has none. A failed image is encrypted once more first."""
         results: list[Ciphertext | EncryptionError] = list(self.encrypt_unchecked(images, key))
@@ -252,7 +336,7 @@ class Scheme(ABC):
                 results[i] = ct if problem is None else EncryptionError(problem)
         return results
 
-    def encrypt_unchecked(self, images: torch.Tensor, key: SecretKey) -> list[Ciphertext]:
+    def encrypt_unchecked(self, images: torch.Tensor, key: Key) -> list[Ciphertext]:
         """Sealed ciphertexts WITHOUT the self-check: what the scheme's algorithm alone gives,
         for measuring research variants (the paper's ablations change labels by design).
         Never write these for a user."""
@@ -267,7 +351,7 @@ class Scheme(ABC):
         ]
 
     def check_ciphertexts(
-        self, images: torch.Tensor, ciphertexts: Sequence[Ciphertext], key: SecretKey
+        self, images: torch.Tensor, ciphertexts: Sequence[Ciphertext], key: Key
     ) -> list[str | None]:
         """Decrypt each ciphertext as a new process would (from its PNG bytes, nothing reused)
         and compare: the image must come back at the promised fidelity and, where the cloud
@@ -314,7 +398,7 @@ class Scheme(ABC):
                 )
         return problems
 
-    def verify(self, ciphertext: Ciphertext, key: SecretKey) -> None:
+    def verify(self, ciphertext: Ciphertext, key: Key) -> None:
         """Check that the ciphertext belongs to this scheme and model and was made with ``key``."""
         if ciphertext.scheme != self.name or ciphertext.decrypt_model != self.model_id:
             raise SchemeError(
@@ -327,9 +411,10 @@ class Scheme(ABC):
                 f"model {self.model_id} ({self.name}) has no decryption: its protected images are "
                 "not recoverable, by design"
             )
+        self.check_key_kind(key)
         ciphertext.verify(key)
 
-    def decrypt(self, ciphertexts: Sequence[Ciphertext], key: SecretKey) -> torch.Tensor:
+    def decrypt(self, ciphertexts: Sequence[Ciphertext], key: Key) -> torch.Tensor:
         """Verify then decrypt; any wrong key or modification raises before any output exists."""
         for ct in ciphertexts:
             self.verify(ct, key)
@@ -337,7 +422,7 @@ class Scheme(ABC):
         # wrong key yields); verified decryption must raise instead.
         return self._decrypt(ciphertext_tensor(ciphertexts), [ct.fields for ct in ciphertexts], key)
 
-    def decrypt_unverified(self, ciphertexts: Sequence[Ciphertext], key: SecretKey) -> torch.Tensor:
+    def decrypt_unverified(self, ciphertexts: Sequence[Ciphertext], key: Key) -> torch.Tensor:
         """Decrypt WITHOUT checking the tag: what a brute-force attacker, who skips the MAC, gets
         from a guessed key. Never use it to recover data."""
         return self._decrypt(ciphertext_tensor(ciphertexts), [ct.fields for ct in ciphertexts], key)

@@ -32,23 +32,31 @@ output in future releases (NEP 19), and a key must decrypt the same images for e
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from noiseveil.classifiers.architectures import build_classifier
+from noiseveil.classifiers.architectures import build_classifier, classifier_from_payload, freeze
 from noiseveil.classifiers.training import TrainConfig, train_classifier
 from noiseveil.crypto.keys import KeyStream, SecretKey
 from noiseveil.data import ImageDataset
 from noiseveil.data.tensors import to_tensor, to_uint8
-from noiseveil.schemes.base import Capabilities, Scheme, SchemeError
-from noiseveil.zoo import ZooError, classifier_from_payload, freeze
+from noiseveil.schemes.base import (
+    Capabilities,
+    CloudModel,
+    Payload,
+    Scheme,
+    SchemeError,
+    TrainedScheme,
+    TrainingPlan,
+    resolve_classifier,
+)
 
 DEFAULT_BLOCK_SIZE = 16
 # The six orders of (R, G, B), lexicographic: K4 picks one by index.
@@ -64,7 +72,7 @@ def public_demo_key(model_id: str) -> SecretKey:
     protects nothing: for privacy, train a model for your own key (``noiseveil train ID
     --key FILE``).
     """
-    return SecretKey(hashlib.sha256(f"noiseveil public EtC demo key/{model_id}".encode()).digest())
+    return SecretKey.generate(seed=f"noiseveil public EtC demo key/{model_id}".encode())
 
 
 # -- keys --------------------------------------------------------------------------------------
@@ -257,7 +265,7 @@ class EtCScheme(Scheme):
 
     def cloud_classifier(self) -> nn.Module:
         if self.classifier is None:
-            raise ZooError(
+            raise SchemeError(
                 f"EtC model {self.model_id} has no cloud classifier: train one on EtC images "
                 f"(block size {self.block_size}) for this key first"
             )
@@ -322,7 +330,7 @@ class EtCScheme(Scheme):
         return to_tensor(decrypt_blocks(to_uint8(pixels), self.keys(key)))
 
     # -- persistence -----------------------------------------------------------------------
-    def payload(self, extra: dict | None = None) -> dict:
+    def payload(self, extra: Payload | None = None) -> Payload:
         """The trained cloud classifier and the (public demo) key it was trained for."""
         model = self.cloud_classifier()
         return {
@@ -338,21 +346,63 @@ class EtCScheme(Scheme):
     @classmethod
     def from_payload(
         cls,
-        payload: dict,
+        payload: Payload,
         model_id: str,
-        classifier: nn.Module | None = None,
+        classifier: CloudModel | None = None,
         classifier_id: str | None = None,
     ) -> EtCScheme:
-        if classifier is None:
-            classifier = classifier_from_payload(payload)
+        """The shipped cloud model (inside the payload) unless ``classifier`` replaces it."""
         key = payload.get("trained_key")
         return cls(
             model_id=model_id,
             image_shape=tuple(payload["image_shape"]),
             block_size=int(payload["block_size"]),
-            classifier=classifier,
+            classifier=classifier_from_payload(payload)
+            if classifier is None
+            else resolve_classifier(classifier),
             classifier_id=classifier_id or model_id,
             trained_key=SecretKey(bytes.fromhex(key)) if key else None,
             classifier_arch=payload["arch"],
             classifier_config=payload["config"],
+        )
+
+    @classmethod
+    def train(
+        cls, plan: TrainingPlan, data: ImageDataset, classifier: CloudModel, checkpoint: Path
+    ) -> TrainedScheme:
+        """Train the cloud model on EtC images of ``plan.key`` (default: the model's public demo
+        key), with the architecture, config and training settings of its plaintext twin, so the
+        plain-vs-EtC comparison (the paper's Table II) changes nothing but the input."""
+        if plan.preset_override:
+            raise SchemeError(
+                "--preset is for schemes with network presets; EtC trains its twin's architecture"
+            )
+        key = plan.key or public_demo_key(plan.model_id)
+        if not isinstance(key, SecretKey):
+            raise SchemeError(f"EtC needs a secret-256 key, not a {key.kind} one")
+        recipe = plan.classifier_recipe
+        train_cfg = recipe["train"] if plan.budget is None else replace(recipe["train"], epochs=plan.budget)
+        scheme = cls(plan.model_id, plan.image_shape, plan.config["block_size"], classifier_id=plan.model_id)
+        report = scheme.fit(data, recipe["arch"], recipe["config"], train_cfg, key, checkpoint)
+        is_demo_key = key.material == public_demo_key(plan.model_id).material
+        return TrainedScheme(
+            scheme,
+            {
+                "arch": recipe["arch"],
+                "block_size": scheme.block_size,
+                "key_id": key.key_id,
+                "parameters": sum(p.numel() for p in scheme.cloud_classifier().parameters()),
+                "train": asdict(train_cfg),
+                **report,
+            },
+            {
+                "classifier_id": plan.model_id,
+                "plain_twin": plan.classifier_id,
+                "arch": recipe["arch"],
+                "block_size": scheme.block_size,
+                "key_id": key.key_id,
+                "public_demo_key": is_demo_key,
+                "test_accuracy": report["test_accuracy"],
+                "train_seconds": report["train_seconds"],
+            },
         )

@@ -29,12 +29,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from noiseveil.checksums import state_digest
+from noiseveil.classifiers.architectures import freeze
 from noiseveil.crypto.keys import (
     PayloadError,
     SecretKey,
@@ -44,9 +47,21 @@ from noiseveil.crypto.keys import (
     open_payload,
     seal_payload,
 )
-from noiseveil.schemes.base import Capabilities, Scheme, SchemeError
+from noiseveil.schemes.base import (
+    Capabilities,
+    Ciphertext,
+    CloudModel,
+    Payload,
+    Scheme,
+    SchemeError,
+    TrainedScheme,
+    TrainingPlan,
+    resolve_classifier,
+)
 from noiseveil.schemes.nae import NAEConfig, generate_nae
-from noiseveil.zoo import load_classifier, state_digest
+
+if TYPE_CHECKING:
+    from noiseveil.data import ImageDataset
 
 _NAE_USE = "ric/nae"  # the sealed NAE a format-2 ciphertext carries
 
@@ -263,6 +278,24 @@ class RICScheme(Scheme):
             return noise
         return generate_nae(self.classifier, noise, targets, cfg or self.nae, self.model.cfg.lam)
 
+    def key_material(
+        self, ciphertext: Ciphertext, key: SecretKey
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(noise, target, pad) that ``key`` gives ``ciphertext``, as decryption derives them:
+        what an attack on the key probes (:class:`~noiseveil.attacks.nes.NoiseKeyedScheme`)."""
+        nonce = bytes.fromhex(ciphertext.fields["nonce"])
+        target = (int(ciphertext.fields["target"], 16) ^ self._label_pad(key, nonce)) % self.num_classes
+        return self.noise(key, [nonce]), torch.tensor([target]), self.pad(key, [nonce])
+
+    @torch.no_grad()
+    def recover_from_noise(
+        self, x_q: torch.Tensor, noise: torch.Tensor, target: torch.Tensor, pad: torch.Tensor | None
+    ) -> torch.Tensor:
+        """D((x'_q − λΦ(r)) / (1 − λ)) of one ciphertext for a batch of noises r in [0, 1]."""
+        n_adv = self.nae_from_noise(noise, target.expand(len(noise)))
+        p = None if pad is None else pad.expand(len(noise), -1, -1, -1)
+        return self.model.decode(x_q.expand(len(noise), -1, -1, -1), n_adv, p)
+
     def retry_nae(self, attempt: int) -> NAEConfig:
         """Φ's settings for encryption attempt ``attempt`` (0 = first): each retry doubles the
         steps. A fresh nonce alone rarely helps: failures cluster on target classes that noise
@@ -398,9 +431,10 @@ class RICScheme(Scheme):
         return out
 
     # -- persistence -----------------------------------------------------------------------
-    def payload(self, extra: dict | None = None) -> dict:
+    def payload(self, extra: Payload | None = None) -> Payload:
         return {
             "config": asdict(self.model.cfg),
+            "classifier_id": self.classifier_id,
             "state_dict": self.model.state_dict(),
             "image_shape": self.image_shape,
             "nae": asdict(self.nae),
@@ -409,31 +443,63 @@ class RICScheme(Scheme):
 
     @classmethod
     def from_payload(
-        cls,
-        payload: dict,
-        model_id: str,
-        classifier: nn.Module | None = None,
-        classifier_id: str | None = None,
+        cls, payload: Payload, model_id: str, classifier: CloudModel | None, classifier_id: str | None
     ) -> RICScheme:
-        """The shipped networks; ``classifier`` replaces the shipped cloud model it was trained with."""
+        """The shipped networks, against ``classifier`` (the cloud model they were trained with,
+        or a replacement recorded as ``classifier_id``)."""
         if classifier is None:
-            classifier_id = payload["classifier_id"]
-            classifier = load_classifier(classifier_id)
-        elif classifier_id is None:
-            raise ValueError("a custom classifier needs a classifier_id to record in ciphertexts")
+            raise SchemeError(f"model {model_id} needs the cloud classifier it was trained against")
         cfg = RICConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items()})
         model = RIC(cfg)
         model.load_state_dict(payload["state_dict"])
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
         return cls(
-            model=model,
-            classifier=classifier,
+            model=freeze(model),
+            classifier=resolve_classifier(classifier),
             model_id=model_id,
-            classifier_id=classifier_id,
+            classifier_id=classifier_id or payload["classifier_id"],
             image_shape=tuple(payload["image_shape"]),
             nae=NAEConfig(**payload["nae"]),
+        )
+
+    @classmethod
+    def train(
+        cls, plan: TrainingPlan, data: ImageDataset, classifier: CloudModel, checkpoint: Path
+    ) -> TrainedScheme:
+        """Train the encoder/decoder pair against the cloud classifier (section 3 of the paper)."""
+        from noiseveil.schemes.ric_training import PRESET_LR, RICTrainConfig, fit_ric, pool_tag
+
+        if plan.preset not in PRESETS:
+            raise SchemeError(f"unknown preset {plan.preset!r}; known: {', '.join(PRESETS)}")
+        if plan.key is not None:
+            raise SchemeError(f"{plan.model_id} works with every key: --key applies to key-bound models")
+        train = {**plan.train, "lr": PRESET_LR[plan.preset]} if plan.preset_override else dict(plan.train)
+        ric_cfg = replace(PRESETS[plan.preset], channels=plan.image_shape[2], **plan.config)
+        train_cfg = RICTrainConfig(**train)
+        if plan.budget is not None:
+            train_cfg = replace(train_cfg, steps=plan.budget)
+        scheme = cls(
+            model=RIC(ric_cfg),
+            classifier=resolve_classifier(classifier),
+            model_id=plan.model_id,
+            image_shape=plan.image_shape,
+            classifier_id=plan.classifier_id,
+            nae=NAEConfig(**plan.nae),
+        )
+        report = fit_ric(scheme, data, train_cfg, checkpoint, cache_tag=pool_tag(plan.classifier_id, scheme))
+        final = report["curve"][-1] if report["curve"] else {}
+        return TrainedScheme(
+            scheme,
+            {
+                "ric_config": asdict(ric_cfg),
+                "parameters": sum(p.numel() for p in scheme.model.parameters()),
+                "nae": asdict(scheme.nae),
+                **report,
+            },
+            {
+                "preset": plan.preset,
+                "val_psnr": final.get("val_psnr"),
+                "train_seconds": report["train_seconds"],
+            },
         )
 
     def with_nae(self, **changes) -> RICScheme:

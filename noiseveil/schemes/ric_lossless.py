@@ -37,7 +37,8 @@ import struct
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -55,12 +56,26 @@ from noiseveil.crypto.keys import (
 )
 from noiseveil.data.tensors import to_uint8
 from noiseveil.io.codecs import LosslessCodecError, lossless_decode, lossless_encode
-from noiseveil.schemes.base import Capabilities, Ciphertext, Scheme, SchemeError
+from noiseveil.schemes.base import (
+    Capabilities,
+    Ciphertext,
+    CloudModel,
+    Payload,
+    Scheme,
+    SchemeError,
+    TrainedScheme,
+    TrainingPlan,
+    resolve_classifier,
+)
 from noiseveil.schemes.nae import DiscreteNAEConfig, discrete_nae
 
 PAYLOAD_VERSION = 1
 _PAYLOAD_HEADER = struct.Struct("<BBI")  # version, low bits dropped, bitstream length
 _PAYLOAD_USE = "ric-lossless/payload"
+
+
+if TYPE_CHECKING:
+    from noiseveil.data import ImageDataset
 
 
 def capacity_bytes(shape: tuple[int, int, int], digit_bits: int) -> int:
@@ -144,7 +159,7 @@ def unpack_image(plaintext: bytes, shape: tuple[int, int, int]) -> np.ndarray:
 class LosslessRICScheme(Scheme):
     """RIC's ``lossless`` preset: L·a + d ciphertexts, exact classifier-free decryption (see module)."""
 
-    classifier: nn.Module | None  # None: loaded by id when first needed (decryption never needs it)
+    classifier: CloudModel  # a loader until encryption first needs it (decryption never does)
     model_id: str
     image_shape: tuple[int, int, int]
     classifier_id: str
@@ -172,10 +187,7 @@ class LosslessRICScheme(Scheme):
         return capacity_bytes(self.image_shape, self.digit_bits)
 
     def cloud_classifier(self) -> nn.Module:
-        if self.classifier is None:
-            from noiseveil.zoo import load_classifier
-
-            self.classifier = load_classifier(self.classifier_id)
+        self.classifier = resolve_classifier(self.classifier)
         return self.classifier
 
     def _aad(self) -> bytes:
@@ -292,7 +304,7 @@ class LosslessRICScheme(Scheme):
         return np.resize(raw, self.image_shape)
 
     # -- persistence -----------------------------------------------------------------------
-    def payload(self, extra: dict | None = None) -> dict:
+    def payload(self, extra: Payload | None = None) -> Payload:
         return {
             "image_shape": self.image_shape,
             "digit_bits": self.digit_bits,
@@ -303,23 +315,42 @@ class LosslessRICScheme(Scheme):
 
     @classmethod
     def from_payload(
-        cls,
-        payload: dict,
-        model_id: str,
-        classifier: nn.Module | None = None,
-        classifier_id: str | None = None,
+        cls, payload: Payload, model_id: str, classifier: CloudModel | None, classifier_id: str | None
     ) -> LosslessRICScheme:
-        if classifier is None:  # the shipped one, loaded only if encryption needs it
-            classifier_id = payload["classifier_id"]
-        elif classifier_id is None:
-            raise ValueError("a custom classifier needs a classifier_id to record in ciphertexts")
+        if classifier is None:
+            raise SchemeError(f"model {model_id} needs the cloud classifier its NAEs attack")
         return cls(
             classifier=classifier,
             model_id=model_id,
             image_shape=tuple(payload["image_shape"]),
-            classifier_id=classifier_id,
+            classifier_id=classifier_id or payload["classifier_id"],
             digit_bits=int(payload["digit_bits"]),
             nae=DiscreteNAEConfig(**payload["nae"]),
+        )
+
+    @classmethod
+    def train(
+        cls, plan: TrainingPlan, data: ImageDataset, classifier: CloudModel, checkpoint: Path
+    ) -> TrainedScheme:
+        """Nothing to train: the model is its settings and the id of its cloud classifier."""
+        if plan.preset_override or plan.budget is not None:
+            raise SchemeError(
+                f"{plan.model_id} (lossless preset) has no networks: --preset and --steps do not apply"
+            )
+        if plan.key is not None:
+            raise SchemeError(f"{plan.model_id} works with every key: --key applies to key-bound models")
+        scheme = cls(
+            classifier=classifier,
+            model_id=plan.model_id,
+            image_shape=plan.image_shape,
+            classifier_id=plan.classifier_id,
+            nae=DiscreteNAEConfig(**plan.nae),
+            **plan.config,
+        )
+        return TrainedScheme(
+            scheme,
+            {"train_seconds": 0.0, **scheme.payload()},
+            {"preset": plan.preset, "digit_bits": scheme.digit_bits, "train_seconds": 0.0},
         )
 
 

@@ -38,20 +38,13 @@ from noiseveil.classifiers.training import predict
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor
 from noiseveil.io.codecs import jpeg_roundtrip, jpeg_sizes, png_sizes
 from noiseveil.metrics import describe
-from noiseveil.schemes import load_scheme
 from noiseveil.schemes.etc import EtCScheme, decrypt_blocks, encrypt_blocks
-from noiseveil.zoo import ZooError, load_classifier, read_manifest
+from noiseveil.timing import Stages
+from noiseveil.zoo import load_classifier, load_scheme, read_manifest
 
 # (plain-trained classifier, EtC-trained scheme model): same architecture, config and budget.
 PAIRS = [("cifar10-convmixer", "etc-cifar10-convmixer"), ("cifar10-vit", "etc-cifar10-vit")]
 QUALITIES = (85, 80)
-
-
-def _etc_scheme(model_id: str) -> EtCScheme:
-    scheme = load_scheme(model_id)
-    if not isinstance(scheme, EtCScheme):
-        raise ZooError(f"{model_id} is a {scheme.name} model, not an EtC one")
-    return scheme
 
 
 def _accuracy(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
@@ -62,7 +55,7 @@ def accuracy_tables(data: ImageDataset) -> list[dict[str, Any]]:
     """Tables II and III: each model on its own domain's test set, uncompressed and as JPEG."""
     manifest, rows = read_manifest(), []
     for plain_id, etc_id in PAIRS:
-        scheme = _etc_scheme(etc_id)
+        scheme = load_scheme(etc_id, of_class=EtCScheme)
         keys = scheme.keys(scheme.default_key())
         domains = {
             "plain": (plain_id, load_classifier(plain_id), data.x_test),
@@ -168,19 +161,15 @@ def run(
     data: ImageDataset | None = None,
 ) -> dict[str, Any]:
     """Every table and figure; ``data`` replaces CIFAR-10 (tests pass a small slice of it)."""
+    print("report etc: loading CIFAR-10 and the EtC models ...", flush=True)
     data = load_dataset("cifar10") if data is None else data
     model_ids = [m for pair in PAIRS for m in pair]
     prov = provenance([data.source_id], model_ids)
-    scheme = _etc_scheme(PAIRS[0][1])
-    timings, result = {}, {**prov, "block_size": scheme.block_size, "key_id": scheme.default_key().key_id}
+    scheme = load_scheme(PAIRS[0][1], of_class=EtCScheme)
+    result = {**prov, "block_size": scheme.block_size, "key_id": scheme.default_key().key_id}
     figures = out_dir / "figures"
-
-    def timed(name: str, fn, *args):
-        start = time.perf_counter()
-        value = fn(*args)
-        timings[name] = time.perf_counter() - start
-        print(f"{name}: {timings[name]:.0f}s", flush=True)
-        return value
+    stages = Stages()
+    timed, timings = stages.run, stages.seconds
 
     result["accuracy"] = timed("accuracy", accuracy_tables, data)
     result["file_sizes"] = timed("file sizes", file_sizes, data, scheme)

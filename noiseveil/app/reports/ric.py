@@ -27,7 +27,6 @@ goes to ``results/ric/``: ``ric-report.json`` (with provenance), ``report.md``, 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -41,14 +40,14 @@ from scipy.ndimage import gaussian_filter, uniform_filter
 from noiseveil.app.figures import line_plot, picture_grid
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.classifiers.training import predict
-from noiseveil.crypto.keys import SecretKey, new_nonce
+from noiseveil.crypto.keys import new_nonce
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor, to_uint8
 from noiseveil.evaluation import Evaluation, evaluate_images
 from noiseveil.metrics import accuracy_drop_proportion, describe, psnr, ssim
-from noiseveil.schemes import load_scheme
 from noiseveil.schemes.ric import PRESETS, RIC, RICScheme
 from noiseveil.schemes.ric_training import PRESET_LR, RICTrainConfig, fit_ric, pool_tag
-from noiseveil.zoo import SCHEME_CARDS, ZooError, read_manifest
+from noiseveil.timing import Stages
+from noiseveil.zoo import SCHEME_CARDS, ZooError, load_scheme, read_manifest
 
 NATURAL_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "moon", "horse")
 ABLATIONS = {  # the paper's Table 4 rows, as RICConfig changes to the "fast" preset
@@ -80,13 +79,6 @@ def shipped_ric_models(scheme: str = "ric") -> list[str]:
     """Shipped models of the learned presets (``ric``) or of the lossless preset (``ric-lossless``)."""
     manifest = read_manifest()
     return [m for m, card in SCHEME_CARDS.items() if card.scheme == scheme and m in manifest]
-
-
-def _ric(model_id: str) -> RICScheme:
-    scheme = load_scheme(model_id)
-    if not isinstance(scheme, RICScheme):
-        raise ZooError(f"{model_id} is a {scheme.name} model, not a RIC one")
-    return scheme
 
 
 def test_images(data: ImageDataset, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +116,7 @@ def lsb_baseline(scheme: RICScheme, plain: np.ndarray, labels: np.ndarray) -> di
     classifier = scheme.cloud_classifier()
     x = to_tensor(plain)
     targets = predict(classifier, x)
-    key = SecretKey.generate()
+    key = scheme.keygen()
     nonces = [new_nonce() for _ in range(len(plain))]
     batches = range(0, len(x), 64)
     nae = to_uint8(torch.cat([scheme.nae_for(key, nonces[i : i + 64], targets[i : i + 64]) for i in batches]))
@@ -198,7 +190,7 @@ def without_pad(scheme: RICScheme) -> RICScheme:
 
 # -- Tables 1 and 2, privacy and picture grids, per shipped model ---------------------------------
 def in_dataset(model_id: str, data: ImageDataset, budget: RICReportBudget, figures: Path) -> dict[str, Any]:
-    scheme = _ric(model_id)
+    scheme = load_scheme(model_id, of_class=RICScheme)
     plain, labels = test_images(data, budget.images)
     ev = evaluate_images(scheme, plain, labels)
     row = {"model": model_id, "dataset": data.name, "classifier": scheme.classifier_id, **scheme_row(ev)}
@@ -346,7 +338,7 @@ def _train(
 
 def ablation(model_id: str, data: ImageDataset, budget: RICReportBudget, runs: Path) -> list[dict[str, Any]]:
     """Table 4: the paper's structure ("fast" preset) with each ablation, one budget each."""
-    shipped = _ric(model_id)
+    shipped = load_scheme(model_id, of_class=RICScheme)
     plain, labels = test_images(data, budget.images)
     rows = []
     for name, change in ABLATIONS.items():
@@ -367,7 +359,7 @@ def ablation(model_id: str, data: ImageDataset, budget: RICReportBudget, runs: P
 
 def lam_sweep(model_id: str, data: ImageDataset, budget: RICReportBudget, runs: Path) -> list[dict[str, Any]]:
     """Fig. 7: the shipped model as shipped at its λ, fine-tuned from its weights at the others."""
-    shipped = _ric(model_id)
+    shipped = load_scheme(model_id, of_class=RICScheme)
     plain, labels = test_images(data, budget.images)
     rows = []
     for lam in budget.lams:
@@ -445,37 +437,18 @@ def run(
     classifiers = [SCHEME_CARDS[m].classifier_id for m in models]
     prov = provenance([d.source_id for d in datasets.values()], [*models, *classifiers])
     figures = out_dir / "figures"
-    timings: dict[str, float] = {}
     result: dict[str, Any] = {**prov, "budget": asdict(budget), "models": models}
 
     # Each finished stage is kept in ``runs`` so that a run stopped late (a crash, the end of a
     # session) resumes after it; only a run of the same commit, budget and models may reuse it.
-    stages_path = runs / "stages.json"
     identity = {
         "git_commit": prov["git_commit"],
         "budget": asdict(budget),
         "models": models,
         "out": str(out_dir),
     }
-    identity = json.loads(json.dumps(identity))  # as read back: tuples become lists
-    stages = json.loads(stages_path.read_text()) if stages_path.exists() else {}
-    if stages.get("identity") != identity:
-        stages = {"identity": identity, "done": {}}
-
-    def timed(name: str, fn, *args):
-        if name in stages["done"]:
-            print(f"{name}: reused from {stages_path}", flush=True)
-            timings[name] = stages["done"][name]["seconds"]
-            return stages["done"][name]["value"]
-        start = time.perf_counter()
-        print(f"{name} ...", flush=True)
-        value = fn(*args)
-        timings[name] = time.perf_counter() - start
-        print(f"{name}: {timings[name]:.0f}s", flush=True)
-        stages["done"][name] = {"seconds": timings[name], "value": value}
-        stages_path.parent.mkdir(parents=True, exist_ok=True)
-        stages_path.write_text(json.dumps(stages))
-        return value
+    stages = Stages(cache=runs / "stages.json", identity=identity)
+    timed, timings = stages.run, stages.seconds
 
     if only_stages:  # the kept stages keep their own provenance and timings
         result = {**saved, "stage_provenance": saved.get("stage_provenance", {})}

@@ -19,20 +19,17 @@ replaces only their entries: a slow model (LFW's 64x64 networks) can be run in a
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from tqdm import tqdm
 
 from noiseveil.app.figures import key_sweep_plot, picture_grid
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.attacks import (
-    KEY_SPACE_BITS,
     BruteForceAttack,
     CloudAttack,
     ITNAttack,
@@ -44,15 +41,14 @@ from noiseveil.attacks import (
     same_label_control,
     score,
 )
-from noiseveil.attacks.nes import estimate_alpha
+from noiseveil.attacks.nes import NoiseKeyedScheme, estimate_alpha
 from noiseveil.classifiers.training import predict
-from noiseveil.crypto.keys import SecretKey
+from noiseveil.crypto.keys import Key
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor
 from noiseveil.metrics import describe
-from noiseveil.schemes import load_scheme
-from noiseveil.schemes.base import Ciphertext
-from noiseveil.schemes.ric import RICScheme
-from noiseveil.zoo import ZooError, read_manifest
+from noiseveil.schemes.base import Ciphertext, Scheme
+from noiseveil.timing import Stages
+from noiseveil.zoo import ZooError, load_scheme, read_manifest, shipped_schemes
 
 
 @dataclass(frozen=True)
@@ -71,8 +67,9 @@ class SecurityBudget:
     nes_samples: int = 50
 
 
-def victim_key(label: str = "victim") -> SecretKey:
-    return SecretKey(hashlib.sha256(f"noiseveil security report {label} key".encode()).digest())
+def victim_key(scheme: Scheme, label: str = "victim") -> Key:
+    """The victim's key for this report: made by the scheme, reproducible."""
+    return scheme.keygen(seed=f"noiseveil security report {label} key".encode())
 
 
 def _measure(guess: np.ndarray, plain: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
@@ -90,33 +87,22 @@ def _measure(guess: np.ndarray, plain: np.ndarray, labels: np.ndarray | None = N
     return out
 
 
-def _encrypt(scheme: RICScheme, images: np.ndarray, key: SecretKey, batch: int = 64) -> list[Ciphertext]:
-    return [
-        ct
-        for i in range(0, len(images), batch)
-        for ct in scheme.encrypt(to_tensor(images[i : i + batch]), key)
-    ]
-
-
-def _key_material(scheme: RICScheme, ct: Ciphertext, key: SecretKey) -> tuple:
-    """(noise, target, pad) that ``key`` gives this ciphertext, as decryption derives them."""
-    nonce = bytes.fromhex(ct.fields["nonce"])
-    target = (int(ct.fields["target"], 16) ^ scheme._label_pad(key, nonce)) % scheme.num_classes
-    return scheme.noise(key, [nonce]), torch.tensor([target]), scheme.pad(key, [nonce])
+def _encrypt(scheme: Scheme, images: np.ndarray, key: Key, batch: int = 64) -> list[Ciphertext]:
+    batches = tqdm(range(0, len(images), batch), desc=f"encrypt {len(images)} images", unit="batch")
+    return [ct for i in batches for ct in scheme.encrypt(to_tensor(images[i : i + batch]), key)]
 
 
 def brute_force(
-    scheme: RICScheme, cts: list[Ciphertext], plain: np.ndarray, key: SecretKey, b: SecurityBudget
+    scheme: Scheme, cts: list[Ciphertext], plain: np.ndarray, key: Key, b: SecurityBudget
 ) -> dict:
     n = b.brute_force_images
     cts, plain = cts[:n], plain[:n]
     rng = np.random.default_rng(0)
-    bits = sorted(
-        rng.choice(KEY_SPACE_BITS, size=min(b.one_bit_keys, KEY_SPACE_BITS), replace=False).tolist()
-    )
+    space = key.secret_bits or 0
+    bits = sorted(rng.choice(space, size=min(b.one_bit_keys, space), replace=False).tolist()) if space else []
     sweeps = {
         "random keys": BruteForceAttack(scheme, n_keys=b.brute_force_keys),
-        "one-bit keys": BruteForceAttack.one_bit_away(scheme, key, bits),
+        **({"one-bit keys": BruteForceAttack.one_bit_away(scheme, key, bits)} if bits else {}),
         "right key": BruteForceAttack(scheme, [key]),
     }
     per_key = {}
@@ -130,24 +116,24 @@ def brute_force(
     }
     alphas = []
     wrong = BruteForceAttack(scheme, n_keys=1).guesses[0]
-    # NES α needs keyed noise and a decoder to perturb (the learned presets); the lossless
-    # preset has neither: a wrong key opens nothing (its AEAD refuses, the sweep shows it).
-    nes_cts = cts[: b.nes_images] if isinstance(scheme, RICScheme) else []
+    # NES α needs keyed noise and a decoder to perturb (RIC's learned presets); a scheme without
+    # them (the lossless preset: a wrong key opens nothing, its AEAD refuses) is out of its scope.
+    nes_cts = cts[: b.nes_images] if isinstance(scheme, NoiseKeyedScheme) else []
     for i, ct in enumerate(nes_cts):
         x_q = to_tensor(ct.pixels[None])
         alphas.append(
             estimate_alpha(
                 scheme,
                 x_q,
-                _key_material(scheme, ct, key),
-                _key_material(scheme, ct, wrong),
+                scheme.key_material(ct, key),
+                scheme.key_material(ct, wrong),
                 b.nes_samples,
                 seed=i,
             )
         )
     return {
         "images": n,
-        "key_space_bits": KEY_SPACE_BITS,
+        "key_space_bits": key.secret_bits,
         "one_bit_positions": bits,
         "per_key_means": per_key,
         "summary": summary,
@@ -190,13 +176,13 @@ def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Pat
     scheme = load_scheme(model_id)
     if not scheme.keeps_plaintext_label:
         raise ZooError(f"{model_id}: the RIC security suite is for unmodified-classifier schemes")
-    key, other_key = victim_key(), victim_key("other")
+    key, other_key = victim_key(scheme), victim_key(scheme, "other")
     idx = fixed_subset(len(data.x_test), b.test_images, seed=0)
     plain, cts = data.x_test[idx], _encrypt(scheme, data.x_test[idx], key)
     labels = predict(scheme.cloud_classifier(), to_tensor(pixels_of(cts))).numpy()
     cloud_idx, kpa_idx, own_idx, split = attacker_split(len(data.x_train), b)
     own = data.x_train[own_idx]
-    timings: dict[str, float] = {}
+    stages = Stages(prefix=f"{model_id} ")
     out: dict[str, Any] = {
         "model": model_id,
         "dataset": data.name,
@@ -204,9 +190,7 @@ def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Pat
         "split": split,
     }
 
-    start = time.perf_counter()
-    out["brute_force"] = brute_force(scheme, cts, plain, key, b)
-    timings["brute-force"] = time.perf_counter() - start
+    out["brute_force"] = stages.run("brute-force", brute_force, scheme, cts, plain, key, b)
 
     print(f"{model_id}: brute force done; encrypting {len(kpa_idx)} known-plaintext pairs ...", flush=True)
     kpa_cts = _encrypt(scheme, data.x_train[kpa_idx], key)
@@ -222,14 +206,9 @@ def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Pat
     }
     results, guesses = {}, {}
     for name, attack in attacks.items():
-        start = time.perf_counter()
-        report = attack.fit()
-        guesses[name] = attack(cts, labels)
+        report, guesses[name] = stages.run(name, lambda a=attack: (a.fit(), a(cts, labels)))
         results[name] = {"threat": attack.threat, "fit": report, **_measure(guesses[name], plain, labels)}
-        timings[name] = time.perf_counter() - start
-        print(
-            f"{model_id} {name}: SSIM {results[name]['ssim']['mean']:.4f} ({timings[name]:.0f}s)", flush=True
-        )
+        print(f"{model_id} {name}: SSIM {results[name]['ssim']['mean']:.4f}", flush=True)
     other_cts = _encrypt(scheme, plain, other_key)
     results["kpa (other key)"] = {
         "threat": "the KPA network above, on ciphertexts of another key",
@@ -237,7 +216,7 @@ def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Pat
     }
     results["ciphertext itself"] = _measure(pixels_of(cts), plain, labels)
     out["attacks"] = results
-    out["seconds"] = timings
+    out["seconds"] = stages.seconds
     names = ["label-only", "brute-force", "cloud", "kpa", "itn"]
     picture_grid(
         [plain[:8], pixels_of(cts)[:8], *(guesses[n][:8] for n in names)],
@@ -255,7 +234,7 @@ def run(
 ) -> dict:
     """Runs the suite on ``models`` (default: every shipped RIC model), keeping the saved entries
     of the others; writes the JSON after each model so that a stopped run keeps what finished."""
-    models = models or sorted(k for k, v in read_manifest().items() if str(v.get("scheme")).startswith("ric"))
+    models = models or [m for m in shipped_schemes() if load_scheme(m).keeps_plaintext_label]
     path = out_dir / "security-report.json"
     kept = json.loads(path.read_text())["models"] if path.exists() else {}
     result: dict[str, Any] = {}
