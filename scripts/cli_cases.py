@@ -90,7 +90,7 @@ def main() -> None:
         "an image of the wrong size for ric-lfw": run(
             ["encrypt", "small.png", "-o", "o5", "-k", "my.key", "-m", "ric-lfw"], work
         ),
-        "a keyless model for keygen": run(["keygen", "x.key", "--model", "cifar10-resnet"], work),
+        "a classifier id for keygen": run(["keygen", "x.key", "--model", "cifar10-resnet"], work),
     }
     waits = {
         "report security": first_line(["report", "security", "--models", "ric-mnist", "--out", "sec"], work),
