@@ -6,6 +6,11 @@ runs in seconds on a shared 2-core machine and never trains anything.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -57,3 +62,22 @@ def images() -> torch.Tensor:
     """16 reproducible random grey 28x28 images in [0, 1], on the 8-bit grid like real files."""
     g = torch.Generator().manual_seed(1)
     return torch.randint(0, 256, (16, 1, 28, 28), generator=g).float() / 255.0
+
+
+def run_cli(
+    args: list[str],
+    threads: int = 1,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout=None,
+) -> subprocess.CompletedProcess:
+    """``noiseveil ARGS`` in a fresh process with ``threads`` compute threads, as a user runs it."""
+    limits = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    return subprocess.run(
+        [sys.executable, "-m", "noiseveil.app.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **limits, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
+    )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from noiseveil.app.cli import build_parser
@@ -75,14 +76,7 @@ HELP_CASES = {"help:": ["--help"]} | {f"help:{c}": [c, "--help"] for c in SUBCOM
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "noiseveil.app.cli", *args],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return run_cli(args, cwd=cwd, timeout=180)
 
 
 @pytest.fixture(scope="module")

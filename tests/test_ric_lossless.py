@@ -8,15 +8,13 @@ process computed in floating point.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import load_dataset, to_tensor, to_uint8
@@ -113,14 +111,7 @@ def test_encryption_refuses_an_image_whose_ciphertext_would_not_come_back() -> N
 
 
 def _run(args: list[str], threads: int = 1, env: dict[str, str] | None = None, cwd: Path | None = None):
-    full_env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "noiseveil.app.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-    )
+    return run_cli(args, threads, cwd, env)
 
 
 def _images_folder(folder: Path, dataset: str, n: int) -> np.ndarray:
