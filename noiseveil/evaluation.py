@@ -88,7 +88,7 @@ def evaluate_images(
 
     ``checked=False`` measures the scheme's algorithm alone (no self-check, no refusals): for
     research variants such as the paper's ablations, whose label changes are the measurement."""
-    key = scheme.default_key()
+    key = scheme.demo_key()
     # RIC re-encrypts the rare image whose ciphertext changes label; count those (first try).
     failed_before = scheme.encryption_stats()["first_try_failed"]
     classifier = scheme.cloud_classifier()

@@ -24,6 +24,7 @@ from noiseveil.checksums import sha256_file
 from noiseveil.classifiers.architectures import build_classifier, classifier_from_payload
 from noiseveil.classifiers.training import TrainConfig
 from noiseveil.exceptions import NoiseveilError
+from noiseveil.schemes.avp import AVPScheme
 from noiseveil.schemes.base import CloudModel, Scheme, TrainingPlan
 from noiseveil.schemes.etc import EtCScheme
 from noiseveil.schemes.ric import RICScheme
@@ -42,7 +43,9 @@ class ZooError(NoiseveilError):
 S = TypeVar("S", bound=Scheme)
 
 # Every scheme by the name its ciphertexts and weights record; a new scheme registers here.
-SCHEMES: dict[str, type[Scheme]] = {cls.name: cls for cls in (RICScheme, LosslessRICScheme, EtCScheme)}
+SCHEMES: dict[str, type[Scheme]] = {
+    cls.name: cls for cls in (RICScheme, LosslessRICScheme, EtCScheme, AVPScheme)
+}
 
 
 @dataclass(frozen=True)
@@ -317,6 +320,38 @@ SCHEME_CARDS: dict[str, SchemeCard] = {
             # β 100: the M5 CNN's margins pull E hard enough that at β 10 its corrections grew
             # until reconstruction collapsed; re-encryption already handles the label.
             config={"lam": 0.8, "beta": 100.0},
+        ),
+        # AVP: the model is its settings and a PUBLIC demo key; users train their own secret
+        # key with `noiseveil keygen --model avp-...`. Scaled to 2 CPU cores: a 16-filter,
+        # 3-block generator (the paper: 64 filters, 9 blocks), and K = 300 attack steps (the
+        # paper: 800 for faces, 600 for CIFAR-10; `noiseveil report avp` measures what ours keep).
+        SchemeCard(
+            "avp-lfw",
+            "avp",
+            "lfw",
+            "lfw-resnet",
+            "",
+            {"steps": 2000, "batch_size": 16, "lr": 2e-3},
+            note="AVP on 64x64 LFW faces: keeps the face embedding (eq. 16); key: a trained generator",
+            config={
+                "attack": {"task": "features", "iterations": 300, "step": 0.05, "mu": 0.1},
+                "generator": {"filters": 16, "blocks": 3},
+                "promised_psnr": 15.0,
+            },
+        ),
+        SchemeCard(
+            "avp-cifar10",
+            "avp",
+            "cifar10",
+            "cifar10-resnet",
+            "",
+            {"steps": 3000, "batch_size": 32, "lr": 2e-3},
+            note="AVP on CIFAR-10: keeps the ResNet-10's class (eq. 17); key: a trained generator",
+            config={
+                "attack": {"task": "classification", "iterations": 300, "step": 0.05, "mu": 0.1},
+                "generator": {"filters": 16, "blocks": 3},
+                "promised_psnr": 12.0,
+            },
         ),
         # EtC: the cloud model is trained on EtC images, with the architecture, config and
         # TrainConfig of its plaintext twin (classifier_id), for a like-for-like comparison.

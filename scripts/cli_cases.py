@@ -53,7 +53,7 @@ def main() -> None:
         Image.fromarray(cifar.x_test[i]).save(work / "plain" / f"{i}.png")
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(work / "small.png")
     setup = [
-        run(["keygen", "etc.key", "--model", "etc-cifar10-convmixer"], work),
+        run(["keygen", "etc.key", "--model", "etc-cifar10-convmixer", "--demo"], work),
         run(["keygen", "my.key"], work),
         run(["encrypt", "plain", "-o", "C", "-k", "etc.key", "-m", "etc-cifar10-convmixer", "--quiet"], work),
     ]

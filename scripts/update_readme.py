@@ -158,6 +158,7 @@ def section() -> str:
         )
     parts += ric_training_profile()
     parts += etc_report()
+    parts += avp_report()
     return "\n\n".join(parts)
 
 
@@ -425,6 +426,61 @@ def etc_report() -> list[str]:
     out.append(
         f"**Attacks on EtC images** ({rob['images']} test images; a leak must beat the label-only row):\n\n"
         + table(["attack", "SSIM mean", "PSNR dB mean"], rows)
+    )
+    return out
+
+
+def avp_report() -> list[str]:
+    """The AVP paper's Tables 1, 2, 4-5 and the security rows, from results/avp/avp-report.json."""
+    found = load("avp/avp-report.json")
+    if not found:
+        return []
+    p, r = found[0]
+    t1, t2, t45, sec = r["table1"], r["table2"], r["table4_5"], r["security"]
+    rows = [
+        [
+            f"LFW faces ({t1['images']} test images, `avp-lfw`)",
+            f"{t1['ssim_e']['mean']:.4f}",
+            f"{t1['ssim_d']['mean']:.4f}",
+            f"{t1['psnr_d_db']['mean']:.2f}",
+            f"{t1['cosine_similarity']['mean']:.4f}",
+            "-",
+        ],
+        [
+            f"CIFAR-10 ({t45['images']} test images, `avp-cifar10`)",
+            f"{t45['ssim_e']['mean']:.4f}",
+            f"{t45['ssim_d']['mean']:.4f}",
+            f"{t45['psnr_d_db']['mean']:.2f}",
+            "-",
+            f"{100 * t45['accuracy_plain']:.2f} / {100 * t45['accuracy_encrypted']:.2f}",
+        ],
+    ]
+    out = [
+        f"**AVP, the paper's Tables 1 and 4-5** (`{r['command']}`; full report with figures: "
+        f"[results/avp/report.md](results/avp/report.md), {rel(p)}):\n\n"
+        + table(["data", "SSIM_e", "SSIM_d", "PSNR_d dB", "cos-sim", "accuracy % plain / encrypted"], rows)
+    ]
+    out.append(
+        f"**AVP, Table 2** (identification, {t2['people']} people, {t2['probe_images']} probe images, "
+        f"{t2['distractors']} distractors):\n\n"
+        + table(
+            ["Original", "AVP-ONE", "AVP-ALL"],
+            [[f"{100 * t2[k]:.1f} %" for k in ("original", "AVP-ONE", "AVP-ALL")]],
+        )
+    )
+    n = len(sec["keys"])
+    diagonal = [sec["cross_decryption"][i][i]["ssim"] for i in range(n)]
+    off = [sec["cross_decryption"][i][j]["ssim"] for i in range(n) for j in range(n) if i != j]
+    rows = [
+        [name, f"{s['ssim']['mean']:.4f}", f"{s['psnr_db']['mean']:.2f}"]
+        for name, s in sec["attack_model"]["scores"].items()
+    ]
+    out.append(
+        f"**AVP security**: {n} keys from different initialisations; decrypting with the key that "
+        f"encrypted gives SSIM {min(diagonal):.3f} to {max(diagonal):.3f}, with any other key "
+        f"{min(off):.3f} to {max(off):.3f}. The paper's attack model (an inverse network trained on "
+        f"{sec['attack_model']['pairs']} pairs of key 1):\n\n"
+        + table(["reconstruction", "SSIM", "PSNR dB"], rows)
     )
     return out
 

@@ -23,7 +23,7 @@ from PIL import Image
 
 from noiseveil.app.cli import build_parser
 from noiseveil.app.exit_codes import EXIT_ERROR, EXIT_FAILED_FILES
-from noiseveil.crypto.keys import SecretKey
+from noiseveil.crypto.keys import SecretKey, load_key
 from noiseveil.io.png import write_ciphertext
 from noiseveil.schemes.base import Ciphertext
 
@@ -318,9 +318,13 @@ def test_keygen_goes_through_the_scheme(tmp_path, capsys):
     assert main(["keygen", str(tmp_path / "ric.key"), "--model", "ric-mnist"]) == 0
     assert "keep it secret" in capsys.readouterr().out
     SecretKey.load(tmp_path / "ric.key")
-    assert main(["keygen", str(tmp_path / "etc.key"), "--model", "etc-cifar10-vit"]) == 0
+    assert main(["keygen", str(tmp_path / "etc.key"), "--model", "etc-cifar10-vit", "--demo"]) == 0
     assert "PUBLIC demo key of etc-cifar10-vit" in capsys.readouterr().out
     assert main(["keygen", str(tmp_path / "etc.key"), "--model", "etc-cifar10-vit"]) == 2  # never overwritten
+    assert main(["keygen", str(tmp_path / "own.key"), "--model", "etc-cifar10-vit"]) == 0
+    out = capsys.readouterr().out
+    assert "keep it secret" in out and "classifies images of its own key only" in out
+    assert load_key(tmp_path / "own.key").key_id != load_key(tmp_path / "etc.key").key_id
 
 
 def test_models_shows_a_figure_that_means_something_for_every_model(capsys):
@@ -337,7 +341,7 @@ def test_nae_settings_on_a_scheme_without_nae_are_one_line(tmp_path, capsys):
     from noiseveil.app.cli import main
 
     key = tmp_path / "k.key"
-    assert main(["keygen", str(key), "--model", "etc-cifar10-vit"]) == 0
+    assert main(["keygen", str(key), "--model", "etc-cifar10-vit", "--demo"]) == 0
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "a.png")
     argv = ["encrypt", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-k", str(key)]
     assert main([*argv, "-m", "etc-cifar10-vit", "--nae-steps", "5"]) == EXIT_ERROR

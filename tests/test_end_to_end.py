@@ -22,7 +22,7 @@ import torch
 from PIL import Image, PngImagePlugin
 
 from noiseveil.classifiers.training import predict
-from noiseveil.crypto.keys import SecretKey
+from noiseveil.crypto.keys import load_key
 from noiseveil.data import fixed_subset, load_dataset, read_image, to_tensor, to_uint8
 from noiseveil.io.png import read_ciphertext, write_image
 from noiseveil.metrics import psnr, ssim
@@ -30,10 +30,10 @@ from noiseveil.zoo import load_scheme, read_manifest, shipped_schemes
 
 # Recovery: RIC's shipped models are held to the fidelity target of issue 3 (46 dB, a dB of
 # slack for 24 images); EtC decryption is exact, so any loss at all would be a bug.
-MIN_PSNR_DB = {"ric": 45.0, "ric-lossless": 99.0, "etc": 99.0}
+MIN_PSNR_DB = {"ric": 45.0, "ric-lossless": 99.0, "etc": 99.0, "avp": 18.0}
 # The ciphertext must not look like the image (SSIM of 1 = identical, ~0 = unrelated). RIC's
 # target is 0.05; EtC keeps each block's content, only moved and turned (see its report).
-MAX_CIPHER_SSIM = {"ric": 0.05, "ric-lossless": 0.05, "etc": 0.15}
+MAX_CIPHER_SSIM = {"ric": 0.05, "ric-lossless": 0.05, "etc": 0.15, "avp": 0.15}
 N_IMAGES = 24
 
 MODELS = shipped_schemes()
@@ -70,8 +70,9 @@ def encrypted(request, tmp_path_factory):
     for i in idx:  # nested folders: output must mirror them
         write_image(plain_dir / data.classes[data.y_test[i]] / f"{i:05d}.png", data.x_test[i])
     key = work / "k.key"
-    bound = load_scheme(model_id).bound_key is not None  # EtC: the model's own (public) key
-    assert cli("keygen", str(key), *(["--model", model_id] if bound else [])).returncode == 0
+    # The model's PUBLIC demo key: a fresh one (RIC), the key its cloud model knows (EtC), or
+    # the generator it ships (AVP, whose own keys take minutes to train).
+    assert cli("keygen", str(key), "--model", model_id, "--demo").returncode == 0
     before = tree_digest(plain_dir)
     proc = cli(
         "encrypt", str(plain_dir), "-o", str(work / "cipher"), "-k", str(key), "-m", model_id, "--quiet"
@@ -133,7 +134,7 @@ def test_decrypt_in_another_process_and_thread_count_is_identical(encrypted):
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        here = to_uint8(scheme.decrypt([read_ciphertext(cipher_dir / f) for f in files], SecretKey.load(key)))
+        here = to_uint8(scheme.decrypt([read_ciphertext(cipher_dir / f) for f in files], load_key(key)))
     finally:
         torch.set_num_threads(previous)
     assert np.array_equal(here, recovered), "decryption differs across processes/threads"
@@ -142,7 +143,7 @@ def test_decrypt_in_another_process_and_thread_count_is_identical(encrypted):
 def test_wrong_key_and_tampering_write_nothing(encrypted):
     model_id, work, _, cipher_dir, _ = encrypted
     other = work / "other.key"
-    assert cli("keygen", str(other)).returncode == 0
+    assert cli("keygen", str(other), "--model", model_id, "--steps", "2", "--quiet").returncode == 0
     proc = cli("decrypt", str(cipher_dir), "-o", str(work / "wrong"), "-k", str(other), "--quiet")
     assert proc.returncode == 1
     assert "wrong key" in proc.stderr and "Traceback" not in proc.stderr

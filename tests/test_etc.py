@@ -281,7 +281,7 @@ def fitted() -> tuple[EtCScheme, dict]:
 
 def test_fit_trains_on_etc_images_and_binds_the_key() -> None:
     scheme, report = fitted()
-    assert scheme.bound_key is KEY and scheme.default_key() is KEY
+    assert scheme.bound_key is KEY and scheme.demo_key() is KEY
     assert 0.0 <= report["test_accuracy"] <= 1.0 and len(report["history"]) == 1
     # the input normalisation was fitted to EtC images, not to the plaintexts
     plain_mean = tiny_cifar().x_train.reshape(-1, 3).mean(0) / 255

@@ -91,9 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default="ric-cifar10",
-        help="make the kind of key this scheme model takes (see 'noiseveil models'); for a model "
-        "trained for one key (EtC), write that model's PUBLIC demo key (no privacy)",
+        help="make the kind of key this scheme model takes (see 'noiseveil models'): 256 random bits "
+        "(RIC, EtC) or a trained generator (AVP: minutes of CPU, resumable)",
     )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="write the model's PUBLIC demo key instead (EtC: the key its cloud model was trained for; "
+        "AVP: the generator shipped with it): for demos and tests, no privacy",
+    )
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        help="training steps of a trained key (AVP; default: the model's own; ignored for random keys)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar while a key trains")
 
     p = _add_command(sub, "encrypt", "encrypt an image file or a folder into ciphertext PNGs")
     p.add_argument("input", type=Path, help="image file or folder (searched recursively)")
@@ -206,23 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add_command(sub, "report", "regenerate a paper's tables into results/ (JSON, Markdown, figures)")
     p.add_argument(
-        "paper", choices=["ric", "etc", "security"], help="RIC or EtC paper's tables, or RIC's security suite"
+        "paper",
+        choices=["ric", "etc", "avp", "security"],
+        help="the RIC, EtC or AVP paper's tables, or the security suite of unmodified-classifier schemes",
     )
     p.add_argument("--out", type=Path, help="output folder (default: results/<paper> of the checkout)")
     p.add_argument(
         "--images",
         type=positive_int,
-        help="test images (default: ric 500; etc 1000 for distances and attacks; security 200)",
+        help="test images (default: ric 500; etc 1000 for distances and attacks; security 200; avp 64 faces)",
     )
     p.add_argument(
         "--steps",
         type=positive_int,
-        help="etc, security: training steps of every attack network (default: etc 1500; security 500)",
+        help="etc, security, avp: training steps of every attack network "
+        "(default: etc 1500; security 500; avp 600)",
     )
     p.add_argument(
         "--itn-pairs",
         type=positive_int,
-        help="etc, security: own-key pairs the ITN attacker makes (default: etc 10000; security 2000)",
+        help="etc, security: own-key pairs the ITN attacker makes; avp: the attack model's key-1 pairs "
+        "(default: etc 10000; security 2000; avp 256)",
     )
     p.add_argument(
         "--models",

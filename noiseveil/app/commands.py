@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from noiseveil.app.exit_codes import EXIT_FAILED_FILES, EXIT_OK
-from noiseveil.checksums import sha256_file
+from noiseveil.checksums import sha256_bytes, sha256_file
 from noiseveil.classifiers.architectures import freeze
 from noiseveil.crypto.keys import Key, load_key
-from noiseveil.data import load_dataset, read_image
+from noiseveil.data import cache_dir, load_dataset, read_image
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext
 from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
@@ -65,19 +65,28 @@ def finish(report: Report) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    """A key made by the scheme of ``--model``; for a model bound to one key (EtC), that
-    model's PUBLIC demo key."""
+    """A new key made by the scheme of ``--model`` (trained, for schemes whose key is a
+    network), or with ``--demo`` the PUBLIC demo key the model ships with."""
     scheme = load_scheme(args.model)
     if scheme.capabilities.key is None:
         raise ZooError(f"model {args.model} is keyless: it needs no key")
-    if scheme.capabilities.key_bound_to_model:
-        key = scheme.bound_key
+    if args.path.exists():  # before minutes of training, not after
+        raise ZooError(f"{args.path}: exists; refusing to overwrite a key file")
+    if args.demo:
+        key = scheme.demo_key()
         key.save(args.path)
         print(f"wrote {args.path} (key id {key.key_id}): the PUBLIC demo key of {args.model}, no privacy")
         return EXIT_OK
-    key = scheme.keygen()
+    checkpoint = cache_dir() / "keygen" / f"{args.model}-{sha256_bytes(str(args.path.resolve()))[:16]}.ckpt"
+    key = scheme.keygen(progress=not args.quiet, checkpoint=checkpoint, budget=args.steps)
     key.save(args.path)
+    checkpoint.unlink(missing_ok=True)
     print(f"wrote {args.path} (key id {key.key_id}, mode 0600); keep it secret, keep a backup")
+    if scheme.capabilities.key_bound_to_model:
+        print(
+            f"note: {args.model} classifies images of its own key only; train a model for this key "
+            f"(noiseveil train {args.model} --as ID --key {args.path}) or use --demo"
+        )
     return EXIT_OK
 
 
@@ -264,9 +273,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo: {model_id} ({n} of {len(shipped_schemes())}) ...", file=sys.stderr, flush=True)
         scheme = load_scheme(model_id)
         model_key = scheme.bound_key  # a key-bound model (EtC) works with its own (public) key only
+        if model_key is None and scheme.key_type.secret_bits is None:  # a trained key: the shipped demo one
+            model_key = scheme.demo_key()
         if model_key is None:
             if scheme.key_type not in keys:
-                keys[scheme.key_type] = scheme.keygen()
+                keys[scheme.key_type] = scheme.demo_key()
                 if scheme.capabilities.key is not None and not key_path.exists():
                     keys[scheme.key_type].save(key_path)  # the demo's secret key, kept with its files
             model_key = keys[scheme.key_type]
@@ -354,7 +365,14 @@ def model_figure(entry: dict) -> str:
     if "digit_bits" in entry:  # RIC's lossless preset
         nae_bits = 8 - entry["digit_bits"]
         return f"bit-exact recovery, {nae_bits} NAE bits/sample (classifier {entry['classifier_id']})"
-    return f"val PSNR {entry['val_psnr']:.2f} dB (classifier {entry['classifier_id']})"
+    if entry.get("val_psnr") is not None:  # a learned decoder
+        return f"val PSNR {entry['val_psnr']:.2f} dB (classifier {entry['classifier_id']})"
+    if entry.get("generator_parameters"):  # a trained key: its size and the decryption floor
+        return (
+            f"key: a {entry['generator_parameters']:,}-parameter generator; decrypts to >= "
+            f"{entry['promised_psnr']:.0f} dB (classifier {entry['classifier_id']})"
+        )
+    return f"(classifier {entry.get('classifier_id', '-')})"
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
@@ -379,7 +397,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from noiseveil.app.provenance import RESULTS_DIR
-    from noiseveil.app.reports import etc, ric, security
+    from noiseveil.app.reports import avp, etc, ric, security
     from noiseveil.data import DataError
 
     out = args.out or RESULTS_DIR / args.paper
@@ -390,16 +408,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.paper == "ric":
             ric.render(json.loads(saved.read_text()), out)
         else:
-            module = etc if args.paper == "etc" else security
+            module = {"etc": etc, "security": security, "avp": avp}[args.paper]
             (out / "report.md").write_text(module.markdown(json.loads(saved.read_text())))
         print(f"wrote {out / 'report.md'} from {saved}")
         return EXIT_OK
     if args.models:  # checked before anything runs, so that a typo costs no hour of work
-        ric_models = (
-            ric.shipped_ric_models()
-            if args.paper == "ric"
-            else [m for m in shipped_schemes() if load_scheme(m).keeps_plaintext_label]
-        )
+        ric_models = ric.shipped_ric_models() if args.paper == "ric" else security.default_models()
         unknown = [m for m in args.models if m not in ric_models]
         if unknown:
             raise ZooError(f"not a shipped RIC model: {', '.join(unknown)}; shipped: {', '.join(ric_models)}")
@@ -415,6 +429,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         n = given.get("images", 1000)
         etc.run(out, n, n, given.get("pairs", 10000), given.get("steps", 1500))
         print(f"wrote {out / 'report.md'} and {out / 'etc-report.json'}")
+    elif args.paper == "avp":
+        names = {"images": "images", "steps": "attack_steps", "pairs": "attack_pairs"}
+        budget = replace(avp.AVPReportBudget(), **{names[k]: v for k, v in given.items()})
+        avp.run(out, budget)
+        print(f"wrote {out / 'report.md'} and {out / 'avp-report.json'}")
     else:
         budget = security.SecurityBudget()
         budget = replace(

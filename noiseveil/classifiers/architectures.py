@@ -169,6 +169,11 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    @torch.jit.export  # kept by torch.jit.script: a TorchScript face model still embeds
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer (pooled features): the embedding a face model compares."""
+        return self.head[1](self.head[0](self.features(x)))  # pool, flatten: all but the last layer
+
 
 # Imported here, after Normalize exists, because isotropic.py builds on it.
 from noiseveil.classifiers.isotropic import ConvMixer, ViT  # noqa: E402

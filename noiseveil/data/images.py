@@ -14,6 +14,8 @@ from .errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 _GREY_MODES = frozenset({"1", "L", "LA"})
+# Photographs bundled with scikit-image (no download): images from outside every dataset.
+NATURAL_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "moon", "horse")
 
 # What Pillow raises for missing, non-image, corrupt or truncated files (SyntaxError and
 # struct.error come from some format plugins on malformed headers).
@@ -83,3 +85,26 @@ def load_image_folder(
         raise DataError(f"{path}: class folders not in the given classes: {', '.join(unknown)}")
     index = {name: i for i, name in enumerate(names)}
     return files, np.array([index[f] for f in folders], dtype=np.int64), names
+
+
+def conform(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Centre-crop to square if needed, resize (bicubic) and convert channels to ``shape``."""
+    h, w, c = shape
+    out = []
+    for img in images:
+        pil = Image.fromarray(img[..., 0] if img.ndim == 3 and img.shape[2] == 1 else img)
+        side = min(pil.size)
+        left, top = (pil.size[0] - side) // 2, (pil.size[1] - side) // 2
+        pil = pil.crop((left, top, left + side, top + side)).convert("L" if c == 1 else "RGB")
+        if pil.size != (w, h):
+            pil = pil.resize((w, h), Image.Resampling.BICUBIC)
+        arr = np.asarray(pil)
+        out.append(arr[..., None] if c == 1 else arr)
+    return np.stack(out)
+
+
+def natural_images() -> list[np.ndarray]:
+    """Photographs bundled with scikit-image (no download)."""
+    import skimage.data
+
+    return [getattr(skimage.data, name)() for name in NATURAL_IMAGES]

@@ -87,6 +87,21 @@ def resolve_classifier(classifier: CloudModel) -> nn.Module:
     return classifier if isinstance(classifier, nn.Module) else classifier()
 
 
+def plaintext_cloud_fields(
+    payload: Payload, model_id: str, classifier: CloudModel | None, classifier_id: str | None
+) -> dict[str, Any]:
+    """What every scheme on an unmodified plaintext classifier rebuilds alike from a payload:
+    the classifier (or its loader), the model id, the image shape and the classifier's id."""
+    if classifier is None:
+        raise SchemeError(f"model {model_id} needs the plaintext classifier it was made for")
+    return {
+        "classifier": classifier,
+        "model_id": model_id,
+        "image_shape": tuple(payload["image_shape"]),
+        "classifier_id": classifier_id or payload["classifier_id"],
+    }
+
+
 @dataclass(frozen=True)
 class TrainingPlan:
     """What ``noiseveil train`` asks a scheme to train: a zoo card's settings and the user's
@@ -230,9 +245,23 @@ class Scheme(ABC):
         """The class of this scheme's keys (from ``capabilities.key``)."""
         return KEY_KINDS[self.capabilities.key]
 
-    def keygen(self, seed: bytes | None = None) -> Key:
-        """A new key for this scheme; ``seed`` makes it reproducible (experiments, attacks)."""
+    def keygen(
+        self,
+        seed: bytes | None = None,
+        *,
+        progress: bool = False,
+        checkpoint: Path | None = None,
+        budget: int | None = None,
+    ) -> Key:
+        """A new key for this scheme; ``seed`` makes it reproducible (experiments, attacks).
+        Schemes whose keys are trained (AVP) show ``progress``, resume from ``checkpoint`` and
+        take ``budget`` training steps instead of their own; keys of random bits ignore them."""
         return self.key_type.generate(seed)
+
+    def demo_key(self) -> Key:
+        """A key that works at once, for demos and tests: the bound key (EtC), a PUBLIC key
+        shipped with the model where keys take minutes to make (AVP), else a fresh one."""
+        return self.bound_key if self.bound_key is not None else self.keygen()
 
     def load_key(self, path: str | Path) -> Key:
         """Read a key file and check that this scheme can use it (one-line errors)."""
@@ -244,10 +273,6 @@ class Scheme(ABC):
     def bound_key(self) -> Key | None:
         """The one key the cloud model works with, if it is bound to one (EtC), else None (RIC)."""
         return None
-
-    def default_key(self) -> Key:
-        """A key this scheme's models work with: the bound key, or a fresh one."""
-        return self.bound_key if self.bound_key is not None else self.keygen()
 
     def check_key_kind(self, key: Key) -> None:
         """Raise a one-line error unless ``key`` is of the kind this scheme uses."""
@@ -266,8 +291,8 @@ class Scheme(ABC):
         if bound is not None and key.key_id != bound.key_id:
             raise SchemeError(
                 f"model {self.model_id} classifies images of key {bound.key_id} only, not of key "
-                f"{key.key_id}: use `noiseveil keygen --model {self.model_id} PATH` (its public demo key) "
-                "or train a model for your key"
+                f"{key.key_id}: use `noiseveil keygen --model {self.model_id} --demo PATH` "
+                "(its public demo key) or train a model for your key"
             )
 
     # -- what each scheme implements -------------------------------------------------------

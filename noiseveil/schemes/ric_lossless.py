@@ -65,6 +65,7 @@ from noiseveil.schemes.base import (
     SchemeError,
     TrainedScheme,
     TrainingPlan,
+    plaintext_cloud_fields,
     resolve_classifier,
 )
 from noiseveil.schemes.nae import DiscreteNAEConfig, discrete_nae
@@ -317,13 +318,8 @@ class LosslessRICScheme(Scheme):
     def from_payload(
         cls, payload: Payload, model_id: str, classifier: CloudModel | None, classifier_id: str | None
     ) -> LosslessRICScheme:
-        if classifier is None:
-            raise SchemeError(f"model {model_id} needs the cloud classifier its NAEs attack")
         return cls(
-            classifier=classifier,
-            model_id=model_id,
-            image_shape=tuple(payload["image_shape"]),
-            classifier_id=classifier_id or payload["classifier_id"],
+            **plaintext_cloud_fields(payload, model_id, classifier, classifier_id),
             digit_bits=int(payload["digit_bits"]),
             nae=DiscreteNAEConfig(**payload["nae"]),
         )

@@ -56,7 +56,7 @@ def accuracy_tables(data: ImageDataset) -> list[dict[str, Any]]:
     manifest, rows = read_manifest(), []
     for plain_id, etc_id in PAIRS:
         scheme = load_scheme(etc_id, of_class=EtCScheme)
-        keys = scheme.keys(scheme.default_key())
+        keys = scheme.keys(scheme.demo_key())
         domains = {
             "plain": (plain_id, load_classifier(plain_id), data.x_test),
             "etc": (etc_id, scheme.cloud_classifier(), encrypt_blocks(data.x_test, keys)),
@@ -82,7 +82,7 @@ def accuracy_tables(data: ImageDataset) -> list[dict[str, Any]]:
 def file_sizes(data: ImageDataset, scheme: EtCScheme) -> dict[str, Any]:
     """Table IV: MB (10^6 bytes) of every CIFAR-10 image, plain vs EtC, per codec."""
     images = np.concatenate([data.x_train, data.x_test])
-    keys = scheme.keys(scheme.default_key())
+    keys = scheme.keys(scheme.demo_key())
     sets = {"plain": images, "etc": encrypt_blocks(images, keys)}
     table: dict[str, dict[str, float]] = {}
     for name, x in sets.items():
@@ -110,7 +110,7 @@ def perceptual_distance(data: ImageDataset, scheme: EtCScheme, n: int) -> dict[s
     from noiseveil.perceptual import LPIPS_LABEL, lpips_distance
 
     plain = data.x_test[fixed_subset(len(data.x_test), n, seed=0)]
-    cipher = encrypt_blocks(plain, scheme.keys(scheme.default_key()))
+    cipher = encrypt_blocks(plain, scheme.keys(scheme.demo_key()))
     d = lpips_distance(cipher, plain)
     return {"metric": LPIPS_LABEL, "images": n, "values": d, **describe(d)}
 
@@ -121,7 +121,7 @@ def robustness(
     """FR and ITN attacks on the victim's EtC test images, next to the label-only baseline."""
     idx = fixed_subset(len(data.x_test), n, seed=0)
     plain, labels = data.x_test[idx], data.y_test[idx]
-    victim_key = scheme.default_key()
+    victim_key = scheme.demo_key()
     cts = scheme.encrypt(to_tensor(plain), victim_key)
     cloud_labels = predict(scheme.cloud_classifier(), to_tensor(np.stack([c.pixels for c in cts]))).numpy()
     aux = data.x_train[fixed_subset(len(data.x_train), itn_pairs, seed=1)]
@@ -166,7 +166,7 @@ def run(
     model_ids = [m for pair in PAIRS for m in pair]
     prov = provenance([data.source_id], model_ids)
     scheme = load_scheme(PAIRS[0][1], of_class=EtCScheme)
-    result = {**prov, "block_size": scheme.block_size, "key_id": scheme.default_key().key_id}
+    result = {**prov, "block_size": scheme.block_size, "key_id": scheme.demo_key().key_id}
     figures = out_dir / "figures"
     stages = Stages()
     timed, timings = stages.run, stages.seconds

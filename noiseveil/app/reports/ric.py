@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from scipy.ndimage import gaussian_filter, uniform_filter
 
 from noiseveil.app.figures import line_plot, picture_grid
@@ -42,6 +41,7 @@ from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.classifiers.training import predict
 from noiseveil.crypto.keys import new_nonce
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor, to_uint8
+from noiseveil.data.images import NATURAL_IMAGES, conform, natural_images
 from noiseveil.evaluation import Evaluation, evaluate_images
 from noiseveil.metrics import accuracy_drop_proportion, describe, psnr, ssim
 from noiseveil.schemes.ric import PRESETS, RIC, RICScheme
@@ -49,7 +49,6 @@ from noiseveil.schemes.ric_training import PRESET_LR, RICTrainConfig, fit_ric, p
 from noiseveil.timing import Stages
 from noiseveil.zoo import SCHEME_CARDS, ZooError, load_scheme, read_manifest
 
-NATURAL_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "moon", "horse")
 ABLATIONS = {  # the paper's Table 4 rows, as RICConfig changes to the "fast" preset
     "NAE w/ SRL": {},
     "RNI w/ SRL": {"adversarial_noise": False},
@@ -268,29 +267,6 @@ def lossless(model_ids: list[str], datasets: dict[str, ImageDataset], budget: RI
 
 
 # -- Table 3: cross-dataset -----------------------------------------------------------------------
-def conform(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Centre-crop to square if needed, resize (bicubic) and convert channels to ``shape``."""
-    h, w, c = shape
-    out = []
-    for img in images:
-        pil = Image.fromarray(img[..., 0] if img.ndim == 3 and img.shape[2] == 1 else img)
-        side = min(pil.size)
-        left, top = (pil.size[0] - side) // 2, (pil.size[1] - side) // 2
-        pil = pil.crop((left, top, left + side, top + side)).convert("L" if c == 1 else "RGB")
-        if pil.size != (w, h):
-            pil = pil.resize((w, h), Image.Resampling.BICUBIC)
-        arr = np.asarray(pil)
-        out.append(arr[..., None] if c == 1 else arr)
-    return np.stack(out)
-
-
-def natural_images() -> list[np.ndarray]:
-    """Photographs bundled with scikit-image (no download)."""
-    import skimage.data
-
-    return [getattr(skimage.data, name)() for name in NATURAL_IMAGES]
-
-
 def cross_dataset(
     model_ids: list[str], datasets: dict[str, ImageDataset], budget: RICReportBudget
 ) -> list[dict[str, Any]]:

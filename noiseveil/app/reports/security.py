@@ -227,6 +227,14 @@ def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Pat
     return out
 
 
+def default_models() -> list[str]:
+    """Every shipped model whose cloud runs the plaintext classifier and whose key is random
+    bits. Trained keys (AVP's generators) cost minutes each, so their guessing attacks run in
+    their own report (`noiseveil report avp`), on budgets sized for them."""
+    schemes = {m: load_scheme(m) for m in shipped_schemes()}
+    return [m for m, s in schemes.items() if s.keeps_plaintext_label and s.key_type.secret_bits is not None]
+
+
 def run(
     out_dir: Path = RESULTS_DIR / "security",
     models: list[str] | None = None,
@@ -234,7 +242,7 @@ def run(
 ) -> dict:
     """Runs the suite on ``models`` (default: every shipped RIC model), keeping the saved entries
     of the others; writes the JSON after each model so that a stopped run keeps what finished."""
-    models = models or [m for m in shipped_schemes() if load_scheme(m).keeps_plaintext_label]
+    models = models or default_models()
     path = out_dir / "security-report.json"
     kept = json.loads(path.read_text())["models"] if path.exists() else {}
     result: dict[str, Any] = {}

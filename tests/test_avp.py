@@ -1,0 +1,146 @@
+"""AVP: the generator key and its file, the losses of Algorithm 1, and the shipped models
+(encryption keeps the cloud's label and decrypts only with the key that made it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from noiseveil.crypto.keys import KeyFileError, load_key
+from noiseveil.data import load_dataset, to_tensor, to_uint8
+from noiseveil.metrics import psnr, ssim
+from noiseveil.schemes.avp import (
+    AVPScheme,
+    GeneratorConfig,
+    GeneratorKey,
+    KeyTraining,
+    ResnetGenerator,
+    train_generator_key,
+    variance_consistency,
+)
+from noiseveil.schemes.base import AuthenticationError
+from noiseveil.zoo import load_scheme, shipped_schemes
+
+AVP_MODELS = [m for m in shipped_schemes() if m.startswith("avp-")]
+TINY = GeneratorConfig(channels=3, filters=4, blocks=1)
+
+
+@cache
+def tiny_key(seed: bytes = b"t") -> GeneratorKey:
+    images = load_dataset("cifar10").x_train[:64]
+    return train_generator_key(images, TINY, KeyTraining(steps=3, batch_size=4), seed=seed)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (32, 32), (64, 64), (30, 34)])
+def test_the_generator_keeps_any_shape_and_outputs_images(shape) -> None:
+    x = torch.rand(2, 3, *shape)
+    y = ResnetGenerator(TINY)(x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+
+
+def test_variance_consistency_is_the_variance_of_block_sums() -> None:
+    x = torch.rand(2, 3, 6, 5, dtype=torch.float64)
+    b = 3
+    manual = []
+    for img in x:
+        per_channel = []
+        for ch in img:
+            sums = torch.stack([ch[i : i + b, j : j + b].sum() for i in range(4) for j in range(3)])
+            per_channel.append(sums.var())
+        manual.append(sum(per_channel))
+    assert torch.allclose(variance_consistency(x, b), torch.stack(manual))
+    flat = torch.full((1, 3, 6, 5), 0.3, dtype=torch.float64)
+    assert variance_consistency(flat, b).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_key_training_is_reproducible_by_seed_and_differs_by_seed() -> None:
+    again = train_generator_key(
+        load_dataset("cifar10").x_train[:64], TINY, KeyTraining(steps=3, batch_size=4), b"t"
+    )
+    assert again.key_id == tiny_key().key_id
+    assert tiny_key(b"other").key_id != tiny_key().key_id
+
+
+def test_key_training_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    images = load_dataset("cifar10").x_train[:64]
+    training = KeyTraining(steps=3, batch_size=4)
+    first = train_generator_key(images, TINY, training, b"t", checkpoint=tmp_path / "k.ckpt")
+    assert (tmp_path / "k.ckpt").exists()
+    resumed = train_generator_key(images, TINY, training, b"t", checkpoint=tmp_path / "k.ckpt")
+    assert resumed.key_id == first.key_id == tiny_key().key_id
+    with pytest.raises(KeyFileError, match="another key's training"):
+        train_generator_key(images, TINY, training, b"u", checkpoint=tmp_path / "k.ckpt")
+
+
+def test_the_key_file_round_trips_and_refuses_corruption(tmp_path: Path) -> None:
+    key = tiny_key()
+    path = key.save(tmp_path / "g.key")
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    loaded = load_key(path)
+    assert isinstance(loaded, GeneratorKey) and loaded.key_id == key.key_id
+    with pytest.raises(KeyFileError, match="refusing to overwrite"):
+        key.save(path)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 1
+    (tmp_path / "bad.key").write_bytes(bytes(data))
+    with pytest.raises(KeyFileError, match="checksum mismatch"):
+        load_key(tmp_path / "bad.key")
+    (tmp_path / "head.key").write_bytes(b"noiseveil-key-generator-v1\n{not json\nxx")
+    with pytest.raises(KeyFileError, match="bad header"):
+        load_key(tmp_path / "head.key")
+
+
+def test_the_key_id_binds_the_generator_weights() -> None:
+    key = tiny_key()
+    state = {k: v.clone() for k, v in key.state.items()}
+    name = next(k for k in state if k.endswith("weight"))
+    state[name].view(-1)[0] += 1e-3
+    other = dataclasses.replace(key, state=state)
+    assert other.key_id != key.key_id and other.mac(b"m") != key.mac(b"m")
+
+
+@pytest.fixture(scope="module", params=AVP_MODELS)
+def shipped(request):
+    scheme = load_scheme(request.param)
+    plain = load_dataset(scheme.dataset).x_test[10:14]
+    key = scheme.demo_key()
+    return scheme, plain, key, scheme.encrypt(to_tensor(plain), key)
+
+
+def test_ciphertexts_look_like_noise_and_keep_the_label(shipped) -> None:
+    scheme, plain, key, cts = shipped
+    cipher = np.stack([ct.pixels for ct in cts])
+    assert ssim(cipher, plain).mean() < 0.2
+    classifier = scheme.cloud_classifier()
+    with torch.no_grad():
+        assert torch.equal(classifier(to_tensor(cipher)).argmax(1), classifier(to_tensor(plain)).argmax(1))
+
+
+def test_only_the_generator_that_encrypted_decrypts(shipped) -> None:
+    scheme, plain, key, cts = shipped
+    right = psnr(to_uint8(scheme.decrypt(cts, key)), plain)
+    assert right.min() >= scheme.promised_psnr
+    wrong_key = scheme.keygen(seed=b"another initialisation", budget=200)
+    with pytest.raises(AuthenticationError):
+        scheme.decrypt(cts, wrong_key)
+    wrong = psnr(to_uint8(scheme.decrypt_unverified(cts, wrong_key)), plain)
+    assert wrong.mean() < right.mean() - 3, (wrong.mean(), right.mean())
+
+
+def test_a_shipped_model_refuses_a_random_bit_key(shipped) -> None:
+    from noiseveil.crypto.keys import SecretKey
+
+    scheme, _, _, cts = shipped
+    with pytest.raises(KeyFileError, match="needs a generator key"):
+        scheme.decrypt(cts, SecretKey.generate())
+
+
+def test_the_demo_key_is_public_and_named(shipped) -> None:
+    scheme, *_ = shipped
+    assert isinstance(scheme, AVPScheme) and scheme.demo_key().key_id == scheme.demo_key().key_id
