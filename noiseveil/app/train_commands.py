@@ -77,6 +77,7 @@ def train_classifier_command(
         info,
         replace=replace_existing,
     )
+    (checkpoint_dir / f"{model_id}.ckpt").unlink(missing_ok=True)  # shipped: the next run starts afresh
     params = sum(p.numel() for p in model.parameters())
     result = {
         **prov,
@@ -130,6 +131,8 @@ def train_scheme_command(
     }
     extra = {"scheme": scheme_class.name, "dataset": data.source_id}
     save_weights(model_id, trained.scheme.payload(extra), info, replace=replace_existing)
+    # Shipped: a later run must train afresh, not "resume" a finished run in seconds.
+    (checkpoint_dir / f"{model_id}.ckpt").unlink(missing_ok=True)
     result = {**prov, "model_id": model_id, "note": card.note, **trained.report}
     write_result(RESULTS_DIR / "training" / f"{model_id}.json", result)
     return result
