@@ -48,7 +48,7 @@ class AVPReportBudget:
     cifar_images: int = 200  # Tables 4-5
     probe_people: int = 6  # Table 2: people with the most test images
     probe_images: int = 8  # ... at most this many images each
-    distractors: int = 150  # ... other people's training images in the gallery
+    distractors: int = 100  # ... other people's training images in the gallery
     keys: int = 4  # §4.3: key models from different initialisations (the first is the demo key)
     key_steps: int | None = None  # their training steps (default: the model's own)
     matrix_images: int = 8  # images per cell of the cross-decryption matrix
@@ -188,12 +188,13 @@ def classification(
 
 
 def ablation(scheme: AVPScheme, data: ImageDataset, key: GeneratorKey, b: AVPReportBudget, figures: Path):
-    """Fig. 7: L_v (the paper's) against L_d (maximise ‖x − x'‖², eq. 6), each at two weights."""
+    """Fig. 7: L_v (the paper's) against L_d (maximise ‖x − x'‖², eq. 6) at several weights."""
     plain = data.x_test[fixed_subset(len(data.x_test), b.ablation_images, seed=2)]
     rows, grid, titles = [], [plain], ["x"]
     variants = {
-        "L_v, λ = 1e-4": {"visual_loss": "variance", "lam": 1e-4},
-        "L_v, λ = 1e-3": {"visual_loss": "variance", "lam": 1e-3},
+        f"L_v, λ = {scheme.attack.lam:g} (shipped)": {"visual_loss": "variance", "lam": scheme.attack.lam},
+        "L_v, λ = 1e-2": {"visual_loss": "variance", "lam": 1e-2},
+        "L_v, λ = 1e-1": {"visual_loss": "variance", "lam": 1e-1},
         "L_d, λ = 1e-3": {"visual_loss": "distance", "lam": 1e-3},
         "L_d, λ = 1e-2": {"visual_loss": "distance", "lam": 1e-2},
         "neither (λ = 0)": {"lam": 0.0},
