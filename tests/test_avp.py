@@ -144,3 +144,13 @@ def test_a_shipped_model_refuses_a_random_bit_key(shipped) -> None:
 def test_the_demo_key_is_public_and_named(shipped) -> None:
     scheme, *_ = shipped
     assert isinstance(scheme, AVPScheme) and scheme.demo_key().key_id == scheme.demo_key().key_id
+
+
+def test_adjacent_pixel_correlation_tells_images_from_noise() -> None:
+    from noiseveil.app.reports.avp import adjacent_correlation
+
+    plain = load_dataset("cifar10").x_test[:50]
+    noise = np.random.default_rng(0).integers(0, 256, plain.shape, dtype=np.uint8)
+    c = adjacent_correlation(plain, noise)
+    assert all(v > 0.8 for v in c["plain"].values())
+    assert all(abs(v) < 0.1 for v in c["encrypted"].values())

@@ -369,3 +369,13 @@ def test_long_commands_say_what_they_do_before_any_work(tmp_path):
         proc.wait()
     assert first.startswith("report etc: loading"), first
     assert elapsed < 20, elapsed
+
+
+def test_a_dataset_of_another_shape_is_named_in_one_line(tmp_path, capsys):
+    from noiseveil.app.cli import main
+
+    argv = ["evaluate", "-m", "ric-lfw", "-d", "cifar10", "-n", "4", "--out", str(tmp_path / "e.json")]
+    assert main(argv) == EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("a cifar10 test image is 32x32x3, model ric-lfw takes 64x64x3 (HxWxC)"), err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "e.json").exists()

@@ -297,7 +297,7 @@ class EtCScheme(Scheme):
         normalisation is fitted to EtC training images, which the negative-positive step
         shifts towards mid-grey.
         """
-        self.check_shape(data.image_shape, "training images")
+        self.check_shape(data.image_shape, "a training image")
         keys = self.keys(key)
         encrypted = encrypt_blocks(data.x_train, keys).astype(np.float32) / 255.0
         config = {

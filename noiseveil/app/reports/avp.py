@@ -14,7 +14,7 @@ Su et al., *Visual privacy protection based on Type-I adversarial attack*. On th
   paper's attack model (an inverse network trained on pairs of key 1, tested on keys 1 and 2),
   beside the label-only baseline.
 
-Every stage is kept in ``runs/`` as it finishes, so a stopped run resumes.
+Every stage is kept in ``runs/avp-report`` as it finishes, so a stopped run resumes.
 """
 
 from __future__ import annotations
@@ -266,17 +266,23 @@ def _stored_key(scheme: AVPScheme, path: Path, seed: bytes, steps: int | None) -
     path.parent.mkdir(parents=True, exist_ok=True)
     key = scheme.keygen(seed, progress=True, checkpoint=path.with_suffix(".ckpt"), budget=steps)
     key.save(path)
+    path.with_suffix(".ckpt").unlink(missing_ok=True)
     return key  # type: ignore[return-value]
 
 
-def run(out_dir: Path = RESULTS_DIR / "avp", budget: AVPReportBudget = AVPReportBudget()) -> dict[str, Any]:
+def run(
+    out_dir: Path = RESULTS_DIR / "avp",
+    budget: AVPReportBudget = AVPReportBudget(),
+    runs: Path = Path("runs") / "avp-report",
+) -> dict[str, Any]:
+    """Every table and figure into ``out_dir``; finished stages and the report's own keys
+    (secret material, never results) are kept in ``runs`` so a stopped run resumes."""
     print("report avp: loading LFW, CIFAR-10 and the AVP models ...", flush=True)
     faces, objects = load_scheme(FACES, of_class=AVPScheme), load_scheme(OBJECTS, of_class=AVPScheme)
     lfw, cifar = load_dataset("lfw"), load_dataset("cifar10")
     prov = provenance(
         [lfw.source_id, cifar.source_id], [FACES, OBJECTS, faces.classifier_id, objects.classifier_id]
     )
-    runs = out_dir / "runs"
     figures = out_dir / "figures"
     stages = Stages(cache=runs / "stages.json", identity={"git_commit": prov["git_commit"], **asdict(budget)})
     face_key, object_key = faces.demo_key(), objects.demo_key()
