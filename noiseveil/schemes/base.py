@@ -366,6 +366,7 @@ class Scheme(ABC):
         for measuring research variants (the paper's ablations change labels by design).
         Never write these for a user."""
         self.check_shape((images.shape[2], images.shape[3], images.shape[1]))
+        self.check_key_kind(key)
         if self.capabilities.key is None:  # keyless: an unauthenticated image with its metadata
             return [Ciphertext(px, self.name, self.model_id, "", f) for px, f in self._encrypt(images, key)]
         return [
@@ -450,4 +451,5 @@ class Scheme(ABC):
     def decrypt_unverified(self, ciphertexts: Sequence[Ciphertext], key: Key) -> torch.Tensor:
         """Decrypt WITHOUT checking the tag: what a brute-force attacker, who skips the MAC, gets
         from a guessed key. Never use it to recover data."""
+        self.check_key_kind(key)
         return self._decrypt(ciphertext_tensor(ciphertexts), [ct.fields for ct in ciphertexts], key)
