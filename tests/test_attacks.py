@@ -140,6 +140,18 @@ def test_itn_pairs_use_the_attackers_keys() -> None:
     assert not np.array_equal(cipher[:16], pixels_of(scheme.encrypt(to_tensor(x[:16]), KEY)))
 
 
+def test_itn_shares_out_the_keys_it_is_given() -> None:
+    x, _, _, _ = cifar()
+    scheme = EtCScheme("attacker", CIFAR)
+    mine = [attacker_key(scheme, 7, 0), attacker_key(scheme, 7, 1)]
+    cipher, _ = ITNAttack(scheme, x[:24], images_per_key=8, keys=mine, steps=1).training_pairs()
+    for start, key in ((0, mine[0]), (8, mine[1]), (16, mine[0])):  # in turn
+        expected = pixels_of(scheme.encrypt(to_tensor(x[start : start + 8]), key))
+        assert np.array_equal(cipher[start : start + 8], expected)
+    with pytest.raises(ValueError, match="at least one attacker key"):
+        ITNAttack(scheme, x[:8], keys=[])
+
+
 def test_known_plaintext_attack_learns_an_easy_cipher() -> None:
     """Colour shuffle + negative-positive only (no permutation) is learnable from one key's pairs."""
     x, _, xt, _ = cifar()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from noiseveil.attacks.shared_key import SharedKeyReconstructionAttack
 from noiseveil.crypto.keys import KeyFileError, load_key
 from noiseveil.data import load_dataset, to_tensor, to_uint8
 from noiseveil.metrics import psnr, ssim
@@ -105,6 +106,12 @@ def test_the_key_id_binds_the_generator_weights() -> None:
     assert other.key_id != key.key_id and other.mac(b"m") != key.mac(b"m")
 
 
+@cache
+def other_key(model_id: str) -> GeneratorKey:
+    """A key model of another initialisation, briefly trained (the wrong key; the attacker's own)."""
+    return load_scheme(model_id).keygen(seed=b"another initialisation", budget=60)
+
+
 @pytest.fixture(scope="module", params=AVP_MODELS)
 def shipped(request):
     scheme = load_scheme(request.param)
@@ -126,11 +133,30 @@ def test_only_the_generator_that_encrypted_decrypts(shipped) -> None:
     scheme, plain, key, cts = shipped
     right = psnr(to_uint8(scheme.decrypt(cts, key)), plain)
     assert right.min() >= scheme.promised_psnr
-    wrong_key = scheme.keygen(seed=b"another initialisation", budget=60)
+    wrong_key = other_key(scheme.model_id)
     with pytest.raises(AuthenticationError):
         scheme.decrypt(cts, wrong_key)
     wrong = psnr(to_uint8(scheme.decrypt_unverified(cts, wrong_key)), plain)
     assert wrong.mean() < right.mean() - 3, (wrong.mean(), right.mean())
+
+
+def test_the_shared_key_attack_fits_a_surrogate_key_to_the_ciphertexts(shipped) -> None:
+    scheme, plain, _, cts = shipped
+    start = other_key(scheme.model_id)
+    own = load_dataset(scheme.dataset).x_train[:64]
+    attack = SharedKeyReconstructionAttack(scheme, cts, own, scheme.attack.task, start_key=start, steps=20)
+    labels = np.zeros(len(cts), dtype=int)
+    with pytest.raises(RuntimeError, match="fit"):
+        attack(cts, labels)
+    fit = attack.fit()
+    assert fit["start_key_id"] == start.key_id and fit["shared_ciphertexts"] == len(cts)
+    # it learns: what the cloud model sees in G'(x') comes closer to what it sees in x'
+    assert fit["history"][-1]["identity"] < fit["history"][0]["identity"]
+    guesses = attack(cts, labels)
+    assert guesses.shape == plain.shape and guesses.dtype == np.uint8
+    assert not np.array_equal(guesses, to_uint8(scheme.decrypt_unverified(cts, start)))
+    with pytest.raises(ValueError, match="features or classification"):
+        SharedKeyReconstructionAttack(scheme, cts, own, "pixels")
 
 
 def test_a_shipped_model_refuses_a_random_bit_key(shipped) -> None:

@@ -48,6 +48,8 @@ EXTRA_CASES: dict[str, list[str]] = {
     "decrypt-unknown-model": ["decrypt", "unknown-model.png", "-o", "rec2.png", "-k", "good.key", "--quiet"],
     "decrypt-missing-key": ["decrypt", "notes.txt", "-o", "rec3.png", "-k", "missing.key"],
     "report-unknown-model": ["report", "security", "--models", "ric-nope", "--out", "sec-out"],
+    "report-stages-of-etc": ["report", "etc", "--stages", "table 1", "--out", "etc-out"],
+    "report-unknown-avp-stage": ["report", "avp", "--stages", "table 3", "--out", "avp-out"],
 }
 
 DRIVER_SCRIPT = textwrap.dedent(
@@ -227,6 +229,14 @@ def test_report_unknown_model(results: dict, workdir: Path) -> None:
     (proc,) = results["report-unknown-model"]
     assert_one_line_error(proc, "report", "not a shipped RIC model: ric-nope", "shipped: ")
     assert not (workdir / "sec-out").exists()
+
+
+def test_report_stages_are_checked_before_any_work(results: dict, workdir: Path) -> None:
+    (etc_proc,) = results["report-stages-of-etc"]
+    assert_one_line_error(etc_proc, "report", "--stages is for the ric and avp reports")
+    (avp_proc,) = results["report-unknown-avp-stage"]
+    assert_one_line_error(avp_proc, "report", "unknown report stage table 3", "fig. 7, security")
+    assert not (workdir / "etc-out").exists() and not (workdir / "avp-out").exists()
 
 
 @pytest.mark.parametrize(

@@ -260,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--stages",
         nargs="+",
         metavar="STAGE",
-        help="ric: re-measure only these stages ('tables 1-3', 'table 4', 'lambda sweep', 'lossless'; "
-        "default: all) and keep the others from the saved JSON",
+        help="ric, avp: re-measure only these stages and keep the others from the saved JSON "
+        "(ric: 'tables 1-3', 'table 4', 'lambda sweep', 'lossless'; avp: 'table 1 and fig. 9', "
+        "'table 2', 'tables 4-5', 'fig. 7', 'security'; default: all)",
     )
     p.add_argument("--render-only", action="store_true", help="rewrite report.md from the existing JSON")
     return parser

@@ -396,7 +396,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from noiseveil.app.provenance import RESULTS_DIR
+    from noiseveil.app.provenance import RESULTS_DIR, ReportError
     from noiseveil.app.reports import avp, etc, ric, security
     from noiseveil.data import DataError
 
@@ -417,6 +417,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         unknown = [m for m in args.models if m not in ric_models]
         if unknown:
             raise ZooError(f"not a shipped RIC model: {', '.join(unknown)}; shipped: {', '.join(ric_models)}")
+    if args.stages and args.paper not in ("ric", "avp"):
+        raise ReportError(f"--stages is for the ric and avp reports; report {args.paper} runs whole")
     options = {"images": args.images, "steps": args.steps, "pairs": args.itn_pairs}
     given = {k: v for k, v in options.items() if v is not None}
     if args.paper == "ric":
@@ -432,7 +434,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif args.paper == "avp":
         names = {"images": "images", "steps": "attack_steps", "pairs": "attack_pairs"}
         budget = replace(avp.AVPReportBudget(), **{names[k]: v for k, v in given.items()})
-        avp.run(out, budget)
+        avp.run(out, budget, only_stages=args.stages)
         print(f"wrote {out / 'report.md'} and {out / 'avp-report.json'}")
     else:
         budget = security.SecurityBudget()

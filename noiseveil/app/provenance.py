@@ -9,10 +9,13 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from noiseveil.exceptions import NoiseveilError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = REPO_ROOT / "results"
@@ -69,3 +72,28 @@ def write_result(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
     os.replace(tmp, path)
     return path
+
+
+class ReportError(NoiseveilError):
+    """A report asked for what it cannot do (an unknown stage, nothing saved to keep)."""
+
+
+def stages_to_run(
+    saved_path: Path, only: Sequence[str] | None, known: Sequence[str]
+) -> tuple[list[str], dict[str, Any], dict[str, float]]:
+    """The stages a report runs, the saved result it keeps the others from, and their seconds.
+
+    A full run (``only`` empty) keeps nothing. A run of ``only`` some stages keeps the saved
+    result, whose stages each carry the provenance of the run that measured them
+    (``stage_provenance``, which the caller updates for the stages it runs)."""
+    wanted = list(only or known)
+    unknown = [s for s in wanted if s not in known]
+    if unknown:
+        raise ReportError(f"unknown report stage {', '.join(unknown)}; stages: {', '.join(known)}")
+    if not only:
+        return wanted, {}, {}
+    if not saved_path.exists():
+        raise ReportError(f"{saved_path}: no saved report to keep the other stages from; run all stages")
+    saved = json.loads(saved_path.read_text())
+    saved["stage_provenance"] = dict(saved.get("stage_provenance", {}))
+    return wanted, saved, dict(saved.get("seconds", {}))

@@ -27,12 +27,9 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from noiseveil.attacks.base import Attack, pixels_of
+from noiseveil.attacks.networks import Discriminator, dcgan_stack
 from noiseveil.data import to_tensor, to_uint8
 from noiseveil.schemes.base import Ciphertext, Scheme
-
-
-def _down(c_in: int, c_out: int, norm: bool = True) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 4, 2, 1), *([nn.BatchNorm2d(c_out)] if norm else []), nn.LeakyReLU(0.2)]
 
 
 class Encoder(nn.Module):
@@ -40,9 +37,7 @@ class Encoder(nn.Module):
 
     def __init__(self, channels: int, size: int, latent: int = 128, width: int = 32) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            *_down(channels, width, norm=False), *_down(width, 2 * width), *_down(2 * width, 4 * width)
-        )
+        self.net = dcgan_stack(channels, width)
         self.fc = nn.Linear(4 * width * (size // 8) ** 2, latent)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,20 +60,6 @@ class Generator(nn.Module):
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(self.fc(w).view(-1, *self.start)))
-
-
-class Discriminator(nn.Module):
-    """Image -> real/fake logit (DCGAN)."""
-
-    def __init__(self, channels: int, size: int, width: int = 32) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            *_down(channels, width, norm=False), *_down(width, 2 * width), *_down(2 * width, 4 * width)
-        )
-        self.fc = nn.Linear(4 * width * (size // 8) ** 2, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.net(x).flatten(1)).squeeze(1)
 
 
 class CloudAttack(Attack):

@@ -99,16 +99,31 @@ class ITNAttack(InverseNetworkAttack):
     name = "itn"
     threat = "public algorithm and networks, images of the domain, unlimited own-key pairs"
 
-    def __init__(self, scheme: Scheme, aux_images: np.ndarray, images_per_key: int = 16, **kwargs) -> None:
+    def __init__(
+        self,
+        scheme: Scheme,
+        aux_images: np.ndarray,
+        images_per_key: int = 16,
+        keys: Sequence[Key] | None = None,
+        **kwargs,
+    ) -> None:
+        """A new attacker key for every ``images_per_key`` images; or, where a key costs minutes
+        to make (AVP's trained generators), the attacker's ``keys`` given, shared out in turn."""
         super().__init__(scheme, **kwargs)
         self.aux_images, self.images_per_key = aux_images, images_per_key
+        self.keys = list(keys) if keys is not None else None
+        if self.keys is not None and not self.keys:
+            raise ValueError("the ITN attack needs at least one attacker key")
+
+    def _key(self, k: int) -> Key:
+        return self.keys[k % len(self.keys)] if self.keys else attacker_key(self.scheme, self.seed, k)
 
     def training_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         cipher = []
-        for k, start in enumerate(range(0, len(self.aux_images), self.images_per_key)):
+        batches = range(0, len(self.aux_images), self.images_per_key)
+        for k, start in enumerate(tqdm(batches, desc="itn: own-key pairs", unit="key", leave=False)):
             batch = self.aux_images[start : start + self.images_per_key]
-            cts = self.scheme.encrypt(to_tensor(batch), attacker_key(self.scheme, self.seed, k))
-            cipher.append(pixels_of(cts))
+            cipher.append(pixels_of(self.scheme.encrypt(to_tensor(batch), self._key(k))))
         return np.concatenate(cipher), self.aux_images
 
 

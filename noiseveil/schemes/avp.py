@@ -358,7 +358,9 @@ class AVPScheme(Scheme):
         return GeneratorKey.from_file_bytes(self.demo_key_bytes, Path(f"<demo key of {self.model_id}>"))
 
     # -- encryption ------------------------------------------------------------------------
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
+    def preserved_output(self, x: torch.Tensor) -> torch.Tensor:
+        """What encryption keeps of an image (N, C, H, W) in [0, 1]: the cloud model's face
+        embedding (features task) or its logits (classification). Public, like the model."""
         classifier = self.cloud_classifier()
         if self.attack.task == "classification":
             return classifier(x)
@@ -370,7 +372,7 @@ class AVPScheme(Scheme):
         """Algorithm 1 on a batch (N, C, H, W) in [0, 1]; returns x' on the 8-bit grid."""
         G = key.generator()
         with torch.no_grad():
-            target = self._features(images)
+            target = self.preserved_output(images)
             if cfg.task == "classification":
                 target = F.one_hot(target.argmax(1), target.shape[1]).float()
         x_adv = torch.rand_like(images) if cfg.init == "random" else images.clone()
@@ -382,7 +384,7 @@ class AVPScheme(Scheme):
         for _ in range(cfg.iterations):
             x_adv.requires_grad_(True)
             x_q = _rounded(x_adv)
-            out = self._features(x_q)
+            out = self.preserved_output(x_q)
             # eq. 17 (raise the original's class logit) or eq. 16 (keep the face embedding)
             classify = cfg.task == "classification"
             loss_t = -(target * out).sum(1) if classify else (out - target).pow(2).sum(1)

@@ -10,11 +10,15 @@ Su et al., *Visual privacy protection based on Type-I adversarial attack*. On th
 - Tables 4-5: CIFAR-10 accuracy on plain and encrypted images, SSIM_e and SSIM_d;
 - Fig. 7: the variance-consistency loss L_v against the distance loss L_d (its ablation);
 - Fig. 9: correlation of adjacent pixels, plain and encrypted;
-- security (§4.3): keys from different initialisations and the cross-decryption matrix, the
-  paper's attack model (an inverse network trained on pairs of key 1, tested on keys 1 and 2),
-  beside the label-only baseline.
+- security (§4.3): keys from different initialisations and the cross-decryption matrix; then
+  the attacks on the victim's key (key 1), each against the label-only baseline and the
+  same-label control of the RIC suite: another key model decrypting, the paper's attack model
+  (the known-plaintext attack on key 1's pairs, tested on keys 1 and 2), the ITN attack on
+  pairs of the attacker's own key models, and the reconstruction from many ciphertexts that
+  share one key model (:mod:`noiseveil.attacks.shared_key`, after Jang et al. 2024).
 
-Every stage is kept in ``runs/avp-report`` as it finishes, so a stopped run resumes.
+Every stage is kept in ``runs/avp-report`` as it finishes, so a stopped run resumes;
+``--stages`` re-measures some stages and keeps the others from the saved JSON.
 """
 
 from __future__ import annotations
@@ -27,8 +31,17 @@ import numpy as np
 import torch
 
 from noiseveil.app.figures import picture_grid
-from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
-from noiseveil.attacks import KnownPlaintextAttack, LabelOnlyBaseline
+from noiseveil.app.provenance import RESULTS_DIR, provenance, stages_to_run, write_result
+from noiseveil.app.reports.security import SAME_LABEL_CONTROL, attack_table, measure
+from noiseveil.attacks import (
+    BruteForceAttack,
+    ITNAttack,
+    KnownPlaintextAttack,
+    LabelOnlyBaseline,
+    beating_baseline,
+    image_specific,
+)
+from noiseveil.attacks.shared_key import SharedKeyReconstructionAttack
 from noiseveil.classifiers.training import predict
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor, to_uint8
 from noiseveil.metrics import describe, psnr, ssim
@@ -52,9 +65,15 @@ class AVPReportBudget:
     keys: int = 4  # §4.3: key models from different initialisations (the first is the demo key)
     key_steps: int | None = None  # their training steps (default: the model's own)
     matrix_images: int = 8  # images per cell of the cross-decryption matrix
+    attack_images: int = 64  # LFW test images of key 1 that every attack reconstructs
     attack_pairs: int = 256  # the attack model's training pairs (key 1)
-    attack_steps: int = 600
+    attack_steps: int = 600  # training steps of the inverse networks (attack model, ITN)
+    itn_pairs: int = 192  # own images the ITN attacker encrypts with their own keys (keys 2, 3, ...)
+    shared_key_steps: int = 400  # the shared-key attack's surrogate training steps
     ablation_images: int = 8
+
+
+STAGES = ("table 1 and fig. 9", "table 2", "tables 4-5", "fig. 7", "security")
 
 
 def _encrypt(scheme: AVPScheme, images: np.ndarray, key: GeneratorKey, batch: int = 16) -> list[Ciphertext]:
@@ -210,8 +229,8 @@ def ablation(scheme: AVPScheme, data: ImageDataset, key: GeneratorKey, b: AVPRep
 
 
 def security(scheme: AVPScheme, data: ImageDataset, b: AVPReportBudget, runs: Path, figures: Path):
-    """§4.3: keys from different initialisations, the cross-decryption matrix, and the attack
-    model (an inverse network trained on key 1's pairs, tested on keys 1 and 2)."""
+    """§4.3: keys from different initialisations and the cross-decryption matrix, then the
+    attacks on key 1 (see :func:`attacks`)."""
     keys = [scheme.demo_key()] + [
         _stored_key(scheme, runs / f"key-{i}.key", f"noiseveil avp report key {i}".encode(), b.key_steps)
         for i in range(1, b.keys)
@@ -233,27 +252,79 @@ def security(scheme: AVPScheme, data: ImageDataset, b: AVPReportBudget, runs: Pa
         ["x", *(f"key 1 ciphertext, decrypted with key {j + 1}" for j in range(len(keys)))],
         figures / "avp-cross-decryption.png",
     )
-    pair_idx = fixed_subset(len(data.x_train), b.attack_pairs, seed=4)
-    pairs = _encrypt(scheme, data.x_train[pair_idx], keys[0])
-    attack = KnownPlaintextAttack(scheme, pairs, data.x_train[pair_idx], steps=b.attack_steps)
-    fit = attack.fit()
-    labels = predict(scheme.cloud_classifier(), to_tensor(plain)).numpy()
-    baseline = LabelOnlyBaseline(scheme, data.x_train, data.y_train)
-    baseline.fit()
-    guesses = {
-        "attack model on key 1": attack(per_key[0], labels),
-        "attack model on key 2": attack(per_key[1], labels),
-        "label-only baseline": baseline(per_key[0], labels),
-    }
-    picture_grid([plain, *guesses.values()], ["x", *guesses], figures / "avp-attack-model.png")
-    scores = {
-        name: {"ssim": describe(ssim(g, plain)), "psnr_db": describe(psnr(g, plain))}
-        for name, g in guesses.items()
-    }
     return {
         "keys": [{"key_id": k.key_id, **k.info} for k in keys],
         "cross_decryption": matrix,
-        "attack_model": {"pairs": len(pair_idx), "fit": fit, "scores": scores},
+        **attacks(scheme, data, keys[0], keys[1:], b, figures),
+    }
+
+
+def attacks(
+    scheme: AVPScheme,
+    data: ImageDataset,
+    victim: GeneratorKey,
+    own_keys: list[GeneratorKey],
+    b: AVPReportBudget,
+    figures: Path,
+) -> dict[str, Any]:
+    """The attacks on ``victim``'s ciphertexts of ``b.attack_images`` test faces. The attacker's
+    images of the domain (label-only means, ITN pairs, the shared-key attack's realism and
+    autoencoder terms) are training images apart from the known pairs; ``own_keys`` are key
+    models the attacker trained with the public recipe."""
+    if not own_keys:
+        raise ValueError("the AVP attacks need at least one key besides the victim's (budget keys >= 2)")
+    plain = data.x_test[fixed_subset(len(data.x_test), b.attack_images, seed=5)]
+    cts = _encrypt(scheme, plain, victim)
+    labels = predict(scheme.cloud_classifier(), to_tensor(_pixels(cts))).numpy()
+    order = np.random.default_rng(4).permutation(len(data.x_train))
+    pair_idx, own_idx = order[: b.attack_pairs], order[b.attack_pairs :]
+    pairs = _encrypt(scheme, data.x_train[pair_idx], victim)
+    own = data.x_train[own_idx]
+    task = scheme.attack.task
+    per_own_key = -(-b.itn_pairs // len(own_keys))
+    stored = [cts, [*cts, *pairs]]  # the cloud's ciphertexts of key 1: the test faces, then more
+    suite = {
+        "label-only": LabelOnlyBaseline(scheme, own, data.y_train[own_idx]),
+        "another key": BruteForceAttack(scheme, own_keys[:1]),
+        "kpa": KnownPlaintextAttack(scheme, pairs, data.x_train[pair_idx], steps=b.attack_steps),
+        "itn": ITNAttack(
+            scheme, own[: b.itn_pairs], images_per_key=per_own_key, keys=own_keys, steps=b.attack_steps
+        ),
+        **{
+            f"shared-key, {len(shared)} ciphertexts": SharedKeyReconstructionAttack(
+                scheme, shared, own, task, start_key=own_keys[0], steps=b.shared_key_steps
+            )
+            for shared in stored
+        },
+        f"shared-key, {len(cts)} ciphertexts, with the adversarial loss": SharedKeyReconstructionAttack(
+            scheme, cts, own, task, start_key=own_keys[0], steps=b.shared_key_steps, adversarial_weight=0.05
+        ),
+    }
+    results, guesses = {}, {}
+    for name, attack in suite.items():
+        print(f"attack {name} ...", flush=True)
+        fit = attack.fit()
+        guesses[name] = attack(cts, labels)
+        results[name] = {"threat": attack.threat, "fit": fit, **measure(guesses[name], plain, labels)}
+        print(f"attack {name}: SSIM {results[name]['ssim']['mean']:.4f}", flush=True)
+    other_cts = _encrypt(scheme, plain, own_keys[0])
+    results["kpa on another key's ciphertexts"] = {
+        "threat": "the attack model above (key 1's pairs) on ciphertexts of key 2 (§4.3, Fig. 6)",
+        **measure(suite["kpa"](other_cts, labels), plain, labels),
+    }
+    results["ciphertext itself"] = measure(_pixels(cts), plain, labels)
+    names = list(suite)
+    picture_grid(
+        [plain[:8], _pixels(cts)[:8], *(guesses[n][:8] for n in names)],
+        ["x", "x' (key 1)", *names],
+        figures / "avp-attacks.png",
+    )
+    return {
+        "attack_images": len(plain),
+        "known_pairs": len(pair_idx),
+        "attacks": results,
+        "beating_label_only": beating_baseline(results),
+        "image_specific": image_specific(results),
     }
 
 
@@ -270,13 +341,19 @@ def _stored_key(scheme: AVPScheme, path: Path, seed: bytes, steps: int | None) -
     return key  # type: ignore[return-value]
 
 
+RESULT_KEYS = dict(zip(STAGES, ("table1", "table2", "table4_5", "ablation", "security"), strict=True))
+
+
 def run(
     out_dir: Path = RESULTS_DIR / "avp",
     budget: AVPReportBudget = AVPReportBudget(),
     runs: Path = Path("runs") / "avp-report",
+    only_stages: list[str] | None = None,
 ) -> dict[str, Any]:
     """Every table and figure into ``out_dir``; finished stages and the report's own keys
-    (secret material, never results) are kept in ``runs`` so a stopped run resumes."""
+    (secret material, never results) are kept in ``runs`` so a stopped run resumes.
+    ``only_stages`` (some of :data:`STAGES`) re-measures those and keeps the rest as saved."""
+    wanted, kept, kept_seconds = stages_to_run(out_dir / "avp-report.json", only_stages, STAGES)
     print("report avp: loading LFW, CIFAR-10 and the AVP models ...", flush=True)
     faces, objects = load_scheme(FACES, of_class=AVPScheme), load_scheme(OBJECTS, of_class=AVPScheme)
     lfw, cifar = load_dataset("lfw"), load_dataset("cifar10")
@@ -285,13 +362,20 @@ def run(
     )
     figures = out_dir / "figures"
     stages = Stages(cache=runs / "stages.json", identity={"git_commit": prov["git_commit"], **asdict(budget)})
+    stages.seconds.update(kept_seconds)
     face_key, object_key = faces.demo_key(), objects.demo_key()
-    result: dict[str, Any] = {**prov, "budget": asdict(budget), "models": [FACES, OBJECTS]}
-    result["table1"] = stages.run("table 1 and fig. 9", table1, faces, lfw, face_key, budget, figures)
-    result["table2"] = stages.run("table 2", identification, faces, lfw, face_key, budget)
-    result["table4_5"] = stages.run("tables 4-5", classification, objects, cifar, object_key, budget, figures)
-    result["ablation"] = stages.run("fig. 7", ablation, faces, lfw, face_key, budget, figures)
-    result["security"] = stages.run("security", security, faces, lfw, budget, runs, figures)
+    result: dict[str, Any] = kept or {**prov, "budget": asdict(budget), "models": [FACES, OBJECTS]}
+    if only_stages:
+        result["stage_provenance"].update({stage: {**prov, "budget": asdict(budget)} for stage in wanted})
+    work = {
+        "table 1 and fig. 9": lambda: table1(faces, lfw, face_key, budget, figures),
+        "table 2": lambda: identification(faces, lfw, face_key, budget),
+        "tables 4-5": lambda: classification(objects, cifar, object_key, budget, figures),
+        "fig. 7": lambda: ablation(faces, lfw, face_key, budget, figures),
+        "security": lambda: security(faces, lfw, budget, runs, figures),
+    }
+    for stage in wanted:
+        result[RESULT_KEYS[stage]] = stages.run(stage, work[stage])
     result["seconds"] = stages.seconds
     result["settings"] = {m: s.payload() for m, s in ((FACES, faces), (OBJECTS, objects))}
     for settings in result["settings"].values():
@@ -377,16 +461,26 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "![cross](figures/avp-cross-decryption.png)",
         "",
-        f"Attack model (§4.3): an inverse network trained on {sec['attack_model']['pairs']} pairs of key 1:",
+        f"## Attacks on key 1 ({sec['attack_images']} LFW test faces)",
         "",
-        "| reconstruction | SSIM | PSNR dB |",
-        "|---|---|---|",
-        *(
-            f"| {name} | {_mean(s['ssim'])} | {s['psnr_db']['mean']:.2f} |"
-            for name, s in sec["attack_model"]["scores"].items()
-        ),
+        SAME_LABEL_CONTROL,
         "",
-        "![attack](figures/avp-attack-model.png)",
+        f"Keys 2 to {len(sec['keys'])} are the attacker's own key models (the public recipe, their "
+        'own initialisations): "another key" decrypts with key 2, the ITN attack trains on pairs '
+        f"made with all of them; the attack model is the known-plaintext attack on "
+        f"{sec['known_pairs']} pairs of key 1 (§4.3, Fig. 6); the shared-key attack trains a "
+        "surrogate key on key 1's stored ciphertexts alone, starting from key 2.",
+        "",
+        *attack_table(sec["attacks"]),
+        "",
+        "**Attacks that beat the label-only baseline** (mean SSIM or mean PSNR): "
+        + (", ".join(sec["beating_label_only"]) or "none")
+        + ".",
+        "",
+        "**Attacks closer to their own plaintext than to another of the same label** (gain above "
+        "3 standard errors): " + (", ".join(sec["image_specific"]) or "none") + ".",
+        "",
+        "![attacks](figures/avp-attacks.png)",
         "",
     ]
     return "\n".join(lines)

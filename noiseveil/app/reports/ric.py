@@ -37,7 +37,7 @@ import torch
 from scipy.ndimage import gaussian_filter, uniform_filter
 
 from noiseveil.app.figures import line_plot, picture_grid
-from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
+from noiseveil.app.provenance import RESULTS_DIR, provenance, stages_to_run, write_result
 from noiseveil.classifiers.training import predict
 from noiseveil.crypto.keys import new_nonce
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor, to_uint8
@@ -395,14 +395,7 @@ def run(
     models = models or shipped_ric_models()
     if not models:
         raise ZooError("no shipped RIC model to report on")
-    wanted = list(only_stages or STAGES)
-    unknown = [s for s in wanted if s not in STAGES]
-    if unknown:
-        raise ZooError(f"unknown report stage {', '.join(unknown)}; stages: {', '.join(STAGES)}")
-    saved_path = out_dir / "ric-report.json"
-    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
-    if only_stages and not saved:
-        raise ZooError(f"{saved_path}: no saved report to keep the other stages from; run all stages")
+    wanted, kept, kept_seconds = stages_to_run(out_dir / "ric-report.json", only_stages, STAGES)
     lossless_models = shipped_ric_models("ric-lossless") if "lossless" in wanted else []
     loaded: dict[str, ImageDataset] = {}
     for m in models + lossless_models:
@@ -427,10 +420,9 @@ def run(
     timed, timings = stages.run, stages.seconds
 
     if only_stages:  # the kept stages keep their own provenance and timings
-        result = {**saved, "stage_provenance": saved.get("stage_provenance", {})}
-        for stage in wanted:
-            result["stage_provenance"][stage] = prov
-        timings.update({k: v for k, v in saved.get("seconds", {}).items()})
+        result = kept
+        result["stage_provenance"].update(dict.fromkeys(wanted, prov))
+        timings.update(kept_seconds)
     main = "ric-cifar10-masked" if "ric-cifar10-masked" in models else models[0]
     if "tables 1-3" in wanted:
         result["in_dataset"] = {

@@ -72,7 +72,7 @@ def victim_key(scheme: Scheme, label: str = "victim") -> Key:
     return scheme.keygen(seed=f"noiseveil security report {label} key".encode())
 
 
-def _measure(guess: np.ndarray, plain: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
+def measure(guess: np.ndarray, plain: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
     """Scores against the plaintexts; with ``labels``, also the same-label control."""
     from noiseveil.perceptual import lpips_distance
 
@@ -108,7 +108,7 @@ def brute_force(
     per_key = {}
     for name, attack in sweeps.items():
         per_key[name] = [
-            {k: v["mean"] for k, v in _measure(guess, plain).items()} for guess in attack.sweep(cts)
+            {k: v["mean"] for k, v in measure(guess, plain).items()} for guess in attack.sweep(cts)
         ]
     summary = {
         name: {metric: describe([row[metric] for row in rows]) for metric in rows[0]}
@@ -207,14 +207,14 @@ def run_model(model_id: str, data: ImageDataset, b: SecurityBudget, figures: Pat
     results, guesses = {}, {}
     for name, attack in attacks.items():
         report, guesses[name] = stages.run(name, lambda a=attack: (a.fit(), a(cts, labels)))
-        results[name] = {"threat": attack.threat, "fit": report, **_measure(guesses[name], plain, labels)}
+        results[name] = {"threat": attack.threat, "fit": report, **measure(guesses[name], plain, labels)}
         print(f"{model_id} {name}: SSIM {results[name]['ssim']['mean']:.4f}", flush=True)
     other_cts = _encrypt(scheme, plain, other_key)
     results["kpa (other key)"] = {
         "threat": "the KPA network above, on ciphertexts of another key",
-        **_measure(attacks["kpa"](other_cts, labels), plain, labels),
+        **measure(attacks["kpa"](other_cts, labels), plain, labels),
     }
-    results["ciphertext itself"] = _measure(pixels_of(cts), plain, labels)
+    results["ciphertext itself"] = measure(pixels_of(cts), plain, labels)
     out["attacks"] = results
     out["seconds"] = stages.seconds
     names = ["label-only", "brute-force", "cloud", "kpa", "itn"]
@@ -289,6 +289,32 @@ def _gain(a: dict[str, Any], metric: str, fmt: str) -> str:
     return f"{c[metric]['gain']:+{fmt}} ± {c[metric]['gain_stderr']:{fmt}} ({c['images']} images)"
 
 
+def attack_table(attacks: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown rows: every attack's scores and its gain over a same-label image."""
+    lines = [
+        "| attack | what the attacker knows | SSIM mean | PSNR dB mean | LPIPS-style mean "
+        "| SSIM gain over a same-label image | PSNR dB gain over a same-label image |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, a in attacks.items():
+        lines.append(
+            f"| {name} | {a.get('threat', '-')} | {a['ssim']['mean']:.4f} | {a['psnr_db']['mean']:.2f} | "
+            f"{a['lpips_style']['mean']:.4f} | {_gain(a, 'ssim', '.4f')} | {_gain(a, 'psnr_db', '.2f')} |"
+        )
+    return lines
+
+
+SAME_LABEL_CONTROL = (
+    "A reconstruction reveals more than the label only if it beats the label-only baseline "
+    "(the class-mean image of the cloud's label) on the same images. A second, stricter test "
+    "controls for reconstructions that merely look like the domain: each reconstruction is "
+    "scored against its own plaintext and against another test plaintext with the same "
+    "label; the gain (own − other, paired per image, ± standard error) is the information "
+    "about that image beyond its label, and 0 for an attack that reads nothing from the "
+    "ciphertext."
+)
+
+
 def markdown(r: dict[str, Any]) -> str:
     from noiseveil.perceptual import LPIPS_LABEL
 
@@ -298,13 +324,7 @@ def markdown(r: dict[str, Any]) -> str:
         "Each model's section names the command, commit, date, data and budget that made it. "
         f"LPIPS-style: {LPIPS_LABEL}.",
         "",
-        "A reconstruction reveals more than the label only if it beats the label-only baseline "
-        "(the class-mean image of the cloud's label) on the same images. A second, stricter test "
-        "controls for reconstructions that merely look like the domain: each reconstruction is "
-        "scored against its own plaintext and against another test plaintext with the same "
-        "label; the gain (own − other, paired per image, ± standard error) is the information "
-        "about that image beyond its label, and 0 for an attack that reads nothing from the "
-        "ciphertext.",
+        SAME_LABEL_CONTROL,
     ]
     for model_id, m in r["models"].items():
         bf = m["brute_force"]
@@ -320,16 +340,7 @@ def markdown(r: dict[str, Any]) -> str:
             + ".",
             *_split_line(m.get("split")),
             "",
-            "| attack | what the attacker knows | SSIM mean | PSNR dB mean | LPIPS-style mean "
-            "| SSIM gain over a same-label image | PSNR dB gain over a same-label image |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for name, a in m["attacks"].items():
-            lines.append(
-                f"| {name} | {a.get('threat', '-')} | {a['ssim']['mean']:.4f} | {a['psnr_db']['mean']:.2f} | "
-                f"{a['lpips_style']['mean']:.4f} | {_gain(a, 'ssim', '.4f')} | {_gain(a, 'psnr_db', '.2f')} |"
-            )
-        lines += [
+            *attack_table(m["attacks"]),
             "",
             f"Brute force over {bf['images']} images (key space 2^{bf['key_space_bits']}): per-key mean PSNR",
             "",
