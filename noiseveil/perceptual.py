@@ -216,3 +216,21 @@ def lpips_distance(a: np.ndarray, b: np.ndarray, batch_size: int = 64) -> np.nda
             y = torch.from_numpy(np.ascontiguousarray(b[i : i + batch_size])).permute(0, 3, 1, 2)
             out[i : i + batch_size] = model(x, y).numpy()
     return out
+
+
+class ImageNetFeatureMap(nn.Module):
+    """φ_k of TransNet's L_feat (eq. 6): an early feature map of the shipped ImageNet SqueezeNet
+    1.1 (the paper's VGG16 weights are not available offline). ``layer`` 0 is relu1 (64
+    channels, stride 2), the counterpart of VGG16's second ReLU; 1 is fire3. Takes images in
+    [0, 1] (NCHW RGB); frozen, differentiable with respect to its input."""
+
+    def __init__(self, layer: int = 0) -> None:
+        super().__init__()
+        if layer not in (0, 1):
+            raise ValueError(f"feature layer {layer}: 0 (relu1) or 1 (fire3)")
+        self.layer, self.lpips = layer, _model()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        net = self.lpips.net
+        relu1 = F.relu(net.conv1(images * 255.0 - self.lpips.mean))
+        return relu1 if self.layer == 0 else net.fire3(net.fire2(_pool(relu1)))

@@ -29,6 +29,7 @@ from noiseveil.schemes.base import CloudModel, Scheme, TrainingPlan
 from noiseveil.schemes.etc import EtCScheme
 from noiseveil.schemes.ric import RICScheme
 from noiseveil.schemes.ric_lossless import LosslessRICScheme
+from noiseveil.schemes.transnet import TransNetScheme
 
 # NOISEVEIL_WEIGHTS points the zoo at another folder with a manifest.json (a private zoo, or a
 # decrypting machine that holds only what decryption needs).
@@ -44,7 +45,7 @@ S = TypeVar("S", bound=Scheme)
 
 # Every scheme by the name its ciphertexts and weights record; a new scheme registers here.
 SCHEMES: dict[str, type[Scheme]] = {
-    cls.name: cls for cls in (RICScheme, LosslessRICScheme, EtCScheme, AVPScheme)
+    cls.name: cls for cls in (RICScheme, LosslessRICScheme, EtCScheme, AVPScheme, TransNetScheme)
 }
 
 
@@ -78,6 +79,23 @@ CLASSIFIERS: dict[str, ClassifierCard] = {
             {"num_classes": 10, "blocks": (1, 1, 1, 1), "widths": (16, 32, 64, 128)},
             TrainConfig(epochs=12, lr=0.1, augment="crop-flip"),
             note="ResNet-10 with widths 16-128: the CPU-sized stand-in for the paper's ResNet-18",
+        ),
+        # TransNet's two clouds (its Table I): ψ = ResNet-20 and a VGG-BN, CPU-sized.
+        ClassifierCard(
+            "cifar10-resnet20",
+            "cifar10",
+            "resnet",
+            {"num_classes": 10, "blocks": (3, 3, 3), "widths": (16, 32, 64)},
+            TrainConfig(epochs=8, lr=0.1, augment="crop-flip"),
+            note="ResNet-20 (He et al. 2016, the CIFAR variant TransNet's paper uses), 8 epochs",
+        ),
+        ClassifierCard(
+            "cifar10-vgg",
+            "cifar10",
+            "vgg",
+            {"num_classes": 10, "stages": ((32, 32), (64, 64), (128, 128), (256, 256))},
+            TrainConfig(epochs=8, lr=0.05, augment="crop-flip"),
+            note="VGG-8-BN at half VGG16's widths: the CPU-sized stand-in for TransNet's VGG16-BN",
         ),
         ClassifierCard(
             "cifar10-resnet18",
@@ -352,6 +370,18 @@ SCHEME_CARDS: dict[str, SchemeCard] = {
                 "generator": {"filters": 16, "blocks": 3},
                 "promised_psnr": 12.0,
             },
+        ),
+        # TransNet: h_θ trained through the protocol against the cloud's ψ; α = 0.005 is the
+        # paper's best (Table I). `noiseveil report transnet` sweeps α for both clouds.
+        SchemeCard(
+            "transnet-cifar10",
+            "transnet",
+            "cifar10",
+            "cifar10-resnet20",
+            "",
+            {"alpha": 0.005, "steps": 3000, "batch_size": 64, "lr": 1e-3},
+            note="TransNet on CIFAR-10 against ResNet-20: a U-Net 16-32-64 trained with the cloud",
+            config={"transform": {"widths": (16, 32, 64), "feature_layer": 0}},
         ),
         # EtC: the cloud model is trained on EtC images, with the architecture, config and
         # TrainConfig of its plaintext twin (classifier_id), for a like-for-like comparison.

@@ -22,11 +22,11 @@ from noiseveil.attacks import (
     score,
 )
 from noiseveil.attacks.inverse import attacker_key
-from noiseveil.attacks.networks import UNet
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import load_dataset, to_tensor
 from noiseveil.schemes.base import Ciphertext
 from noiseveil.schemes.etc import EtCKeys, EtCScheme, apply_step
+from noiseveil.unet import UNet
 
 torch.set_num_threads(1)
 KEY = SecretKey(bytes(range(32)))

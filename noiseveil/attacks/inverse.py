@@ -25,10 +25,10 @@ from torch import nn
 from tqdm import tqdm
 
 from noiseveil.attacks.base import Attack, pixels_of
-from noiseveil.attacks.networks import UNet
 from noiseveil.crypto.keys import Key
 from noiseveil.data import to_tensor, to_uint8
 from noiseveil.schemes.base import Ciphertext, Scheme
+from noiseveil.unet import UNet
 
 
 class InverseNetworkAttack(Attack):

@@ -175,6 +175,40 @@ class ResNet(nn.Module):
         return self.head[1](self.head[0](self.features(x)))  # pool, flatten: all but the last layer
 
 
+class VGG(nn.Module):
+    """VGG with batch normalisation (Simonyan & Zisserman, ICLR 2015), CIFAR-sized.
+
+    ``image -> Normalize -> [conv3x3-BN-ReLU ... max-pool] per entry of ``stages`` -> global
+    average pool -> FC``. ``stages=((64, 64), (128, 128), (256, 256, 256), (512, 512, 512),
+    (512, 512, 512))`` is VGG16-BN as TransNet's paper uses it; the shipped card is narrower.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        stages: Sequence[Sequence[int]] = ((32, 32), (64, 64), (128, 128), (256, 256)),
+    ) -> None:
+        super().__init__()
+        rgb = in_channels == 3
+        layers: list[nn.Module] = [
+            Normalize(
+                (0.4914, 0.4822, 0.4465) if rgb else (0.5,), (0.2470, 0.2435, 0.2616) if rgb else (0.5,)
+            )
+        ]
+        c_prev = in_channels
+        for widths in stages:
+            for width in widths:
+                layers.append(conv_bn_relu(c_prev, width, 3, 1, 1))
+                c_prev = width
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_prev, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
 # Imported here, after Normalize exists, because isotropic.py builds on it.
 from noiseveil.classifiers.isotropic import ConvMixer, ViT  # noqa: E402
 
@@ -182,6 +216,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "mnist-cnn": MnistCNN,
     "svhn-cnn": SvhnCNN,
     "resnet": ResNet,
+    "vgg": VGG,
     "convmixer": ConvMixer,
     "vit": ViT,
 }

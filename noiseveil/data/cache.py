@@ -70,13 +70,13 @@ def cached_arrays(name: str, key: str, build: Callable[[], Arrays]) -> Arrays:
             warnings.warn(f"{path}: unreadable cache, rebuilding ({exc})", stacklevel=2)
     arrays = build()
     try:
-        _save_atomic(path, arrays)
+        save_arrays_atomic(path, arrays)
     except OSError as exc:
         warnings.warn(f"{path}: could not write cache ({exc})", stacklevel=2)
     return arrays
 
 
-def _save_atomic(path: Path, arrays: Arrays) -> None:
+def save_arrays_atomic(path: Path, arrays: Arrays) -> None:
     """Write to a temporary file and rename, so that readers never see a partial cache file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -23,6 +23,7 @@ from noiseveil.checkpoint import TrainingState
 from noiseveil.classifiers.training import augment_batch, predict
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import ImageDataset, cache_dir, to_tensor, to_uint8
+from noiseveil.data.cache import save_arrays_atomic
 from noiseveil.metrics import psnr
 from noiseveil.schemes.nae import margin_loss
 from noiseveil.schemes.ric import RICScheme
@@ -83,10 +84,8 @@ def build_nae_pool(
     naes = torch.cat(naes)
     hits = (predict(scheme.classifier, naes) == labels).float().mean().item()
     print(f"NAE pool: {len(naes)} NAEs, {hits:.1%} classified as their target", flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, naes=naes.numpy(), labels=labels.numpy())
-    tmp.replace(path)
+    # Atomic: other processes (parallel test workers, a second training) may share the cache.
+    save_arrays_atomic(path, {"naes": naes.numpy(), "labels": labels.numpy()})
     return naes, labels
 
 

@@ -1,0 +1,207 @@
+"""TransNet: a transformation network trained with a semi-trusted cloud.
+
+Ito, Kinoshita & Kiya, *A Framework for Transformation Network Training in Coordination with
+Semi-trusted Cloud Provider for Privacy-Preserving Deep Neural Networks*, APSIPA ASC 2020.
+The cloud trains a classifier ψ on plain images; the user trains a U-Net h_θ through the
+two-party protocol (:mod:`noiseveil.protocol`) so that ψ classifies h_θ(x) correctly while
+h_θ(x) looks unlike x; then anyone protects images with the public h_θ::
+
+    train:    user: x ──h_θ──▶ x̂ ─────▶ cloud: L_class(ψ(x̂), y), ∂L_class/∂x̂ ──▶ user
+              L_trans = L_class(h_θ(x), y) − α·L_feat(x, h_θ(x))                 (eq. 4-6)
+    protect:  x ──h_θ──▶ x̂ (8-bit PNG) ──▶ cloud: ψ(x̂)
+    recover:  none: there is no key and no decryption (the capabilities say so)
+
+Scaled for two CPU cores (stated in the model card and the report): a U-Net with widths
+16-32-64 instead of the paper's full U-Net, trained for a few thousand steps with Adam instead
+of 200 epochs of SGD; φ is the ImageNet SqueezeNet's relu1 instead of VGG16's second ReLU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from noiseveil.crypto.keys import Key
+from noiseveil.data import to_uint8
+from noiseveil.protocol import CloudService, InProcessTransport, Transport
+from noiseveil.protocol.user import TransformTraining, train_transform
+from noiseveil.schemes.base import (
+    Capabilities,
+    CloudModel,
+    Payload,
+    Scheme,
+    SchemeError,
+    TrainedScheme,
+    TrainingPlan,
+    plaintext_cloud_fields,
+    resolve_classifier,
+)
+from noiseveil.unet import UNet
+
+if TYPE_CHECKING:
+    from noiseveil.data import ImageDataset
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """h_θ's architecture and φ's layer."""
+
+    widths: tuple[int, ...] = (16, 32, 64)
+    feature_layer: int = 0  # 0: SqueezeNet relu1 (VGG16's second ReLU in the paper); 1: fire3
+
+
+def build_transform(cfg: TransformConfig, channels: int) -> UNet:
+    return UNet(channels, channels, tuple(cfg.widths))
+
+
+@dataclass
+class TransNetScheme(Scheme):
+    """TransNet behind the common :class:`Scheme` interface (see the module docstring)."""
+
+    classifier: CloudModel  # ψ, the cloud's: the CLI classifies protected images with it
+    model_id: str
+    image_shape: tuple[int, int, int]
+    classifier_id: str
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    transform_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    training: TransformTraining = field(default_factory=TransformTraining)
+
+    name: ClassVar[str] = "transnet"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        recovers=False, exact=False, key=None, cloud_model="protocol"
+    )
+
+    def __post_init__(self) -> None:
+        self.image_shape = tuple(int(s) for s in self.image_shape)  # type: ignore[assignment]
+        self.transform = TransformConfig(**{**asdict(self.transform), "widths": tuple(self.transform.widths)})
+        self._net: UNet | None = None
+
+    def cloud_classifier(self) -> nn.Module:
+        self.classifier = resolve_classifier(self.classifier)
+        return self.classifier
+
+    def network(self) -> UNet:
+        """h_θ, frozen (public: anyone may protect images, or attack with it)."""
+        if self._net is None:
+            if not self.transform_state:
+                raise SchemeError(f"model {self.model_id} has no trained transformation network")
+            net = build_transform(self.transform, self.image_shape[2])
+            net.load_state_dict(self.transform_state)
+            net.eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
+            self._net = net
+        return self._net
+
+    @torch.no_grad()
+    def _encrypt(self, images: torch.Tensor, key: Key) -> list[tuple[np.ndarray, dict[str, str]]]:
+        protected = to_uint8(
+            torch.cat([self.network()(images[i : i + 256]) for i in range(0, len(images), 256)])
+        )
+        return [(px, {}) for px in protected]
+
+    def _decrypt(self, pixels: torch.Tensor, fields: Sequence[dict[str, str]], key: Key) -> torch.Tensor:
+        raise SchemeError("TransNet has no decryption")  # never reached: the base class checks recovers
+
+    # -- persistence -----------------------------------------------------------------------
+    def payload(self, extra: Payload | None = None) -> Payload:
+        return {
+            "image_shape": self.image_shape,
+            "classifier_id": self.classifier_id,
+            "transform": asdict(self.transform),
+            "transform_state": self.transform_state,
+            "training": asdict(self.training),
+            **(extra or {}),
+        }
+
+    @classmethod
+    def from_payload(
+        cls, payload: Payload, model_id: str, classifier: CloudModel | None, classifier_id: str | None
+    ) -> TransNetScheme:
+        return cls(
+            **plaintext_cloud_fields(payload, model_id, classifier, classifier_id),
+            transform=TransformConfig(**payload["transform"]),
+            transform_state=payload["transform_state"],
+            training=TransformTraining(**payload["training"]),
+        )
+
+    # -- training through the protocol -------------------------------------------------------
+    @classmethod
+    def train(
+        cls, plan: TrainingPlan, data: ImageDataset, classifier: CloudModel, checkpoint: Path
+    ) -> TrainedScheme:
+        """The user trains h_θ on the training split through an in-process cloud holding ψ
+        (the classifier of the card); the HTTP transport runs the same messages."""
+        if plan.preset_override:
+            raise SchemeError("--preset is for schemes with network presets; TransNet has one U-Net")
+        if plan.key is not None:
+            raise SchemeError(f"{plan.model_id} is keyless: --key does not apply")
+        training = TransformTraining(**plan.train)
+        if plan.budget is not None:
+            training = replace(training, steps=plan.budget)
+        cloud = CloudService(resolve_classifier(classifier), plan.image_shape, len(data.classes))
+        scheme, report = train_scheme(
+            plan.model_id,
+            plan.image_shape,
+            plan.classifier_id,
+            TransformConfig(**plan.config.get("transform", {})),
+            training,
+            data,
+            InProcessTransport(cloud),
+            checkpoint,
+        )
+        scheme.classifier = classifier
+        return TrainedScheme(
+            scheme, report, {"train_seconds": report["train_seconds"], "alpha": training.alpha}
+        )
+
+
+def train_scheme(
+    model_id: str,
+    image_shape: tuple[int, int, int],
+    classifier_id: str,
+    transform: TransformConfig,
+    training: TransformTraining,
+    data: ImageDataset,
+    transport: Transport,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> tuple[TransNetScheme, dict[str, Any]]:
+    """The user's whole part: train h_θ through ``transport`` and wrap it as a scheme whose
+    cloud classifier is not known here (the caller attaches it, if it may)."""
+    from noiseveil.perceptual import ImageNetFeatureMap
+
+    torch.manual_seed(training.seed)
+    net = build_transform(transform, image_shape[2])
+    phi = ImageNetFeatureMap(transform.feature_layer)
+    report = train_transform(net, data.x_train, data.y_train, transport, phi, training, checkpoint, progress)
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    scheme = TransNetScheme(
+        classifier=_no_cloud_model(classifier_id),
+        model_id=model_id,
+        image_shape=image_shape,
+        classifier_id=classifier_id,
+        transform=transform,
+        transform_state=state,
+        training=training,
+    )
+    parameters = sum(v.numel() for v in state.values())
+    return scheme, {
+        **report,
+        "training": asdict(training),
+        "transform": asdict(transform),
+        "parameters": parameters,
+    }
+
+
+def _no_cloud_model(classifier_id: str) -> CloudModel:
+    def refuse() -> nn.Module:
+        raise SchemeError(f"the user side does not hold the cloud's classifier {classifier_id}")
+
+    return refuse

@@ -1,0 +1,68 @@
+"""TransNet as a scheme: trained through the protocol, keyless, not recoverable, in the container."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from noiseveil.crypto.keys import NoKey
+from noiseveil.data import ImageDataset, load_dataset, to_tensor, to_uint8
+from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
+from noiseveil.protocol import CloudService, InProcessTransport
+from noiseveil.protocol.user import TransformTraining
+from noiseveil.schemes.base import SchemeError
+from noiseveil.schemes.transnet import TransformConfig, TransNetScheme, train_scheme
+from noiseveil.zoo import load_classifier
+
+PSI = "cifar10-resnet"
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[TransNetScheme, ImageDataset]:
+    data = load_dataset("cifar10")
+    small = dataclasses.replace(data, x_train=data.x_train[:64], y_train=data.y_train[:64])
+    cloud = CloudService(load_classifier(PSI), (32, 32, 3), 10)
+    scheme, report = train_scheme(
+        "transnet-test",
+        (32, 32, 3),
+        PSI,
+        TransformConfig(widths=(4, 8)),
+        TransformTraining(alpha=0.01, steps=3, batch_size=8),
+        small,
+        InProcessTransport(cloud),
+        progress=False,
+    )
+    assert report["steps"] == 3 and len(report["history"]) == 1 and report["parameters"] > 0
+    return scheme, data
+
+
+def test_the_user_side_does_not_hold_the_cloud_model(trained) -> None:
+    scheme, _ = trained
+    with pytest.raises(SchemeError, match="does not hold the cloud's classifier cifar10-resnet"):
+        scheme.cloud_classifier()
+
+
+def test_protected_images_are_keyless_and_not_recoverable(trained) -> None:
+    scheme, data = trained
+    key = scheme.keygen()
+    assert isinstance(key, NoKey) and not scheme.capabilities.recovers
+    cts = scheme.encrypt(to_tensor(data.x_test[:4]), key)
+    expected = to_uint8(scheme.network()(to_tensor(data.x_test[:4])))
+    for ct, pixels in zip(cts, expected, strict=True):
+        back = ciphertext_from_bytes(ciphertext_to_bytes(ct))
+        assert back.model_id == "transnet-test" and back.key_id == "" and not back.authenticated
+        assert np.array_equal(back.pixels, pixels)
+    with pytest.raises(SchemeError, match="not recoverable"):
+        scheme.decrypt(cts, key)
+
+
+def test_the_payload_round_trips(trained) -> None:
+    scheme, data = trained
+    psi = load_classifier(PSI)
+    again = TransNetScheme.from_payload(scheme.payload(), "transnet-test", psi, PSI)
+    x = to_tensor(data.x_test[:2])
+    assert torch.equal(again.network()(x), scheme.network()(x))
+    assert again.cloud_classifier() is psi and again.training == scheme.training
