@@ -66,3 +66,27 @@ def test_the_payload_round_trips(trained) -> None:
     x = to_tensor(data.x_test[:2])
     assert torch.equal(again.network()(x), scheme.network()(x))
     assert again.cloud_classifier() is psi and again.training == scheme.training
+
+
+def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_path) -> None:
+    """A tiny sweep against the shipped ResNet-10 as ψ: the first run trains one network and
+    reports a partial table; the second reuses it, trains the other and completes."""
+    from noiseveil.app.reports import transnet
+
+    budget = transnet.TransNetReportBudget(
+        steps=2, batch_size=8, widths=(4, 8), test_images=16, itn_pairs=16, itn_steps=2
+    )
+    kwargs = dict(runs=tmp_path / "runs", clouds=(PSI,), alphas=(0.0, 0.1))
+    first = transnet.run(tmp_path / "out", budget, max_networks=1, **kwargs)
+    assert not first["complete"] and list(first["table1"][PSI]["alphas"]) == ["0"]
+    assert "Partial" in (tmp_path / "out" / "report.md").read_text()
+    second = transnet.run(tmp_path / "out", budget, **kwargs)
+    assert second["complete"] and list(second["table1"][PSI]["alphas"]) == ["0", "0.1"]
+    # the network of the first run was reused, not trained again
+    assert second["table1"][PSI]["alphas"]["0"]["training"] == first["table1"][PSI]["alphas"]["0"]["training"]
+    row = second["itn"]["0.1"]["attacks"]
+    assert {"label-only", "itn", "protected image itself"} == set(row)
+    assert 0 <= row["itn"]["ssim"]["mean"] <= 1 and "control" in row["itn"]
+    assert len(second["itn"]["0.1"]["itn_psnr_db"]) == 16
+    for fig in ("transnet-protected.png", "transnet-itn-psnr.png", "transnet-itn.png"):
+        assert (tmp_path / "out" / "figures" / fig).stat().st_size > 1000

@@ -219,26 +219,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add_command(sub, "report", "regenerate a paper's tables into results/ (JSON, Markdown, figures)")
     p.add_argument(
         "paper",
-        choices=["ric", "etc", "avp", "security"],
-        help="the RIC, EtC or AVP paper's tables, or the security suite of unmodified-classifier schemes",
+        choices=["ric", "etc", "avp", "transnet", "security"],
+        help="the RIC, EtC, AVP or TransNet paper's tables, or the security suite of "
+        "unmodified-classifier schemes",
     )
     p.add_argument("--out", type=Path, help="output folder (default: results/<paper> of the checkout)")
     p.add_argument(
         "--images",
         type=positive_int,
-        help="test images (default: ric 500; etc 1000 for distances and attacks; security 200; avp 64 faces)",
+        help="test images (default: ric 500; etc 1000 for distances and attacks; security 200; avp 64 "
+        "faces; transnet 2000)",
     )
     p.add_argument(
         "--steps",
         type=positive_int,
-        help="etc, security, avp: training steps of every attack network "
-        "(default: etc 1500; security 500; avp 600)",
+        help="etc, security, avp, transnet: training steps of every attack network "
+        "(default: etc 1500; security 500; avp 600; transnet 1500)",
     )
     p.add_argument(
         "--itn-pairs",
         type=positive_int,
-        help="etc, security: own-key pairs the ITN attacker makes; avp: the attack model's key-1 pairs "
-        "(default: etc 10000; security 2000; avp 256)",
+        help="etc, security, transnet: pairs the ITN attacker makes; avp: the attack model's key-1 "
+        "pairs (default: etc 10000; security 2000; avp 256; transnet 5000)",
     )
     p.add_argument(
         "--models",
@@ -263,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="ric, avp: re-measure only these stages and keep the others from the saved JSON "
         "(ric: 'tables 1-3', 'table 4', 'lambda sweep', 'lossless'; avp: 'table 1 and fig. 9', "
         "'table 2', 'tables 4-5', 'fig. 7', 'security'; default: all)",
+    )
+    p.add_argument(
+        "--networks",
+        type=positive_int,
+        help="transnet: train (or reuse) at most this many of the sweep's 12 networks, then report "
+        "what is finished (default: all; the sweep spans sessions, each network is kept in runs/)",
     )
     p.add_argument("--render-only", action="store_true", help="rewrite report.md from the existing JSON")
     return parser

@@ -397,7 +397,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from noiseveil.app.provenance import RESULTS_DIR, ReportError
-    from noiseveil.app.reports import avp, etc, ric, security
+    from noiseveil.app.reports import avp, etc, ric, security, transnet
     from noiseveil.data import DataError
 
     out = args.out or RESULTS_DIR / args.paper
@@ -408,7 +408,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.paper == "ric":
             ric.render(json.loads(saved.read_text()), out)
         else:
-            module = {"etc": etc, "security": security, "avp": avp}[args.paper]
+            module = {"etc": etc, "security": security, "avp": avp, "transnet": transnet}[args.paper]
             (out / "report.md").write_text(module.markdown(json.loads(saved.read_text())))
         print(f"wrote {out / 'report.md'} from {saved}")
         return EXIT_OK
@@ -417,6 +417,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         unknown = [m for m in args.models if m not in ric_models]
         if unknown:
             raise ZooError(f"not a shipped RIC model: {', '.join(unknown)}; shipped: {', '.join(ric_models)}")
+    if args.networks and args.paper != "transnet":
+        raise ReportError(f"--networks is for the transnet report; report {args.paper} has no sweep")
     if args.stages and args.paper not in ("ric", "avp"):
         raise ReportError(f"--stages is for the ric and avp reports; report {args.paper} runs whole")
     options = {"images": args.images, "steps": args.steps, "pairs": args.itn_pairs}
@@ -436,6 +438,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         budget = replace(avp.AVPReportBudget(), **{names[k]: v for k, v in given.items()})
         avp.run(out, budget, only_stages=args.stages)
         print(f"wrote {out / 'report.md'} and {out / 'avp-report.json'}")
+    elif args.paper == "transnet":
+        names = {"images": "test_images", "steps": "itn_steps", "pairs": "itn_pairs"}
+        budget = replace(transnet.TransNetReportBudget(), **{names[k]: v for k, v in given.items()})
+        result = transnet.run(out, budget, max_networks=args.networks)
+        state = "complete" if result["complete"] else "partial: run again to continue the sweep"
+        print(f"wrote {out / 'report.md'} and {out / 'transnet-report.json'} ({state})")
     else:
         budget = security.SecurityBudget()
         budget = replace(

@@ -1,0 +1,308 @@
+"""`noiseveil report transnet`: TransNet's evaluation on CIFAR-10 (Ito, Kinoshita & Kiya 2020).
+
+For each cloud classifier ψ (the shipped ResNet-20 and VGG-BN) and each α of the paper's sweep,
+the user trains a transformation network h_θ through the two-party protocol (in-process
+transport: the same messages as over HTTP). Then:
+
+- Table I: ψ's accuracy on protected test images beside its plain accuracy;
+- Fig. 5: protected images for every α (ψ = ResNet-20);
+- §III-D, Fig. 7: the ITN attack (an inverse U-Net trained on pairs the attacker makes with the
+  public h_θ from images of their own), its PSNR distribution over the test images, beside the
+  label-only baseline and the same-label control of the RIC suite.
+
+The sweep trains 12 networks. Each finished network is kept in ``runs/transnet-report`` under
+a name that fixes its settings, with the commit that trained it, and a stopped training
+resumes from its checkpoint: the evaluation spans sessions (``--stop-after-networks``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from noiseveil.app.figures import box_plot, picture_grid
+from noiseveil.app.provenance import RESULTS_DIR, ReportError, provenance, write_result
+from noiseveil.app.reports.security import SAME_LABEL_CONTROL, attack_table, measure
+from noiseveil.attacks import ITNAttack, LabelOnlyBaseline, beating_baseline, image_specific
+from noiseveil.classifiers.training import predict
+from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor, to_uint8
+from noiseveil.metrics import describe, psnr, ssim
+from noiseveil.protocol import CloudService, InProcessTransport
+from noiseveil.protocol.user import TransformTraining
+from noiseveil.schemes.transnet import TransformConfig, TransNetScheme, train_scheme
+from noiseveil.zoo import load_classifier
+
+CLOUDS = ("cifar10-resnet20", "cifar10-vgg")
+ALPHAS = (0.0, 0.001, 0.005, 0.01, 0.05, 0.1)
+PAPER_TABLE1 = {  # Table I of the paper (%), for the report's side-by-side
+    "cifar10-resnet20": {"plain": 91.23, 0.005: 91.72, 0.01: 91.41, 0.05: 89.63, 0.1: 39.92},
+    "cifar10-vgg": {"plain": 92.23, 0.005: 91.94, 0.01: 91.13, 0.05: 18.67, 0.1: 18.99},
+}
+
+
+@dataclass(frozen=True)
+class TransNetReportBudget:
+    """What the evaluation may use; the defaults are what results/transnet was made with."""
+
+    steps: int = 3000  # h_θ training steps per network (batch 64: about 4 epochs of 50,000)
+    batch_size: int = 64
+    lr: float = 1e-3
+    widths: tuple[int, ...] = (16, 32, 64)  # h_θ's U-Net (the paper: a full U-Net)
+    test_images: int = 2000  # Table I and the ITN attack's PSNR distribution
+    itn_pairs: int = 5000  # the attacker's own images, transformed with the public h_θ
+    itn_steps: int = 1500
+
+
+def _network_name(psi: str, alpha: float, b: TransNetReportBudget) -> str:
+    settings = json.dumps([psi, alpha, b.steps, b.batch_size, b.lr, list(b.widths)])
+    return f"h-{psi}-alpha{alpha:g}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
+
+
+def transform_network(
+    psi: str, alpha: float, data: ImageDataset, b: TransNetReportBudget, runs: Path
+) -> tuple[TransNetScheme, dict[str, Any]]:
+    """h_θ for (ψ, α): trained through the protocol, or the finished one kept in ``runs``."""
+    path = runs / f"{_network_name(psi, alpha, b)}.pt"
+    if path.exists():
+        saved = torch.load(path, weights_only=True)
+        print(f"h_θ for {psi} at α = {alpha:g}: reused from {path}", flush=True)
+    else:
+        print(f"h_θ for {psi} at α = {alpha:g}: training through the protocol ...", flush=True)
+        shape = tuple(data.x_train.shape[1:])
+        cloud = CloudService(load_classifier(psi), shape, len(data.classes))  # the cloud's side
+        training = TransformTraining(alpha=alpha, steps=b.steps, batch_size=b.batch_size, lr=b.lr)
+        scheme, report = train_scheme(
+            f"transnet-{psi}-alpha{alpha:g}",
+            shape,
+            psi,
+            TransformConfig(widths=b.widths),
+            training,
+            data,
+            InProcessTransport(cloud),
+            path.with_suffix(".ckpt"),
+        )
+        prov = provenance([data.source_id], [psi])
+        saved = {"payload": scheme.payload(), "report": json.dumps({**report, "trained_by": prov})}
+        runs.mkdir(parents=True, exist_ok=True)
+        torch.save(saved, path)
+        path.with_suffix(".ckpt").unlink(missing_ok=True)
+    scheme = TransNetScheme.from_payload(saved["payload"], path.stem, lambda: load_classifier(psi), psi)
+    return scheme, json.loads(saved["report"])
+
+
+def table1(
+    psi: str,
+    data: ImageDataset,
+    b: TransNetReportBudget,
+    runs: Path,
+    limit: list[int],
+    alphas: tuple[float, ...] = ALPHAS,
+) -> dict[str, Any]:
+    """ψ's accuracy on plain and on protected test images, per α; with how far each protected
+    image is from its plaintext (SSIM, PSNR)."""
+    idx = fixed_subset(len(data.x_test), b.test_images, seed=0)
+    plain, truth = data.x_test[idx], data.y_test[idx]
+    classifier = load_classifier(psi)
+    row: dict[str, Any] = {
+        "plain_accuracy": float((predict(classifier, to_tensor(plain)).numpy() == truth).mean())
+    }
+    row["alphas"] = {}
+    for alpha in alphas:
+        if limit[0] <= 0:
+            break
+        scheme, report = transform_network(psi, alpha, data, b, runs)
+        limit[0] -= 1
+        protected = _protect(scheme, plain)
+        accuracy = float((predict(classifier, to_tensor(protected)).numpy() == truth).mean())
+        row["alphas"][f"{alpha:g}"] = {
+            "accuracy": accuracy,
+            "ssim_to_plain": describe(ssim(protected, plain)),
+            "psnr_to_plain_db": describe(psnr(protected, plain)),
+            "training": report,
+        }
+    return row
+
+
+def _protect(scheme: TransNetScheme, images: np.ndarray) -> np.ndarray:
+    """The protected images as the container stores them (8-bit)."""
+    with torch.no_grad():
+        return np.concatenate(
+            [to_uint8(scheme.network()(to_tensor(images[i : i + 256]))) for i in range(0, len(images), 256)]
+        )
+
+
+def itn_attack(
+    psi: str, alpha: float, data: ImageDataset, b: TransNetReportBudget, runs: Path
+) -> dict[str, Any]:
+    """§III-D: the ITN attack on h_θ(ψ, α), against the label-only baseline."""
+    scheme, _ = transform_network(psi, alpha, data, b, runs)
+    idx = fixed_subset(len(data.x_test), b.test_images, seed=0)
+    plain = data.x_test[idx]
+    cts = scheme.encrypt(to_tensor(plain), scheme.keygen())
+    labels = predict(load_classifier(psi), to_tensor(np.stack([ct.pixels for ct in cts]))).numpy()
+    own = fixed_subset(len(data.x_train), b.itn_pairs, seed=7)  # the attacker's own images
+    attacks = {
+        "label-only": LabelOnlyBaseline(scheme, data.x_train[own], data.y_train[own]),
+        "itn": ITNAttack(scheme, data.x_train[own], images_per_key=len(own), steps=b.itn_steps),
+    }
+    results, guesses = {}, {}
+    for name, attack in attacks.items():
+        fit = attack.fit()
+        guesses[name] = attack(cts, labels)
+        results[name] = {"threat": attack.threat, "fit": fit, **measure(guesses[name], plain, labels)}
+    results["protected image itself"] = measure(np.stack([ct.pixels for ct in cts]), plain, labels)
+    return {
+        "alpha": alpha,
+        "attacks": results,
+        "itn_psnr_db": psnr(guesses["itn"], plain).tolist(),
+        "beating_label_only": beating_baseline(results),
+        "image_specific": image_specific(results),
+        "examples": {
+            "plain": plain[:6],
+            "protected": np.stack([ct.pixels for ct in cts[:6]]),
+            "itn": guesses["itn"][:6],
+        },
+    }
+
+
+def run(
+    out_dir: Path = RESULTS_DIR / "transnet",
+    budget: TransNetReportBudget = TransNetReportBudget(),
+    runs: Path = Path("runs") / "transnet-report",
+    max_networks: int | None = None,
+    clouds: tuple[str, ...] = CLOUDS,
+    alphas: tuple[float, ...] = ALPHAS,
+) -> dict[str, Any]:
+    """The whole evaluation; ``max_networks`` stops after training that many new or reused
+    networks (a session's share of the sweep), writing what is finished."""
+    missing = [c for c in clouds if c not in _shipped_classifiers()]
+    if missing:
+        raise ReportError(
+            f"report transnet needs the cloud classifiers {', '.join(missing)}: "
+            + "; ".join(f"noiseveil train {c}" for c in missing)
+        )
+    print("report transnet: loading CIFAR-10 ...", flush=True)
+    data = load_dataset("cifar10")
+    prov = provenance([data.source_id], list(clouds))
+    figures = out_dir / "figures"
+    limit = [max_networks if max_networks is not None else len(clouds) * len(alphas)]
+    result: dict[str, Any] = {
+        **prov,
+        "budget": asdict(budget),
+        "alphas": list(alphas),
+        "clouds": list(clouds),
+    }
+    result["table1"] = {psi: table1(psi, data, budget, runs, limit, alphas) for psi in clouds}
+    first = clouds[0]
+    done = [float(a) for a in result["table1"][first]["alphas"]]
+    if done:
+        examples = [data.x_test[fixed_subset(len(data.x_test), budget.test_images, seed=0)][:8]]
+        for alpha in done:
+            examples.append(_protect(transform_network(first, alpha, data, budget, runs)[0], examples[0]))
+        picture_grid(examples, ["plain", *(f"α = {a:g}" for a in done)], figures / "transnet-protected.png")
+    result["itn"] = {f"{a:g}": itn_attack(first, a, data, budget, runs) for a in done}
+    examples = {a: r.pop("examples") for a, r in result["itn"].items()}
+    if examples:
+        box_plot(
+            {f"α = {a}": np.array(r["itn_psnr_db"]) for a, r in result["itn"].items()},
+            "ITN PSNR dB",
+            figures / "transnet-itn-psnr.png",
+        )
+        a0 = next(iter(examples))
+        picture_grid(
+            [examples[a0]["plain"], examples[a0]["protected"], examples[a0]["itn"]],
+            ["plain", f"protected (α = {a0})", "ITN"],
+            figures / "transnet-itn.png",
+        )
+    result["complete"] = all(len(t["alphas"]) == len(alphas) for t in result["table1"].values())
+    write_result(out_dir / "transnet-report.json", result)
+    (out_dir / "report.md").write_text(markdown(result))
+    return result
+
+
+def _shipped_classifiers() -> set[str]:
+    from noiseveil.zoo import read_manifest
+
+    return {k for k, v in read_manifest().items() if v.get("kind", "classifier") == "classifier"}
+
+
+def markdown(r: dict[str, Any]) -> str:
+    b = r["budget"]
+    lines = [
+        "# TransNet on CIFAR-10 (Ito, Kinoshita & Kiya 2020)",
+        "",
+        f"Generated by `{r['command']}` at commit `{r['git_commit']}` on {r['date']}; data "
+        f"{', '.join(r['data'])}; clouds {', '.join(r['clouds'])}. Budget: "
+        + ", ".join(f"{k} {v}" for k, v in b.items())
+        + (
+            "."
+            if r["complete"]
+            else ". **Partial: the sweep is not finished**; rows below are the networks trained so far."
+        ),
+        "",
+        "Scaled for two CPU cores: h_θ is a U-Net with widths "
+        f"{'-'.join(str(w) for w in b['widths'])} trained for {b['steps']} steps of {b['batch_size']} "
+        "images with Adam (the paper: a full U-Net, 200 epochs of SGD); ψ are a ResNet-20 and a "
+        "VGG-8-BN trained for 8 epochs (the paper: ResNet-20 and VGG16-BN, 200 epochs); φ is the "
+        "ImageNet SqueezeNet 1.1's relu1 (VGG16's weights are not available offline), so α is "
+        "on another scale than the paper's.",
+        "",
+        "## Table I: accuracy of ψ on protected test images",
+        "",
+        "| ψ | plain | " + " | ".join(f"α = {a:g}" for a in r["alphas"]) + " |",
+        "|---" * (len(r["alphas"]) + 2) + "|",
+    ]
+    for psi, t in r["table1"].items():
+        cells = [
+            f"{100 * t['alphas'][f'{a:g}']['accuracy']:.2f} %" if f"{a:g}" in t["alphas"] else "-"
+            for a in r["alphas"]
+        ]
+        lines.append(f"| {psi} | {100 * t['plain_accuracy']:.2f} % | " + " | ".join(cells) + " |")
+        paper = PAPER_TABLE1.get(psi)
+        if paper is None:
+            continue
+        lines.append(
+            f"| {psi} (paper) | {paper['plain']:.2f} % | "
+            + " | ".join(f"{paper[a]:.2f} %" if a in paper else "-" for a in r["alphas"])
+            + " |"
+        )
+    lines += ["", "Protected against plain (SSIM / PSNR dB, mean):", ""]
+    for psi, t in r["table1"].items():
+        lines.append(
+            f"- {psi}: "
+            + "; ".join(
+                f"α = {a}: {v['ssim_to_plain']['mean']:.3f} / {v['psnr_to_plain_db']['mean']:.2f}"
+                for a, v in t["alphas"].items()
+            )
+        )
+    lines += [
+        "",
+        "![protected](figures/transnet-protected.png)",
+        "",
+        "## ITN attack (§III-D, Fig. 7)",
+        "",
+        SAME_LABEL_CONTROL,
+        "",
+    ]
+    for alpha, res in r["itn"].items():
+        lines += [
+            f"### α = {alpha}",
+            "",
+            *attack_table(res["attacks"]),
+            "",
+            "Beat the label-only baseline: "
+            + (", ".join(res["beating_label_only"]) or "none")
+            + "; closer to their own plaintext than to another of the same label: "
+            + (", ".join(res["image_specific"]) or "none")
+            + ".",
+            "",
+        ]
+    if r["itn"]:
+        lines += ["![itn psnr](figures/transnet-itn-psnr.png)", "", "![itn](figures/transnet-itn.png)", ""]
+    return "\n".join(lines)
