@@ -233,3 +233,29 @@ def test_training_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     resumed = run(tmp_path / "h.ckpt")  # ... and the next one finishes the run
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_scheme_trains_through_the_cloud_server(cloud_server, tmp_path: Path) -> None:
+    """`noiseveil train transnet-... --cloud URL`: the scheme's own training over HTTP, with a
+    classifier loader that fails if the user's side ever calls it."""
+    import dataclasses
+
+    from noiseveil.schemes.base import TrainingPlan
+    from noiseveil.schemes.transnet import TransNetScheme
+
+    def no_psi():
+        raise AssertionError("the user's side loaded the cloud's classifier")
+
+    data = load_dataset("cifar10")
+    small = dataclasses.replace(data, x_train=data.x_train[:32], y_train=data.y_train[:32])
+    plan = TrainingPlan(
+        model_id="transnet-http",
+        image_shape=SHAPE,
+        classifier_id=PSI,
+        config={"transform": {"widths": (4, 8)}},
+        train={"alpha": 0.01, "steps": 2, "batch_size": 8},
+        cloud_url=cloud_server,
+    )
+    trained = TransNetScheme.train(plan, small, no_psi, tmp_path / "h.ckpt")
+    assert trained.report["steps"] == 2 and trained.manifest["alpha"] == 0.01
+    assert trained.scheme.keygen().key_id == "" and trained.scheme.network() is not None

@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-dir", type=Path, default=Path("runs"), help="folder for resumable checkpoints"
     )
 
-    p = _add_command(sub, "train", "train a zoo scheme model (RIC, EtC) and ship it")
+    p = _add_command(sub, "train", "train a zoo scheme model (RIC, EtC, AVP, TransNet) and ship it")
     p.add_argument("model_id", help="the zoo scheme model card to train (e.g. ric-cifar10-masked)")
     p.add_argument(
         "--steps", type=positive_int, help="training steps, EtC: epochs (default: the card's count)"
@@ -210,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fast", "paper", "masked"],
         help="RIC network preset (paper: paper's sizes, lr 1e-4; masked: residuals + keyed pad, λ 0.7); "
         "default: the card's own preset",
+    )
+    p.add_argument(
+        "--cloud",
+        metavar="URL",
+        help="TransNet: train with the cloud's protocol server at URL (`python -m "
+        "noiseveil.app.protocol_server`), so its classifier never enters this process "
+        "(default: an in-process cloud with the card's classifier)",
     )
     _add_shipping(p)
     p.add_argument(

@@ -388,7 +388,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     key = load_key(args.key) if args.key else None
     r = train_scheme_command(
-        args.model_id, args.steps, args.checkpoint_dir, args.preset, args.save_as, key, args.replace
+        args.model_id,
+        args.steps,
+        args.checkpoint_dir,
+        args.preset,
+        args.save_as,
+        key,
+        args.replace,
+        args.cloud,
     )
     done = f"trained in {r['train_seconds']:.0f}s" if r["train_seconds"] else "shipped (nothing to train)"
     print(f"{args.model_id}: {done}")

@@ -101,6 +101,7 @@ def train_scheme_command(
     save_as: str | None = None,
     key: Key | None = None,
     replace_existing: bool = False,
+    cloud_url: str | None = None,
 ) -> dict:
     """Train a zoo scheme model with its scheme's :meth:`~noiseveil.schemes.base.Scheme.train`
     and ship it (as ``save_as`` if given), writing ``results/training/<id>.json``.
@@ -112,10 +113,14 @@ def train_scheme_command(
         raise ZooError(f"unknown scheme model {model_id!r}; known: {', '.join(SCHEME_CARDS)}")
     card = SCHEME_CARDS[model_id]
     scheme_class = SCHEMES[card.scheme]
+    if cloud_url and scheme_class.capabilities.cloud_model != "protocol":
+        raise ZooError(f"--cloud is for schemes trained with the cloud through a protocol; {model_id} is not")
     model_id = save_as or model_id
     check_new_model_id(model_id, replace_existing)  # before hours of training, not after
     data = load_dataset(card.dataset)
-    plan = training_plan(card, data.image_shape, model_id=model_id, preset=preset, budget=steps, key=key)
+    plan = training_plan(
+        card, data.image_shape, model_id=model_id, preset=preset, budget=steps, key=key, cloud_url=cloud_url
+    )
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     prov = provenance([data.source_id], sorted({model_id, card.classifier_id}))  # the commit that trains
     cloud = shipped_classifier({"classifier_id": card.classifier_id})

@@ -118,6 +118,7 @@ class TrainingPlan:
     nae: Mapping[str, Any] = field(default_factory=dict)  # NAE settings, for schemes that make NAEs
     budget: int | None = None  # steps or epochs (as the scheme counts them), overriding ``train``
     key: Key | None = None  # the key a key-bound cloud model is trained for (EtC)
+    cloud_url: str | None = None  # a protocol-trained scheme's cloud over HTTP (default: in-process)
 
 
 @dataclass

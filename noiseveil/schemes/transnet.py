@@ -29,7 +29,7 @@ from torch import nn
 
 from noiseveil.crypto.keys import Key
 from noiseveil.data import to_uint8
-from noiseveil.protocol import CloudService, InProcessTransport, Transport
+from noiseveil.protocol import CloudService, HttpTransport, InProcessTransport, Transport
 from noiseveil.protocol.user import TransformTraining, train_transform
 from noiseveil.schemes.base import (
     Capabilities,
@@ -136,8 +136,9 @@ class TransNetScheme(Scheme):
     def train(
         cls, plan: TrainingPlan, data: ImageDataset, classifier: CloudModel, checkpoint: Path
     ) -> TrainedScheme:
-        """The user trains h_θ on the training split through an in-process cloud holding ψ
-        (the classifier of the card); the HTTP transport runs the same messages."""
+        """The user trains h_θ on the training split through the protocol: with the cloud's
+        server at ``plan.cloud_url`` (ψ never enters this process), or an in-process cloud
+        holding the card's classifier (the same messages)."""
         if plan.preset_override:
             raise SchemeError("--preset is for schemes with network presets; TransNet has one U-Net")
         if plan.key is not None:
@@ -145,7 +146,11 @@ class TransNetScheme(Scheme):
         training = TransformTraining(**plan.train)
         if plan.budget is not None:
             training = replace(training, steps=plan.budget)
-        cloud = CloudService(resolve_classifier(classifier), plan.image_shape, len(data.classes))
+        if plan.cloud_url:  # the real protocol: ψ stays in the cloud's process
+            transport: Transport = HttpTransport(plan.cloud_url)
+        else:
+            cloud = CloudService(resolve_classifier(classifier), plan.image_shape, len(data.classes))
+            transport = InProcessTransport(cloud)
         scheme, report = train_scheme(
             plan.model_id,
             plan.image_shape,
@@ -153,10 +158,10 @@ class TransNetScheme(Scheme):
             TransformConfig(**plan.config.get("transform", {})),
             training,
             data,
-            InProcessTransport(cloud),
+            transport,
             checkpoint,
         )
-        scheme.classifier = classifier
+        scheme.classifier = classifier  # a loader: the user side never loads it
         return TrainedScheme(
             scheme, report, {"train_seconds": report["train_seconds"], "alpha": training.alpha}
         )

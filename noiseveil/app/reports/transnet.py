@@ -185,7 +185,7 @@ def run(
     if missing:
         raise ReportError(
             f"report transnet needs the cloud classifiers {', '.join(missing)}: "
-            + "; ".join(f"noiseveil train {c}" for c in missing)
+            + "; ".join(f"noiseveil train-classifier {c}" for c in missing)
         )
     print("report transnet: loading CIFAR-10 ...", flush=True)
     data = load_dataset("cifar10")
