@@ -48,6 +48,8 @@ EXTRA_CASES: dict[str, list[str]] = {
     "decrypt-unknown-model": ["decrypt", "unknown-model.png", "-o", "rec2.png", "-k", "good.key", "--quiet"],
     "decrypt-missing-key": ["decrypt", "notes.txt", "-o", "rec3.png", "-k", "missing.key"],
     "report-unknown-model": ["report", "security", "--models", "ric-nope", "--out", "sec-out"],
+    "encrypt-without-key": ["encrypt", "a.png", "-o", "out5", "-m", "ric-mnist", "--quiet"],
+    "decrypt-without-key": ["decrypt", "unknown-model.png", "-o", "rec4.png", "--quiet"],
     "report-stages-of-etc": ["report", "etc", "--stages", "table 1", "--out", "etc-out"],
     "report-unknown-avp-stage": ["report", "avp", "--stages", "table 3", "--out", "avp-out"],
 }
@@ -229,6 +231,17 @@ def test_report_unknown_model(results: dict, workdir: Path) -> None:
     (proc,) = results["report-unknown-model"]
     assert_one_line_error(proc, "report", "not a shipped RIC model: ric-nope", "shipped: ")
     assert not (workdir / "sec-out").exists()
+
+
+def test_a_missing_key_is_one_clear_line(results: dict, workdir: Path) -> None:
+    (enc,) = results["encrypt-without-key"]
+    assert_one_line_error(
+        enc, "encrypt", "model ric-mnist needs a key: -k KEY", "noiseveil keygen --model ric-mnist"
+    )
+    assert not (workdir / "out5").exists()
+    (dec,) = results["decrypt-without-key"]  # -k is optional: the file fails on its own (unknown model)
+    assert dec.returncode == EXIT_FAILED_FILES and "Traceback" not in dec.stderr
+    assert not (workdir / "rec4.png").exists()
 
 
 def test_report_stages_are_checked_before_any_work(results: dict, workdir: Path) -> None:

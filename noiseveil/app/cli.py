@@ -112,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o", "--output", type=Path, required=True, help="output file or folder (mirrors the input's tree)"
     )
-    p.add_argument("-k", "--key", type=Path, required=True, help="key file from 'noiseveil keygen'")
+    p.add_argument(
+        "-k",
+        "--key",
+        type=Path,
+        help="key file from 'noiseveil keygen' (default: none; only keyless models, TransNet's, take none)",
+    )
     p.add_argument("-m", "--model", default="ric-cifar10", help="scheme model id (see 'noiseveil models')")
     p.add_argument(
         "--no-key-id",
@@ -152,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, required=True, help="output file or folder for the recovered images"
     )
     p.add_argument(
-        "-k", "--key", type=Path, required=True, help="the key file the images were encrypted with"
+        "-k",
+        "--key",
+        type=Path,
+        help="the key file the images were encrypted with (default: none, for keyless models, whose "
+        "images do not decrypt)",
     )
     _add_classifier_override(
         p,

@@ -17,7 +17,7 @@ from torch import nn
 from noiseveil.app.exit_codes import EXIT_FAILED_FILES, EXIT_OK
 from noiseveil.checksums import sha256_bytes, sha256_file
 from noiseveil.classifiers.architectures import freeze
-from noiseveil.crypto.keys import Key, load_key
+from noiseveil.crypto.keys import Key, KeyFileError, NoKey, load_key
 from noiseveil.data import cache_dir, load_dataset, read_image
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext
@@ -69,7 +69,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     network), or with ``--demo`` the PUBLIC demo key the model ships with."""
     scheme = load_scheme(args.model)
     if scheme.capabilities.key is None:
-        raise ZooError(f"model {args.model} is keyless: it needs no key")
+        raise ZooError(f"model {args.model} is keyless: it needs no key (encrypt without -k)")
     if args.path.exists():  # before minutes of training, not after
         raise ZooError(f"{args.path}: exists; refusing to overwrite a key file")
     if args.demo:
@@ -92,7 +92,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
     scheme = open_scheme(args.model, args.classifier)
-    key = scheme.load_key(args.key)
+    key = key_for(scheme, args.key)
     if args.nae_steps is not None:
         scheme = scheme.with_nae(steps=args.nae_steps)
     scheme.publish_key_id = not args.no_key_id
@@ -100,8 +100,23 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     return finish(encrypt_files(scheme, key, pairs, args.batch_size, progress=not args.quiet))
 
 
+def key_for(scheme: Scheme, path: Path | None) -> Key:
+    """The key to encrypt with: the file given, or none for a keyless scheme (and only then)."""
+    keyless = scheme.capabilities.key is None
+    if path is None and not keyless:
+        raise KeyFileError(
+            f"model {scheme.model_id} needs a key: -k KEY (make one with 'noiseveil keygen --model "
+            f"{scheme.model_id} KEY')"
+        )
+    if path is not None and keyless:
+        raise KeyFileError(f"model {scheme.model_id} is keyless: -k does not apply")
+    return scheme.keygen() if keyless else scheme.load_key(path)
+
+
 def cmd_decrypt(args: argparse.Namespace) -> int:
-    key = load_key(args.key)  # each ciphertext's scheme checks that it can use it
+    # Each ciphertext's scheme checks that it can use the key; without -k, only keyless images
+    # are read, and those say they do not decrypt.
+    key = load_key(args.key) if args.key is not None else NoKey()
     scheme_for = cache(lambda model_id: open_scheme(model_id, args.classifier))
     pairs = plan(args.input, args.output)
     return finish(decrypt_files(scheme_for, key, pairs, args.batch_size, progress=not args.quiet))

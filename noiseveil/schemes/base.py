@@ -278,6 +278,10 @@ class Scheme(ABC):
     def check_key_kind(self, key: Key) -> None:
         """Raise a one-line error unless ``key`` is of the kind this scheme uses."""
         if not isinstance(key, self.key_type):
+            if key.kind == "none":
+                raise KeyFileError(
+                    f"model {self.model_id} ({self.name}) needs a {self.key_type.kind} key: -k KEY"
+                )
             raise KeyFileError(
                 f"model {self.model_id} ({self.name}) needs a {self.key_type.kind} key, not a {key.kind} one"
             )
