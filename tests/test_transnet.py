@@ -90,3 +90,54 @@ def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_pat
     assert len(second["itn"]["0.1"]["itn_psnr_db"]) == 16
     for fig in ("transnet-protected.png", "transnet-itn-psnr.png", "transnet-itn.png"):
         assert (tmp_path / "out" / "figures" / fig).stat().st_size > 1000
+
+
+def test_protected_images_through_the_cli(trained, tmp_path, monkeypatch) -> None:
+    """A TransNet model in a private zoo, used as a user would: encrypt without a key, the
+    cloud classifies by the model in each header, decrypt says no, keys are refused."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from noiseveil import zoo
+    from noiseveil.io.png import read_ciphertext, write_image
+
+    scheme, data = trained
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    entry = zoo.read_manifest()[PSI]
+    shutil.copy(zoo.WEIGHTS_DIR / entry["file"], weights / entry["file"])
+    (weights / "manifest.json").write_text(json.dumps({PSI: entry}))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(zoo, "MANIFEST", weights / "manifest.json")
+    info = {"kind": "scheme", "scheme": "transnet", "dataset": "cifar10", "classifier_id": PSI}
+    zoo.save_weights("transnet-test", scheme.payload({"scheme": "transnet"}), info)
+    for i in range(3):
+        write_image(tmp_path / "plain" / f"{i}.png", data.x_test[i])
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "NOISEVEIL_WEIGHTS": str(weights), "OMP_NUM_THREADS": "1"}
+        command = [sys.executable, "-m", "noiseveil.app.cli", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+    done = cli(
+        "encrypt", str(tmp_path / "plain"), "-o", str(tmp_path / "prot"), "-m", "transnet-test", "--quiet"
+    )
+    assert done.returncode == 0, done.stderr
+    protected = read_ciphertext(tmp_path / "prot" / "0.png")
+    assert protected.model_id == "transnet-test" and protected.key_id == "" and not protected.authenticated
+    labels = cli("classify", str(tmp_path / "prot"), "--quiet")
+    assert labels.returncode == 0 and len(labels.stdout.splitlines()) == 3, labels.stderr
+    refused = cli("decrypt", str(tmp_path / "prot"), "-o", str(tmp_path / "back"), "--quiet")
+    assert refused.returncode == 1 and refused.stderr.count("not recoverable") == 3, refused.stderr
+    assert not (tmp_path / "back").exists() and "Traceback" not in refused.stderr
+    key = tmp_path / "k.key"
+    key.write_bytes(b"")
+    with_key = cli(
+        "encrypt", str(tmp_path / "plain"), "-o", str(tmp_path / "p2"), "-m", "transnet-test", "-k", str(key)
+    )
+    assert with_key.returncode == 2 and "is keyless: -k does not apply" in with_key.stderr
+    keygen = cli("keygen", str(tmp_path / "new.key"), "--model", "transnet-test")
+    assert keygen.returncode == 2 and "keyless" in keygen.stderr and not (tmp_path / "new.key").exists()
