@@ -379,7 +379,7 @@ SCHEME_CARDS: dict[str, SchemeCard] = {
             "cifar10",
             "cifar10-resnet20",
             "",
-            {"alpha": 0.005, "steps": 3000, "batch_size": 64, "lr": 1e-3},
+            {"alpha": 0.005, "steps": 1500, "batch_size": 64, "lr": 1e-3},
             note="TransNet on CIFAR-10 against ResNet-20: a U-Net 16-32-64 trained with the cloud",
             config={"transform": {"widths": (16, 32, 64), "feature_layer": 0}},
         ),
