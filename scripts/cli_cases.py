@@ -91,10 +91,15 @@ def main() -> None:
             ["encrypt", "small.png", "-o", "o5", "-k", "my.key", "-m", "ric-lfw"], work
         ),
         "a classifier id for keygen": run(["keygen", "x.key", "--model", "cifar10-resnet"], work),
+        "encrypt with a keyed model and no -k": run(["encrypt", "plain", "-o", "o6", "--quiet"], work),
+        "decrypt without -k": run(["decrypt", "C", "-o", "o7", "--quiet"], work),
+        "--cloud for a scheme without a protocol": run(["train", "ric-cifar10", "--cloud", "http://x"], work),
+        "--stages for report etc": run(["report", "etc", "--stages", "x", "--out", "etc2"], work),
     }
     waits = {
         "report security": first_line(["report", "security", "--models", "ric-mnist", "--out", "sec"], work),
         "report etc": first_line(["report", "etc", "--out", "etc"], work),
+        "report avp": first_line(["report", "avp", "--out", "avp"], work),
         "demo": first_line(["demo", "--out", "demo"], work),
         "evaluate": first_line(["evaluate", "-n", "50"], work),
     }
