@@ -222,7 +222,14 @@ class ImageNetFeatureMap(nn.Module):
     """φ_k of TransNet's L_feat (eq. 6): an early feature map of the shipped ImageNet SqueezeNet
     1.1 (the paper's VGG16 weights are not available offline). ``layer`` 0 is relu1 (64
     channels, stride 2), the counterpart of VGG16's second ReLU; 1 is fire3. Takes images in
-    [0, 1] (NCHW RGB); frozen, differentiable with respect to its input."""
+    [0, 1] (NCHW RGB); frozen, differentiable with respect to its input.
+
+    SqueezeNet takes pixels in 0-255, VGG16 (torchvision) ImageNet-normalised ones, about
+    255·σ = 255 x 0.226 times smaller; the map is divided by that factor so that L_feat, and
+    with it the paper's α values, sit on a comparable scale (without it, L_feat between two
+    CIFAR-10 images is in the thousands and every α of the sweep swamps L_class)."""
+
+    SCALE = 255.0 * 0.226  # ImageNet's mean per-channel standard deviation, in pixel levels
 
     def __init__(self, layer: int = 0) -> None:
         super().__init__()
@@ -233,4 +240,4 @@ class ImageNetFeatureMap(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         net = self.lpips.net
         relu1 = F.relu(net.conv1(images * 255.0 - self.lpips.mean))
-        return relu1 if self.layer == 0 else net.fire3(net.fire2(_pool(relu1)))
+        return (relu1 if self.layer == 0 else net.fire3(net.fire2(_pool(relu1)))) / self.SCALE

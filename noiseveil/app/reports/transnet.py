@@ -250,8 +250,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"{'-'.join(str(w) for w in b['widths'])} trained for {b['steps']} steps of {b['batch_size']} "
         "images with Adam (the paper: a full U-Net, 200 epochs of SGD); ψ are a ResNet-20 and a "
         "VGG-8-BN trained for 8 epochs (the paper: ResNet-20 and VGG16-BN, 200 epochs); φ is the "
-        "ImageNet SqueezeNet 1.1's relu1 (VGG16's weights are not available offline), so α is "
-        "on another scale than the paper's.",
+        "ImageNet SqueezeNet 1.1's relu1 (VGG16's weights are not available offline), divided by "
+        "255 x 0.226 to bring it to the units of an ImageNet-normalised input, so α is on a "
+        "comparable but not identical scale to the paper's.",
         "",
         "## Table I: accuracy of ψ on protected test images",
         "",
