@@ -489,9 +489,9 @@ def avp_report() -> list[str]:
         f"{sec['attack_images']} test faces (keys 2 and up are the attacker's own):\n\n"
         + table(["attack", "SSIM", "PSNR dB", "SSIM gain over a same-label face"], rows)
         + "\n\nBeat the label-only baseline: "
-        + (", ".join(sec["beating_label_only"]) or "none")
+        + ("; ".join(sec["beating_label_only"]) or "none")
         + ". Closer to their own face than to another of the same person (3 standard errors): "
-        + (", ".join(sec["image_specific"]) or "none")
+        + ("; ".join(sec["image_specific"]) or "none")
         + "."
     )
     return out

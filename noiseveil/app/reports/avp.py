@@ -474,11 +474,11 @@ def markdown(r: dict[str, Any]) -> str:
         *attack_table(sec["attacks"]),
         "",
         "**Attacks that beat the label-only baseline** (mean SSIM or mean PSNR): "
-        + (", ".join(sec["beating_label_only"]) or "none")
+        + ("; ".join(sec["beating_label_only"]) or "none")
         + ".",
         "",
         "**Attacks closer to their own plaintext than to another of the same label** (gain above "
-        "3 standard errors): " + (", ".join(sec["image_specific"]) or "none") + ".",
+        "3 standard errors): " + ("; ".join(sec["image_specific"]) or "none") + ".",
         "",
         "![attacks](figures/avp-attacks.png)",
         "",
