@@ -468,6 +468,24 @@ def avp_report() -> list[str]:
             [[f"{100 * t2[k]:.1f} %" for k in ("original", "AVP-ONE", "AVP-ALL")]],
         )
     )
+    cost = load("benchmark/avp-cost.json")
+    if cost:
+        bp, b = cost[0]
+        rows = [
+            [
+                f"`{row['model_id']}`",
+                str(row["iterations"]),
+                f"{row['encrypt_seconds_per_image']:.2f}",
+                f"{1000 * row['decrypt_seconds_per_image']:.2f}",
+                f"{row['encrypt_to_decrypt_ratio']:.0f}x",
+            ]
+            for row in b["runs"]
+        ]
+        out.append(
+            f"**AVP's cost on this machine** (`{b['command']}`, {rel(bp)}; {b['runs'][0]['images']} "
+            "images per batch, self-check included):\n\n"
+            + table(["model", "K", "encrypt s / image", "decrypt ms / image", "encrypt/decrypt"], rows)
+        )
     n = len(sec["keys"])
     diagonal = [sec["cross_decryption"][i][i]["ssim"] for i in range(n)]
     off = [sec["cross_decryption"][i][j]["ssim"] for i in range(n) for j in range(n) if i != j]
