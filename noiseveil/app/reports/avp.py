@@ -314,9 +314,10 @@ def attacks(
     }
     results["ciphertext itself"] = measure(_pixels(cts), plain, labels)
     names = list(suite)
+    short = [n.replace(" ciphertexts", "").replace(", with the adversarial loss", " + adv.") for n in names]
     picture_grid(
         [plain[:8], _pixels(cts)[:8], *(guesses[n][:8] for n in names)],
-        ["x", "x' (key 1)", *names],
+        ["x", "x' (key 1)", *short],  # row titles short enough not to overlap
         figures / "avp-attacks.png",
     )
     return {
