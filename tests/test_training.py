@@ -72,3 +72,20 @@ def test_fit_ric_trains_resumes_and_reports_a_curve(tmp_path, monkeypatch, prese
     assert [p["step"] for p in report["curve"]] == [0, 2, 4]
     assert all(np.isfinite(p["val_psnr"]) for p in report["curve"])
     assert any(not torch.equal(a, b) for a, b in zip(before, scheme.model.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("card_id", ["cifar10-resnet20", "cifar10-vgg"])
+def test_every_card_builds_with_the_training_sets_statistics(card_id):
+    """`noiseveil train-classifier` hands every architecture its training set's mean and std;
+    they become its first layer."""
+    from noiseveil.classifiers.architectures import build_classifier
+    from noiseveil.zoo import CLASSIFIERS
+
+    card = CLASSIFIERS[card_id]
+    mean, std = [0.1, 0.2, 0.3], [0.5, 0.6, 0.7]
+    model = build_classifier(card.arch, **card.config, in_channels=3, mean=mean, std=std).eval()
+    first = model.features[0]
+    assert torch.allclose(first.mean.flatten(), torch.tensor(mean)) and torch.allclose(
+        first.std.flatten(), torch.tensor(std)
+    )
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)

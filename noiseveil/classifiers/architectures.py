@@ -127,6 +127,17 @@ class BasicBlock(nn.Module):
         return torch.relu(self.body(x) + self.shortcut(x))
 
 
+def input_statistics(
+    in_channels: int, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[Sequence[float], Sequence[float]]:
+    """The training set's statistics, or defaults: CIFAR-10's for RGB, 0.5 per channel otherwise
+    (3-channel defaults would broadcast a grey input to 3 channels and break the first conv)."""
+    rgb = in_channels == 3
+    mean = mean if mean is not None else (0.4914, 0.4822, 0.4465) if rgb else (0.5,) * in_channels
+    std = std if std is not None else (0.2470, 0.2435, 0.2616) if rgb else (0.5,) * in_channels
+    return mean, std
+
+
 class ResNet(nn.Module):
     """ResNet (He et al., CVPR 2016) with the CIFAR stem (3x3 conv, no max-pool).
 
@@ -148,13 +159,8 @@ class ResNet(nn.Module):
         std: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        # Default statistics: CIFAR-10's for RGB, 0.5 per channel otherwise (3-channel defaults
-        # would broadcast a grey input to 3 channels and break the first conv).
-        rgb = in_channels == 3
-        mean = mean if mean is not None else (0.4914, 0.4822, 0.4465) if rgb else (0.5,) * in_channels
-        std = std if std is not None else (0.2470, 0.2435, 0.2616) if rgb else (0.5,) * in_channels
         layers: list[nn.Module] = [
-            Normalize(mean, std),
+            Normalize(*input_statistics(in_channels, mean, std)),
             conv_bn_relu(in_channels, widths[0], 3, stem_stride, 1),
         ]
         c_prev = widths[0]
@@ -188,14 +194,11 @@ class VGG(nn.Module):
         in_channels: int = 3,
         num_classes: int = 10,
         stages: Sequence[Sequence[int]] = ((32, 32), (64, 64), (128, 128), (256, 256)),
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        rgb = in_channels == 3
-        layers: list[nn.Module] = [
-            Normalize(
-                (0.4914, 0.4822, 0.4465) if rgb else (0.5,), (0.2470, 0.2435, 0.2616) if rgb else (0.5,)
-            )
-        ]
+        layers: list[nn.Module] = [Normalize(*input_statistics(in_channels, mean, std))]
         c_prev = in_channels
         for widths in stages:
             for width in widths:
