@@ -455,6 +455,32 @@ def avp_report() -> list[str]:
             f"{100 * t45['accuracy_plain']:.2f} / {100 * t45['accuracy_encrypted']:.2f}",
         ],
     ]
+    from noiseveil.app.reports.avp import PAPER_TABLE1, PAPER_TABLE45
+
+    def span(values: list[float], fmt: str) -> str:
+        return f"{min(values):{fmt}}-{max(values):{fmt}}"
+
+    faces = list(PAPER_TABLE1.values())
+    rows.append(
+        [
+            "paper, LFW (4 face models at 112x112, 11 M-parameter key)",
+            *(span([f[i] for f in faces], ".3f") for i in (0, 1)),
+            "-",
+            span([f[2] for f in faces], ".3f"),
+            "-",
+        ]
+    )
+    for model, (plain, enc, ssim_e, ssim_d) in PAPER_TABLE45.items():
+        rows.append(
+            [
+                f"paper, CIFAR-10 ({model})",
+                f"{ssim_e:.3f}",
+                f"{ssim_d:.3f}",
+                "-",
+                "-",
+                f"{plain:.2f} / {enc:.2f}",
+            ]
+        )
     out = [
         f"**AVP, the paper's Tables 1 and 4-5** (`{r['command']}`; full report with figures: "
         f"[results/avp/report.md](results/avp/report.md), {rel(p)}):\n\n"
