@@ -100,11 +100,12 @@ class TransNetScheme(Scheme):
         return self._net
 
     @torch.no_grad()
+    def protect(self, images: torch.Tensor) -> np.ndarray:
+        """h_θ(x) as the container stores it: uint8 (N, H, W, C), in batches of 256."""
+        return to_uint8(torch.cat([self.network()(images[i : i + 256]) for i in range(0, len(images), 256)]))
+
     def _encrypt(self, images: torch.Tensor, key: Key) -> list[tuple[np.ndarray, dict[str, str]]]:
-        protected = to_uint8(
-            torch.cat([self.network()(images[i : i + 256]) for i in range(0, len(images), 256)])
-        )
-        return [(px, {}) for px in protected]
+        return [(px, {}) for px in self.protect(images)]
 
     def _decrypt(self, pixels: torch.Tensor, fields: Sequence[dict[str, str]], key: Key) -> torch.Tensor:
         raise SchemeError("TransNet has no decryption")  # never reached: the base class checks recovers

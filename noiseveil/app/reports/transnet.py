@@ -12,7 +12,7 @@ transport: the same messages as over HTTP). Then:
 
 The sweep trains 12 networks. Each finished network is kept in ``runs/transnet-report`` under
 a name that fixes its settings, with the commit that trained it, and a stopped training
-resumes from its checkpoint: the evaluation spans sessions (``--stop-after-networks``).
+resumes from its checkpoint: the evaluation spans sessions (``--networks N``).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import torch
 from noiseveil.app.figures import box_plot, picture_grid
 from noiseveil.app.provenance import RESULTS_DIR, ReportError, provenance, write_result
 from noiseveil.app.reports.security import SAME_LABEL_CONTROL, attack_table, measure
-from noiseveil.attacks import ITNAttack, LabelOnlyBaseline, beating_baseline, image_specific
+from noiseveil.attacks import ITNAttack, LabelOnlyBaseline, beating_baseline, image_specific, pixels_of
 from noiseveil.classifiers.training import predict
-from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor, to_uint8
+from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor
 from noiseveil.metrics import describe, psnr, ssim
 from noiseveil.protocol import CloudService, InProcessTransport
 from noiseveil.protocol.user import TransformTraining
@@ -118,7 +118,7 @@ def table1(
             break
         scheme, report = transform_network(psi, alpha, data, b, runs)
         limit[0] -= 1
-        protected = _protect(scheme, plain)
+        protected = scheme.protect(to_tensor(plain))
         accuracy = float((predict(classifier, to_tensor(protected)).numpy() == truth).mean())
         row["alphas"][f"{alpha:g}"] = {
             "accuracy": accuracy,
@@ -129,14 +129,6 @@ def table1(
     return row
 
 
-def _protect(scheme: TransNetScheme, images: np.ndarray) -> np.ndarray:
-    """The protected images as the container stores them (8-bit)."""
-    with torch.no_grad():
-        return np.concatenate(
-            [to_uint8(scheme.network()(to_tensor(images[i : i + 256]))) for i in range(0, len(images), 256)]
-        )
-
-
 def itn_attack(
     psi: str, alpha: float, data: ImageDataset, b: TransNetReportBudget, runs: Path
 ) -> dict[str, Any]:
@@ -145,7 +137,7 @@ def itn_attack(
     idx = fixed_subset(len(data.x_test), b.test_images, seed=0)
     plain = data.x_test[idx]
     cts = scheme.encrypt(to_tensor(plain), scheme.keygen())
-    labels = predict(load_classifier(psi), to_tensor(np.stack([ct.pixels for ct in cts]))).numpy()
+    labels = predict(load_classifier(psi), to_tensor(pixels_of(cts))).numpy()
     own = fixed_subset(len(data.x_train), b.itn_pairs, seed=7)  # the attacker's own images
     attacks = {
         "label-only": LabelOnlyBaseline(scheme, data.x_train[own], data.y_train[own]),
@@ -156,7 +148,7 @@ def itn_attack(
         fit = attack.fit()
         guesses[name] = attack(cts, labels)
         results[name] = {"threat": attack.threat, "fit": fit, **measure(guesses[name], plain, labels)}
-    results["protected image itself"] = measure(np.stack([ct.pixels for ct in cts]), plain, labels)
+    results["protected image itself"] = measure(pixels_of(cts), plain, labels)
     return {
         "alpha": alpha,
         "attacks": results,
@@ -165,7 +157,7 @@ def itn_attack(
         "image_specific": image_specific(results),
         "examples": {
             "plain": plain[:6],
-            "protected": np.stack([ct.pixels for ct in cts[:6]]),
+            "protected": pixels_of(cts[:6]),
             "itn": guesses["itn"][:6],
         },
     }
@@ -204,7 +196,9 @@ def run(
     if done:
         examples = [data.x_test[fixed_subset(len(data.x_test), budget.test_images, seed=0)][:8]]
         for alpha in done:
-            examples.append(_protect(transform_network(first, alpha, data, budget, runs)[0], examples[0]))
+            examples.append(
+                transform_network(first, alpha, data, budget, runs)[0].protect(to_tensor(examples[0]))
+            )
         picture_grid(examples, ["plain", *(f"α = {a:g}" for a in done)], figures / "transnet-protected.png")
     result["itn"] = {f"{a:g}": itn_attack(first, a, data, budget, runs) for a in done}
     examples = {a: r.pop("examples") for a, r in result["itn"].items()}
