@@ -68,7 +68,7 @@ def test_the_payload_round_trips(trained) -> None:
     assert again.cloud_classifier() is psi and again.training == scheme.training
 
 
-def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_path) -> None:
+def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_path, capsys) -> None:
     """A tiny sweep against the shipped ResNet-10 as ψ: the first run trains one network and
     reports a partial table; the second reuses it, trains the other and completes."""
     from noiseveil.app.reports import transnet
@@ -82,8 +82,10 @@ def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_pat
     assert "Partial" in (tmp_path / "out" / "report.md").read_text()
     second = transnet.run(tmp_path / "out", budget, **kwargs)
     assert second["complete"] and list(second["table1"][PSI]["alphas"]) == ["0", "0.1"]
-    # the network of the first run was reused, not trained again
+    # the network of the first run was reused, not trained again; so was its ITN attack
     assert second["table1"][PSI]["alphas"]["0"]["training"] == first["table1"][PSI]["alphas"]["0"]["training"]
+    assert second["itn"]["0"] == first["itn"]["0"]
+    assert "ITN attack on h_θ for cifar10-resnet at α = 0: reused" in capsys.readouterr().out
     row = second["itn"]["0.1"]["attacks"]
     assert {"label-only", "itn", "protected image itself"} == set(row)
     assert 0 <= row["itn"]["ssim"]["mean"] <= 1 and "control" in row["itn"]
