@@ -24,6 +24,7 @@ import torch
 from torch.nn import functional as F
 
 import noiseveil.zoo
+from noiseveil.classifiers.training import predict
 from noiseveil.data import load_dataset, to_tensor
 from noiseveil.protocol import (
     ClassifyRequest,
@@ -247,7 +248,13 @@ def test_the_scheme_trains_through_the_cloud_server(cloud_server, tmp_path: Path
         raise AssertionError("the user's side loaded the cloud's classifier")
 
     data = load_dataset("cifar10")
-    small = dataclasses.replace(data, x_train=data.x_train[:32], y_train=data.y_train[:32])
+    small = dataclasses.replace(
+        data,
+        x_train=data.x_train[:32],
+        y_train=data.y_train[:32],
+        x_test=data.x_test[:1100],
+        y_test=data.y_test[:1100],
+    )
     plan = TrainingPlan(
         model_id="transnet-http",
         image_shape=SHAPE,
@@ -259,3 +266,7 @@ def test_the_scheme_trains_through_the_cloud_server(cloud_server, tmp_path: Path
     trained = TransNetScheme.train(plan, small, no_psi, tmp_path / "h.ckpt")
     assert trained.report["steps"] == 2 and trained.manifest["alpha"] == 0.01
     assert trained.scheme.keygen().key_id == "" and trained.scheme.network() is not None
+    # the shipped accuracy is ψ's, as the cloud answered ClassifyRequests (two: 1,100 > MAX_BATCH)
+    protected = to_tensor(trained.scheme.protect(to_tensor(small.x_test)))
+    here = (predict(load_classifier(PSI), protected).numpy() == small.y_test).mean()
+    assert trained.manifest["test_accuracy"] == pytest.approx(here)

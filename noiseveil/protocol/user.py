@@ -24,7 +24,7 @@ from tqdm import tqdm
 from noiseveil.checkpoint import TrainingState
 from noiseveil.classifiers.training import augment_batch
 from noiseveil.data import to_tensor
-from noiseveil.protocol.messages import LossRequest
+from noiseveil.protocol.messages import MAX_BATCH, ClassifyRequest, LossRequest
 from noiseveil.protocol.transport import Transport
 
 
@@ -105,3 +105,16 @@ def train_transform(
     bar.close()
     net.eval()
     return {"steps": cfg.steps, "history": history, "train_seconds": time.perf_counter() - start}
+
+
+def cloud_accuracy(transport: Transport, protected: np.ndarray, labels: np.ndarray) -> float:
+    """How often the cloud's ψ labels uint8 protected images (N, H, W, C) as ``labels``: the
+    user asks the cloud (ClassifyRequest) and compares with labels it keeps to itself."""
+    x = to_tensor(protected).numpy()
+    predicted = np.concatenate(
+        [
+            transport.classify(ClassifyRequest(protected=x[i : i + MAX_BATCH])).labels
+            for i in range(0, len(x), MAX_BATCH)
+        ]
+    )
+    return float((predicted == np.asarray(labels)).mean())

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from noiseveil.crypto.keys import Key
-from noiseveil.data import to_uint8
+from noiseveil.data import to_tensor, to_uint8
 from noiseveil.protocol import CloudService, HttpTransport, InProcessTransport, Transport
-from noiseveil.protocol.user import TransformTraining, train_transform
+from noiseveil.protocol.user import TransformTraining, cloud_accuracy, train_transform
 from noiseveil.schemes.base import (
     Capabilities,
     CloudModel,
@@ -163,9 +163,14 @@ class TransNetScheme(Scheme):
             checkpoint,
         )
         scheme.classifier = classifier  # a loader: the user side never loads it
-        return TrainedScheme(
-            scheme, report, {"train_seconds": report["train_seconds"], "alpha": training.alpha}
-        )
+        accuracy = cloud_accuracy(transport, scheme.protect(to_tensor(data.x_test)), data.y_test)
+        report["test_accuracy"] = accuracy  # ψ on the protected test split, as the cloud answered
+        manifest = {
+            "train_seconds": report["train_seconds"],
+            "alpha": training.alpha,
+            "test_accuracy": accuracy,
+        }
+        return TrainedScheme(scheme, report, manifest)
 
 
 def train_scheme(
