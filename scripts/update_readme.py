@@ -159,6 +159,7 @@ def section() -> str:
     parts += ric_training_profile()
     parts += etc_report()
     parts += avp_report()
+    parts += transnet_report()
     return "\n\n".join(parts)
 
 
@@ -430,6 +431,21 @@ def etc_report() -> list[str]:
     return out
 
 
+def attack_rows(attacks: dict[str, dict]) -> list[list[str]]:
+    """Attack, SSIM, PSNR and the same-label control's gain: one row per attack."""
+    return [
+        [
+            name,
+            f"{a['ssim']['mean']:.4f}",
+            f"{a['psnr_db']['mean']:.2f}",
+            f"{a['control']['ssim']['gain']:+.4f} ± {a['control']['ssim']['gain_stderr']:.4f}"
+            if "ssim" in a.get("control", {})
+            else "-",
+        ]
+        for name, a in attacks.items()
+    ]
+
+
 def avp_report() -> list[str]:
     """The AVP paper's Tables 1, 2, 4-5 and the security rows, from results/avp/avp-report.json."""
     found = load("avp/avp-report.json")
@@ -515,17 +531,7 @@ def avp_report() -> list[str]:
     n = len(sec["keys"])
     diagonal = [sec["cross_decryption"][i][i]["ssim"] for i in range(n)]
     off = [sec["cross_decryption"][i][j]["ssim"] for i in range(n) for j in range(n) if i != j]
-    rows = [
-        [
-            name,
-            f"{a['ssim']['mean']:.4f}",
-            f"{a['psnr_db']['mean']:.2f}",
-            f"{a['control']['ssim']['gain']:+.4f} ± {a['control']['ssim']['gain_stderr']:.4f}"
-            if "ssim" in a.get("control", {})
-            else "-",
-        ]
-        for name, a in sec["attacks"].items()
-    ]
+    rows = attack_rows(sec["attacks"])
     out.append(
         f"**AVP security**: {n} keys from different initialisations; decrypting with the key that "
         f"encrypted gives SSIM {min(diagonal):.3f} to {max(diagonal):.3f}, with any other key "
@@ -538,6 +544,57 @@ def avp_report() -> list[str]:
         + ("; ".join(sec["image_specific"]) or "none")
         + "."
     )
+    return out
+
+
+def transnet_report() -> list[str]:
+    """TransNet's Table I beside the paper's, and the ITN attack, from results/transnet."""
+    found = load("transnet/transnet-report.json")
+    if not found:
+        return []
+    from noiseveil.app.reports.transnet import PAPER_TABLE1
+
+    p, r = found[0]
+    alphas = r["alphas"]
+    rows = []
+    for psi, t in r["table1"].items():
+        got = t["alphas"]
+        rows.append(
+            [f"`{psi}`", f"{100 * t['plain_accuracy']:.2f}"]
+            + [f"{100 * got[f'{a:g}']['accuracy']:.2f}" if f"{a:g}" in got else "-" for a in alphas]
+        )
+        paper = PAPER_TABLE1.get(psi)
+        if paper is None:  # a cloud the paper did not use
+            continue
+        rows.append(
+            [f"paper ({'ResNet-20' if 'resnet' in psi else 'VGG16-BN'}, 200 epochs)", f"{paper['plain']:.2f}"]
+            + [f"{paper[a]:.2f}" if a in paper else "-" for a in alphas]
+        )
+    first = next(iter(r["table1"].values()))["alphas"]
+    looks = "; ".join(
+        f"α = {a}: {v['ssim_to_plain']['mean']:.3f} / {v['psnr_to_plain_db']['mean']:.2f} dB"
+        for a, v in first.items()
+    )
+    state = "" if r["complete"] else " **Partial: the sweep is not finished.**"
+    out = [
+        f"**TransNet, Table I** (accuracy % of ψ on {r['budget']['test_images']} protected CIFAR-10 test "
+        f"images; `{r['command']}`; report with figures: [results/transnet/report.md]"
+        f"(results/transnet/report.md), {rel(p)}).{state}\n\n"
+        + table(["ψ", "plain", *(f"α = {a:g}" for a in alphas)], rows)
+        + f"\n\nProtected image against its plaintext (ψ = `{next(iter(r['table1']))}`, SSIM / PSNR): "
+        + f"{looks}."
+    ]
+    for alpha, res in r["itn"].items():
+        rows = attack_rows(res["attacks"])
+        out.append(
+            f"**TransNet, ITN attack at α = {alpha}** ({len(res['itn_psnr_db'])} test images):\n\n"
+            + table(["attack", "SSIM", "PSNR dB", "SSIM gain over a same-label image"], rows)
+            + "\n\nBeat the label-only baseline: "
+            + ("; ".join(res["beating_label_only"]) or "none")
+            + ". Closer to their own plaintext than to another of the same label (3 standard errors): "
+            + ("; ".join(res["image_specific"]) or "none")
+            + "."
+        )
     return out
 
 
