@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from noiseveil.exceptions import NoiseveilError
 
 KEY_BYTES = 32
+TAG_BYTES = 32  # HMAC-SHA256: every keyed scheme's ciphertext tag
 NONCE_BYTES = 16
 _KEY_FILE_HEADER = "noiseveil-key-v1"
 

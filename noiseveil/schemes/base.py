@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from noiseveil.crypto.keys import KEY_KINDS, Key, KeyFileError, load_key
+from noiseveil.crypto.keys import KEY_KINDS, TAG_BYTES, Key, KeyFileError, load_key
 from noiseveil.data.tensors import to_uint8
 from noiseveil.exceptions import NoiseveilError
 
@@ -428,6 +428,22 @@ class Scheme(ABC):
                     f"the classifier labels the ciphertext {int(got[i])}, the plaintext {int(want[i])}"
                 )
         return problems
+
+    def check_container(self, ciphertext: Ciphertext) -> None:
+        """What anyone can check without the key (the cloud, on upload): the ciphertext names
+        this scheme and model, has the model's shape, and carries a tag iff the scheme has keys.
+        A changed pixel or field passes here: only the key holder's :meth:`verify` sees it."""
+        if ciphertext.scheme != self.name or ciphertext.decrypt_model != self.model_id:
+            raise SchemeError(
+                f"ciphertext is for {ciphertext.scheme}/{ciphertext.model_id}, "
+                f"not {self.name}/{self.model_id}"
+            )
+        self.check_shape(ciphertext.pixels.shape, "ciphertext")
+        keyed = self.capabilities.key is not None
+        if keyed and len(ciphertext.tag) != TAG_BYTES:
+            raise SchemeError(f"ciphertext of keyed model {self.model_id} has no valid authentication tag")
+        if not keyed and (ciphertext.tag or ciphertext.key_id):
+            raise SchemeError(f"model {self.model_id} is keyless: its images carry no key id or tag")
 
     def verify(self, ciphertext: Ciphertext, key: Key) -> None:
         """Check that the ciphertext belongs to this scheme and model and was made with ``key``."""
