@@ -20,9 +20,16 @@ import pytest
 from noiseveil.app.cli import build_parser
 
 
-def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    (subparsers,) = parser._subparsers._group_actions
-    return dict(subparsers.choices)
+def commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every command by its words ("encrypt", "cloud", "cloud token new"), nested ones included."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                words = f"{prefix} {name}".strip()
+                found[words] = sub
+                found.update(commands(sub, words))
+    return found
 
 
 def arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -57,6 +64,7 @@ def action_help(parser: argparse.ArgumentParser, action: argparse.Action) -> str
 def test_the_walk_sees_every_command() -> None:
     assert {"keygen", "encrypt", "classify", "decrypt", "evaluate", "demo", "models"} <= set(COMMANDS)
     assert {"train", "train-classifier", "report"} <= set(COMMANDS)
+    assert {"serve", "cloud upload", "cloud fetch", "cloud token new"} <= set(COMMANDS)
     assert any(has_stated_default(a) for p in COMMANDS.values() for a in arguments(p))
     assert any(leaves_default_to_words(a) for p in COMMANDS.values() for a in arguments(p))
 
@@ -99,10 +107,11 @@ def test_every_command_help_runs_in_a_fresh_process() -> None:
         argv = [sys.executable, "-m", "noiseveil.app.cli", name, "--help"]
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
 
+    top = [name for name in COMMANDS if " " not in name]  # nested ones: parsed alike, above
     with ThreadPoolExecutor(max_workers=2) as pool:  # a shared 2-core machine: two at a time
-        procs = dict(zip(COMMANDS, pool.map(run, COMMANDS), strict=True))
+        procs = dict(zip(top, pool.map(run, top), strict=True))
     for name, proc in procs.items():
         assert proc.returncode == 0, (name, proc.stderr)
         assert proc.stdout.startswith(f"usage: noiseveil {name}"), proc.stdout[:80]
-        if arguments(COMMANDS[name]):  # 'models' takes no argument: no default to state
+        if any(a.option_strings for a in arguments(COMMANDS[name])):  # 'models' has no option
             assert "default" in proc.stdout, (name, proc.stdout)

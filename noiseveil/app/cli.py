@@ -289,7 +289,108 @@ def build_parser() -> argparse.ArgumentParser:
         "what is finished (default: all; the sweep spans sessions, each network is kept in runs/)",
     )
     p.add_argument("--render-only", action="store_true", help="rewrite report.md from the existing JSON")
+    _add_service_commands(sub)
     return parser
+
+
+def _add_service_commands(sub: argparse._SubParsersAction) -> None:
+    """`serve` (the cloud) and `cloud ...` (its clients)."""
+    p = _add_command(sub, "serve", "run the cloud service: store, classify and serve ciphertexts (HTTP API)")
+    p.add_argument("--data-dir", type=Path, default=Path("noiseveil-cloud"), help="files and SQLite database")
+    p.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://USER:PASSWORD@HOST/DB "
+        "(default: $NOISEVEIL_DATABASE_URL, else SQLite in --data-dir)",
+    )
+    p.add_argument(
+        "--models", nargs="+", metavar="ID", help="scheme models served (default: every shipped one)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=positive_int, default=8000, help="port")
+    p.add_argument("--max-upload-bytes", type=positive_int, default=1 << 20, help="largest upload accepted")
+
+    p = _add_command(sub, "cloud", "talk to a noiseveil cloud: upload, list, fetch and decrypt, tokens")
+    csub = p.add_subparsers(
+        dest="cloud_command",
+        required=True,
+        metavar="ACTION",
+        help="'noiseveil cloud ACTION --help' tells more",
+    )
+
+    def connection(q: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        q.add_argument(
+            "--url", help="the cloud's address (default: $NOISEVEIL_URL, else http://127.0.0.1:8000)"
+        )
+        q.add_argument(
+            "--token-file",
+            type=Path,
+            help="file holding the API token (default: $NOISEVEIL_TOKEN; never on the command line)",
+        )
+        return q
+
+    def client(name: str, summary: str) -> argparse.ArgumentParser:
+        return connection(_add_command(csub, name, summary))
+
+    def selection(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--label", type=int, help="only this label (default: all)")
+        q.add_argument("--model", help="only this model id (default: all)")
+        q.add_argument(
+            "--since",
+            help="only uploaded at or after this ISO time, e.g. 2026-12-01T00:00Z (default: any time)",
+        )
+        q.add_argument("--until", help="only uploaded before this ISO time (default: up to now)")
+        q.add_argument(
+            "--id",
+            type=positive_int,
+            nargs="+",
+            help="these image ids (default: every image the filters match)",
+        )
+
+    q = client("upload", "encrypt locally (with -m) and upload a file or folder (provider token)")
+    q.add_argument("input", type=Path, help="plaintext images (with -m), or ciphertext PNGs (without)")
+    q.add_argument(
+        "-m",
+        "--model",
+        help="encrypt with this scheme model first, see 'noiseveil models' "
+        "(default: none, INPUT holds ciphertexts already)",
+    )
+    q.add_argument(
+        "-k", "--key", type=Path, help="key file, with -m (default: none; only keyless models take none)"
+    )
+    q.add_argument(
+        "--ciphertexts",
+        type=Path,
+        help="where -m keeps the ciphertexts it uploads (default: INPUT-ciphertexts beside INPUT); "
+        "a rerun encrypts only what is missing there and uploads only what the cloud lacks",
+    )
+    _add_batch(q)
+
+    q = client("list", "list stored ciphertexts, or count them per label (user or admin token)")
+    selection(q)
+    q.add_argument("--counts", action="store_true", help="counts per model and label instead")
+    q.add_argument("--json", action="store_true", help="rows as JSON")
+
+    q = client("fetch", "download ciphertexts, and decrypt them locally with --decrypt (user or admin token)")
+    selection(q)
+    q.add_argument(
+        "-o", "--output", type=Path, required=True, help="folder for ID.png files (never overwritten)"
+    )
+    q.add_argument("--decrypt", action="store_true", help="write the decrypted images instead (needs -k)")
+    q.add_argument(
+        "-k", "--key", type=Path, help="key file, for --decrypt; it stays on this machine (default: none)"
+    )
+    _add_batch(q)
+
+    q = _add_command(csub, "token", "make, list or revoke API tokens (admin token)")
+    tsub = q.add_subparsers(
+        dest="token_action", required=True, metavar="TOKEN_ACTION", help="new, list or revoke"
+    )
+    t = connection(_add_command(tsub, "new", "a new token, printed once (to standard output)"))
+    t.add_argument("--role", required=True, choices=["provider", "user", "admin"], help="what it may do")
+    t.add_argument("--name", required=True, help="who holds it")
+    connection(_add_command(tsub, "list", "tokens, without their secrets"))
+    t = connection(_add_command(tsub, "revoke", "revoke a token"))
+    t.add_argument("token_id", type=positive_int, help="the token's id (see 'cloud token list')")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from noiseveil.app.cloud_commands import cmd_cloud, cmd_serve  # noqa: F401  (dispatched by name)
 from noiseveil.app.exit_codes import EXIT_FAILED_FILES, EXIT_OK
 from noiseveil.checksums import sha256_bytes, sha256_file
 from noiseveil.classifiers.architectures import freeze

@@ -1,0 +1,447 @@
+"""The cloud's HTTP API (FastAPI on uvicorn; OpenAPI at ``/docs`` and ``/openapi.json``).
+
+``noiseveil serve`` runs it: see :func:`serve`. Routes, with the permission each needs
+(:mod:`.auth`)::
+
+    POST   /v1/images             upload   a ciphertext PNG (body: image/png) -> id, label
+    GET    /v1/images             read     list: ?label= &model= &since= &until= &newest= &cursor= &limit=
+    GET    /v1/images/{id}        read     one row
+    GET    /v1/images/{id}/file   read     the PNG, as uploaded
+    DELETE /v1/images/{id}        delete   the row and its file
+    GET    /v1/labels             read     counts per model and label
+    POST   /v1/tokens             manage   a new token (shown once)
+    GET    /v1/tokens             manage   tokens, without their secrets
+    DELETE /v1/tokens/{id}        manage   revoke
+    GET    /v1/health             -        liveness
+    GET    /                      -        the operator's gallery page (it asks for a token)
+
+Every refusal is a 4xx with ``{"detail": "one line"}`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from noiseveil.app.service import auth
+from noiseveil.app.service.database import (
+    ApiToken,
+    StoredImage,
+    make_engine,
+    migrate,
+    session_factory,
+    utcnow,
+)
+from noiseveil.app.service.storage import BlobStore, content_hash
+from noiseveil.exceptions import NoiseveilError
+
+log = logging.getLogger("noiseveil.service")
+
+DIGEST_HEADER = "X-Content-SHA256"  # the uploader's digest of the body: a change in transit is refused
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    data_dir: Path
+    database_url: str | None = None  # default: SQLite in data_dir
+    models: tuple[str, ...] | None = None  # the scheme models served; default: every shipped one
+    max_upload_bytes: int = 1 << 20
+
+    @property
+    def url(self) -> str:
+        return self.database_url or f"sqlite:///{(Path(self.data_dir) / 'noiseveil.db').resolve()}"
+
+
+@dataclass
+class ServedModel:
+    scheme: Any  # noiseveil.schemes.base.Scheme
+    classifier: torch.nn.Module
+    classes: list[str] | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def label(self, pixels: np.ndarray) -> int:
+        from noiseveil.data import to_tensor
+
+        with self.lock, torch.no_grad():  # one forward pass per image; modules are not re-entrant
+            return int(self.classifier(to_tensor(pixels[None])).argmax(1).item())
+
+
+class ModelRegistry:
+    """The models the cloud serves, each loaded on first use."""
+
+    def __init__(self, served: tuple[str, ...] | None) -> None:
+        from noiseveil.zoo import shipped_schemes
+
+        self.served = tuple(served) if served is not None else tuple(shipped_schemes())
+        self._loaded: dict[str, ServedModel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model_id: str) -> ServedModel:
+        if model_id not in self.served:
+            raise Refused(422, f"model {model_id!r} is not served here; served: {', '.join(self.served)}")
+        with self._lock:
+            if model_id not in self._loaded:
+                from noiseveil.app.commands import cloud_model
+                from noiseveil.zoo import load_scheme
+
+                cloud = cloud_model(model_id)
+                self._loaded[model_id] = ServedModel(load_scheme(model_id), cloud.classifier, cloud.classes)
+            return self._loaded[model_id]
+
+
+class Refused(Exception):
+    """A request refused with ``status`` and a one-line reason; nothing was changed."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+class ImageRow(BaseModel):
+    id: int
+    sha256: str
+    model_id: str
+    scheme: str
+    label: int
+    class_name: str | None
+    size_bytes: int
+    uploaded_at: datetime
+
+
+class ImageList(BaseModel):
+    images: list[ImageRow]
+    next_cursor: int | None  # pass as ?cursor= for the next page; None: this was the last
+
+
+class LabelCount(BaseModel):
+    model_id: str
+    label: int
+    class_name: str | None
+    count: int
+
+
+class TokenRequest(BaseModel):
+    name: str
+    role: str
+
+
+class TokenRow(BaseModel):
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewToken(TokenRow):
+    token: str  # shown once
+
+
+def _row(image: StoredImage) -> ImageRow:
+    return ImageRow.model_validate(image, from_attributes=True)
+
+
+class CloudStore:
+    """The cloud's state: database, files and models; every method is one transaction."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(settings.url)
+        migrate(self.engine)
+        self.sessions: sessionmaker = session_factory(self.engine)
+        self.files = BlobStore(Path(settings.data_dir) / "files")
+        self.models = ModelRegistry(settings.models)
+        with self.sessions() as s:  # files a crash left without their row
+            referenced = set(s.scalars(select(StoredImage.sha256)))
+        removed = self.files.collect_orphans(referenced)
+        if removed:
+            log.warning("removed %d file(s) left unreferenced by an interrupted upload", removed)
+
+    def ensure_admin(self) -> str | None:
+        """A first admin token when the database has none (returned once, to print); else None."""
+        with self.sessions.begin() as s:
+            if s.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.role == "admin")):
+                return None
+            return auth.issue_token(s, "first admin", "admin")[1]
+
+    def caller(self, token: str) -> auth.Caller | None:
+        with self.sessions() as s:
+            return auth.caller_for(s, token)
+
+    def store(self, body: bytes, caller: auth.Caller) -> ImageRow:
+        from noiseveil.io.png import ciphertext_from_bytes
+
+        try:
+            ct = ciphertext_from_bytes(body, "upload")
+        except NoiseveilError as err:
+            raise Refused(400, str(err)) from None
+        served = self.models.get(ct.model_id)
+        try:
+            served.scheme.check_container(ct)
+        except NoiseveilError as err:
+            raise Refused(422, f"container refused: {err}") from None
+        digest = content_hash(body)
+        with self.sessions() as s:
+            existing = s.scalar(select(StoredImage.id).where(StoredImage.sha256 == digest))
+        if existing is not None:
+            raise Refused(409, f"already stored as image {existing} (same bytes: a replay or a retry)")
+        label = served.label(ct.pixels)
+        self.files.put(body)  # durable before the row that points at it
+        image = StoredImage(
+            sha256=digest,
+            model_id=ct.model_id,
+            scheme=ct.scheme,
+            label=label,
+            class_name=served.classes[label] if served.classes else None,
+            size_bytes=len(body),
+            uploaded_at=utcnow(),
+            uploaded_by=caller.token_id,
+        )
+        try:
+            with self.sessions.begin() as s:
+                s.add(image)
+        except IntegrityError:  # the same bytes, uploaded concurrently, won the race
+            raise Refused(409, "already stored (same bytes, uploaded concurrently)") from None
+        log.info("stored image %d: model %s, label %d", image.id, image.model_id, image.label)
+        return _row(image)
+
+    def list(
+        self,
+        label: int | None,
+        model: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        newest: bool,
+        cursor: int,
+        limit: int,
+    ) -> ImageList:
+        """A page of rows in id order (upload order), oldest or ``newest`` first, after ``cursor``
+        (the previous page's ``next_cursor``; 0: from the start)."""
+        if newest:
+            query = select(StoredImage).order_by(StoredImage.id.desc())
+            query = query.where(StoredImage.id < cursor) if cursor else query
+        else:
+            query = select(StoredImage).where(StoredImage.id > cursor).order_by(StoredImage.id)
+        query = query.limit(limit + 1)
+        if label is not None:
+            query = query.where(StoredImage.label == label)
+        if model is not None:
+            query = query.where(StoredImage.model_id == model)
+        if since is not None:
+            query = query.where(StoredImage.uploaded_at >= since)
+        if until is not None:
+            query = query.where(StoredImage.uploaded_at < until)
+        with self.sessions() as s:
+            rows = list(s.scalars(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return ImageList(images=[_row(r) for r in rows], next_cursor=rows[-1].id if more else None)
+
+    def image(self, image_id: int) -> StoredImage:
+        with self.sessions() as s:
+            image = s.get(StoredImage, image_id)
+        if image is None:
+            raise Refused(404, f"no image {image_id}")
+        return image
+
+    def delete(self, image_id: int) -> None:
+        with self.sessions.begin() as s:
+            image = s.get(StoredImage, image_id)
+            if image is None:
+                raise Refused(404, f"no image {image_id}")
+            digest = image.sha256
+            s.delete(image)
+        self.files.delete(digest)  # after the commit: a crash here leaves an orphan, not a dangling row
+
+    def label_counts(self) -> list[LabelCount]:
+        query = (
+            select(StoredImage.model_id, StoredImage.label, StoredImage.class_name, func.count())
+            .group_by(StoredImage.model_id, StoredImage.label, StoredImage.class_name)
+            .order_by(StoredImage.model_id, StoredImage.label)
+        )
+        with self.sessions() as s:
+            return [
+                LabelCount(model_id=m, label=lb, class_name=c, count=n) for m, lb, c, n in s.execute(query)
+            ]
+
+    def new_token(self, name: str, role: str) -> NewToken:
+        if role not in auth.PERMISSIONS:
+            raise Refused(422, f"unknown role {role!r}; roles: {', '.join(auth.ROLES)}")
+        with self.sessions.begin() as s:
+            row, token = auth.issue_token(s, name, role)
+            return NewToken(**TokenRow.model_validate(row, from_attributes=True).model_dump(), token=token)
+
+    def tokens(self) -> list[TokenRow]:
+        with self.sessions() as s:
+            return [TokenRow.model_validate(r, from_attributes=True) for r in s.scalars(select(ApiToken))]
+
+    def revoke(self, token_id: int) -> None:
+        with self.sessions.begin() as s:
+            row = s.get(ApiToken, token_id)
+            if row is None:
+                raise Refused(404, f"no token {token_id}")
+            live_admins = s.scalar(
+                select(func.count())
+                .select_from(ApiToken)
+                .where(ApiToken.role == "admin", ApiToken.revoked_at.is_(None))
+            )
+            if row.role == "admin" and row.revoked_at is None and live_admins == 1:
+                raise Refused(409, "refusing to revoke the last admin token")
+            row.revoked_at = row.revoked_at or utcnow()
+
+
+def permitted(permission: str):
+    """A dependency: the caller of a live bearer token whose role has ``permission``."""
+
+    async def check(request: Request) -> auth.Caller:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(401, "missing token: send Authorization: Bearer TOKEN")
+        caller = await run_in_threadpool(request.app.state.store.caller, token.strip())
+        if caller is None:
+            raise HTTPException(401, "unknown or revoked token")
+        if not auth.may(caller, permission):
+            raise HTTPException(403, f"role {caller.role} may not {permission}")
+        return caller
+
+    return Depends(check)
+
+
+Uploader = Annotated[auth.Caller, permitted(auth.UPLOAD)]
+Reader = Annotated[auth.Caller, permitted(auth.READ)]
+Deleter = Annotated[auth.Caller, permitted(auth.DELETE)]
+Manager = Annotated[auth.Caller, permitted(auth.MANAGE_TOKENS)]
+
+
+def create_app(store: CloudStore) -> FastAPI:
+    from noiseveil.app.service.web import gallery_page
+
+    app = FastAPI(
+        title="noiseveil cloud",
+        description="Stores and classifies ciphertext images; never holds a key or a plaintext.",
+        version="1",
+    )
+    app.state.store = store
+
+    @app.exception_handler(Refused)
+    async def refused(_request: Request, err: Refused) -> Response:
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse({"detail": err.detail}, status_code=err.status)
+
+    @app.get("/v1/health", summary="Liveness")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "models": list(store.models.served)}
+
+    @app.post("/v1/images", status_code=201, response_model=ImageRow, summary="Upload a ciphertext PNG")
+    async def upload(request: Request, caller: Uploader) -> ImageRow:
+        body = await _read_limited(request, store.settings.max_upload_bytes)
+        claimed = request.headers.get(DIGEST_HEADER)
+        if claimed is not None and claimed.lower() != content_hash(body):
+            raise Refused(400, f"body does not match its {DIGEST_HEADER}: changed or truncated in transit")
+        return await run_in_threadpool(store.store, body, caller)
+
+    @app.get("/v1/images", response_model=ImageList, summary="List stored ciphertexts, a page at a time")
+    async def list_images(
+        _caller: Reader,
+        label: int | None = None,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        newest: Annotated[bool, Query(description="newest first (default: oldest first)")] = False,
+        cursor: Annotated[int, Query(ge=0, description="the previous page's next_cursor")] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> ImageList:
+        return await run_in_threadpool(store.list, label, model, since, until, newest, cursor, limit)
+
+    @app.get("/v1/images/{image_id}", response_model=ImageRow, summary="One stored ciphertext's row")
+    async def image(image_id: int, _caller: Reader) -> ImageRow:
+        return _row(await run_in_threadpool(store.image, image_id))
+
+    @app.get("/v1/images/{image_id}/file", summary="The ciphertext PNG as uploaded")
+    async def image_file(image_id: int, _caller: Reader) -> Response:
+        row = await run_in_threadpool(store.image, image_id)
+        data = await run_in_threadpool(store.files.get, row.sha256)
+        return Response(data, media_type="image/png", headers={DIGEST_HEADER: row.sha256})
+
+    @app.delete("/v1/images/{image_id}", status_code=204, summary="Delete a ciphertext and its file")
+    async def delete_image(image_id: int, _caller: Deleter) -> Response:
+        await run_in_threadpool(store.delete, image_id)
+        return Response(status_code=204)
+
+    @app.get("/v1/labels", response_model=list[LabelCount], summary="Counts per model and label")
+    async def labels(_caller: Reader) -> list[LabelCount]:
+        return await run_in_threadpool(store.label_counts)
+
+    @app.post("/v1/tokens", status_code=201, response_model=NewToken, summary="Make a token (shown once)")
+    async def new_token(request: TokenRequest, _caller: Manager) -> NewToken:
+        return await run_in_threadpool(store.new_token, request.name, request.role)
+
+    @app.get("/v1/tokens", response_model=list[TokenRow], summary="Tokens, without their secrets")
+    async def tokens(_caller: Manager) -> list[TokenRow]:
+        return await run_in_threadpool(store.tokens)
+
+    @app.delete("/v1/tokens/{token_id}", status_code=204, summary="Revoke a token")
+    async def revoke(token_id: int, _caller: Manager) -> Response:
+        await run_in_threadpool(store.revoke, token_id)
+        return Response(status_code=204)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(gallery_page())
+
+    return app
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it passes ``limit`` bytes, before it is all read."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Refused(413, f"upload of {declared} bytes is over the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, f"upload is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    if not size:
+        raise Refused(400, "empty upload: send the ciphertext PNG as the request body")
+    return b"".join(chunks)
+
+
+def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Migrate, print a first admin token if there is none, and run uvicorn."""
+    import uvicorn
+
+    torch.set_num_threads(1)  # many requests at once: one core each, not both for one
+    store = CloudStore(settings)
+    first = store.ensure_admin()
+    print(f"noiseveil cloud: data in {Path(settings.data_dir).resolve()}, database {_shown(settings.url)}")
+    print(f"serving models: {', '.join(store.models.served)}")
+    if first is not None:
+        print(f"first admin token (shown once, keep it): {first}")
+    print(f"listening on http://{host}:{port}  (API docs: /docs, gallery: /)", flush=True)
+    uvicorn.run(create_app(store), host=host, port=port, log_level="info")
+
+
+def _shown(url: str) -> str:
+    """The database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

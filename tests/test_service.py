@@ -1,0 +1,472 @@
+"""The cloud service (issue 15), on real ciphertexts of a shipped model and both databases.
+
+The store runs in-process (FastAPI's test client) for the API's rules, and as a real
+``noiseveil serve`` process for the CLI session, a kill mid-upload and its logs. PostgreSQL is
+tested when ``NOISEVEIL_TEST_DATABASE_URL`` names a server (``.ci/run`` starts one with
+``.ci/postgres``); each test gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from conftest import run_cli
+from fastapi.testclient import TestClient
+from PIL import Image, PngImagePlugin
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from noiseveil.app.service.server import CloudStore, ServiceSettings, create_app
+from noiseveil.classifiers.training import predict
+from noiseveil.data import fixed_subset, load_dataset, read_image, to_tensor
+from noiseveil.io.png import ciphertext_to_bytes, write_image
+from noiseveil.zoo import load_scheme
+
+MODEL = "etc-cifar10-convmixer"  # exact recovery, fast encryption: the service's rules, not a scheme's
+POSTGRES = os.environ.get("NOISEVEIL_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    """12 CIFAR-10 test images, their ciphertexts (the model's public demo key) as uploaded
+    bytes, and the label the cloud model gives each ciphertext."""
+    data = load_dataset("cifar10")
+    plain = data.x_test[fixed_subset(len(data.x_test), 12, seed=5)]
+    scheme = load_scheme(MODEL)
+    cts = scheme.encrypt(to_tensor(plain), scheme.demo_key())
+    labels = predict(scheme.cloud_classifier(), to_tensor(np.stack([c.pixels for c in cts]))).numpy()
+    return plain, [ciphertext_to_bytes(c) for c in cts], [int(v) for v in labels], scheme
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield None  # the default: SQLite in the data directory
+        return
+    if not POSTGRES:
+        pytest.skip("no PostgreSQL: set NOISEVEIL_TEST_DATABASE_URL (.ci/postgres starts one)")
+    name = f"nv_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def make_store(data_dir: Path, url: str | None, **kwargs) -> CloudStore:
+    return CloudStore(ServiceSettings(data_dir, database_url=url, models=(MODEL,), **kwargs))
+
+
+@pytest.fixture
+def cloud(tmp_path, database_url):
+    """(test client, store, tokens by role) of a fresh cloud."""
+    store = make_store(tmp_path / "cloud", database_url)
+    tokens = {"admin": store.ensure_admin()}
+    for role in ("provider", "user"):
+        tokens[role] = store.new_token(role, role).token
+    with TestClient(create_app(store)) as client:
+        yield client, store, tokens
+    store.engine.dispose()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def state(store: CloudStore) -> tuple:
+    """Everything an upload could change: the rows and the files."""
+    rows = store.list(None, None, None, None, False, 0, 1000).images
+    return [r.model_dump() for r in rows], sorted(store.files.digests())
+
+
+def test_uploads_are_classified_stored_and_served_back(cloud, corpus) -> None:
+    client, store, tokens = cloud
+    _, bodies, labels, _ = corpus
+    for body, label in zip(bodies, labels, strict=True):
+        r = client.post("/v1/images", content=body, headers=auth(tokens["provider"]))
+        assert r.status_code == 201, r.text
+        assert r.json()["label"] == label and r.json()["sha256"] == hashlib.sha256(body).hexdigest()
+    reader = auth(tokens["user"])
+    for label in set(labels):
+        rows = client.get("/v1/images", params={"label": label}, headers=reader).json()["images"]
+        assert sorted(r["sha256"] for r in rows) == sorted(
+            hashlib.sha256(b).hexdigest() for b, lb in zip(bodies, labels, strict=True) if lb == label
+        )
+    counts = {c["label"]: c["count"] for c in client.get("/v1/labels", headers=reader).json()}
+    assert counts == {lb: labels.count(lb) for lb in set(labels)}
+    # pages of 5, oldest and newest first, cover every image once
+    for newest in (False, True):
+        seen, cursor = [], 0
+        while True:
+            params = {"limit": 5, "cursor": cursor, "newest": newest}
+            page = client.get("/v1/images", params=params, headers=reader).json()
+            seen += [r["id"] for r in page["images"]]
+            if page["next_cursor"] is None:
+                break
+            cursor = page["next_cursor"]
+        assert seen == sorted(seen, reverse=newest) and len(set(seen)) == len(bodies)
+    first = client.get("/v1/images", params={"limit": 1}, headers=reader).json()["images"][0]
+    got = client.get(f"/v1/images/{first['id']}/file", headers=reader)
+    assert got.content == bodies[0] and got.headers["content-type"] == "image/png"
+    later = client.get("/v1/images", params={"since": first["uploaded_at"]}, headers=reader).json()
+    before = client.get("/v1/images", params={"until": first["uploaded_at"]}, headers=reader).json()
+    assert len(later["images"]) == len(bodies) and before["images"] == []
+    # the admin deletes: row and file go
+    assert client.delete(f"/v1/images/{first['id']}", headers=auth(tokens["admin"])).status_code == 204
+    assert client.get(f"/v1/images/{first['id']}", headers=reader).status_code == 404
+    assert first["sha256"] not in set(store.files.digests())
+
+
+ROUTES = [  # (method, path, permission's owner roles)
+    ("POST", "/v1/images", {"provider"}),
+    ("GET", "/v1/images", {"user", "admin"}),
+    ("GET", "/v1/images/1", {"user", "admin"}),
+    ("GET", "/v1/images/1/file", {"user", "admin"}),
+    ("GET", "/v1/labels", {"user", "admin"}),
+    ("DELETE", "/v1/images/1", {"admin"}),
+    ("GET", "/v1/tokens", {"admin"}),
+    ("POST", "/v1/tokens", {"admin"}),
+    ("DELETE", "/v1/tokens/99", {"admin"}),
+]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_each_role_is_refused_what_it_may_not_do(cloud, corpus) -> None:
+    client, store, tokens = cloud
+    _, bodies, _, _ = corpus
+    assert client.post("/v1/images", content=bodies[0], headers=auth(tokens["provider"])).status_code == 201
+    revoked = store.new_token("gone", "admin")
+    client.delete(f"/v1/tokens/{revoked.id}", headers=auth(tokens["admin"]))
+    for method, path, allowed in ROUTES:
+        before = state(store)
+        for role in ("provider", "user", "admin"):
+            if role in allowed:
+                continue
+            r = client.request(method, path, headers=auth(tokens[role]), content=bodies[1])
+            assert r.status_code == 403 and f"role {role} may not" in r.json()["detail"], (method, path, role)
+        for headers in ({}, auth("nv_not-a-token"), auth(revoked.token), {"Authorization": tokens["admin"]}):
+            r = client.request(method, path, headers=headers, content=bodies[1])
+            assert r.status_code == 401, (method, path, headers)
+        assert state(store) == before, (method, path)
+
+
+def tampered(body: bytes, change) -> bytes:
+    """The PNG ``body`` re-saved with its noiseveil text fields passed through ``change``."""
+    import io
+
+    with Image.open(io.BytesIO(body)) as im:
+        fields, pixels = dict(im.text), np.array(im)
+    fields, pixels = change(fields, pixels)
+    info = PngImagePlugin.PngInfo()
+    for k, v in fields.items():
+        info.add_text(k, v)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def test_bad_requests_get_a_clear_4xx_and_change_nothing(cloud, corpus, tmp_path) -> None:
+    client, store, tokens = cloud
+    _, bodies, _, _ = corpus
+    provider = auth(tokens["provider"])
+    assert client.post("/v1/images", content=bodies[0], headers=provider).status_code == 201
+    jpeg = tmp_path / "x.jpg"
+    Image.new("RGB", (32, 32)).save(jpeg)
+    cases = {
+        "not a PNG": (b"hello, cloud", 400, "not a readable PNG"),
+        "a JPEG": (jpeg.read_bytes(), 400, "ciphertexts are PNG"),
+        "truncated": (bodies[1][: len(bodies[1]) // 2], 400, "not a readable PNG"),
+        "empty": (b"", 400, "empty upload"),
+        "oversized": (bodies[1] + b"\0" * (1 << 20), 413, "over the limit"),
+        "a plain image": (_plain_png(tmp_path), 400, "not a noiseveil ciphertext"),
+        "replayed": (bodies[0], 409, "already stored as image 1"),
+        "a model not served": (
+            tampered(bodies[1], lambda f, p: ({**f, "noiseveil:model": "ric-cifar10"}, p)),
+            422,
+            "not served here",
+        ),
+        "another scheme's header": (
+            tampered(bodies[1], lambda f, p: ({**f, "noiseveil:scheme": "ric"}, p)),
+            422,
+            "container refused",
+        ),
+        "no tag": (
+            tampered(bodies[1], lambda f, p: ({k: v for k, v in f.items() if k != "noiseveil:tag"}, p)),
+            422,
+            "no valid authentication tag",
+        ),
+        "wrong size": (
+            tampered(bodies[1], lambda f, p: (f, np.pad(p, ((0, 4), (0, 0), (0, 0))))),
+            422,
+            "takes 32x32x3",
+        ),
+    }
+    for name, (body, status, reason) in cases.items():
+        before = state(store)
+        r = client.post("/v1/images", content=body, headers=provider)
+        assert r.status_code == status and reason in r.json()["detail"], (name, r.status_code, r.text)
+        assert "\n" not in r.json()["detail"]
+        assert state(store) == before, name
+    # changed in transit: the body does not match the digest its uploader sent
+    digest = {"X-Content-SHA256": hashlib.sha256(bodies[2]).hexdigest()}
+    r = client.post("/v1/images", content=bodies[2][:-1] + b"\1", headers={**provider, **digest})
+    assert r.status_code == 400 and "changed or truncated in transit" in r.json()["detail"]
+    assert client.get("/v1/images/999", headers=auth(tokens["user"])).status_code == 404
+
+
+def _plain_png(tmp_path: Path) -> bytes:
+    write_image(tmp_path / "plain.png", np.zeros((32, 32, 3), np.uint8))
+    return (tmp_path / "plain.png").read_bytes()
+
+
+def test_a_changed_pixel_is_stored_but_refused_by_the_key_holder(cloud, corpus) -> None:
+    """The cloud has no key: a changed pixel passes its checks; decryption, with the key, refuses it."""
+    from noiseveil.io.png import ciphertext_from_bytes
+    from noiseveil.schemes.base import SchemeError
+
+    client, _, tokens = cloud
+    _, bodies, _, scheme = corpus
+    flipped = tampered(bodies[3], lambda f, p: (f, p ^ np.eye(32, dtype=np.uint8)[..., None]))
+    r = client.post("/v1/images", content=flipped, headers=auth(tokens["provider"]))
+    assert r.status_code == 201
+    fetched = client.get(f"/v1/images/{r.json()['id']}/file", headers=auth(tokens["user"])).content
+    with pytest.raises(SchemeError, match="authentication failed"):
+        scheme.decrypt([ciphertext_from_bytes(fetched)], scheme.demo_key())
+
+
+def test_a_crash_between_file_and_row_leaves_the_store_consistent(tmp_path, corpus, monkeypatch) -> None:
+    """The file is written first: a crash before the row commits leaves an orphan file, which
+    the next start removes; no row ever points at a missing file."""
+    _, bodies, _, _ = corpus
+    store = make_store(tmp_path / "cloud", None)
+    provider = store.new_token("p", "provider")
+    caller = store.caller(provider.token)
+    store.store(bodies[0], caller)
+
+    def crash():
+        raise SystemExit("power cut")
+
+    monkeypatch.setattr(store.sessions, "begin", crash)
+    with pytest.raises(SystemExit):
+        store.store(bodies[1], caller)
+    monkeypatch.undo()
+    assert hashlib.sha256(bodies[1]).hexdigest() in set(store.files.digests())  # the orphan
+    (store.files.root / "ab").mkdir(exist_ok=True)
+    (store.files.root / "ab" / ".upload-x.tmp").write_bytes(b"half a file")  # a torn write
+    store.engine.dispose()
+    again = make_store(tmp_path / "cloud", None)
+    assert sorted(again.files.digests()) == [hashlib.sha256(bodies[0]).hexdigest()]
+    assert not list(again.files.root.glob("??/.upload-*"))
+    assert again.store(bodies[1], caller).id == 2  # and the upload can be made again
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``noiseveil serve`` in its own process, its output in a log file."""
+
+    def __init__(self, data_dir: Path, url: str | None = None) -> None:
+        self.data_dir, self.url, self.port = data_dir, url, free_port()
+        self.log = data_dir.parent / f"serve-{self.port}.log"
+        self.start()
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "noiseveil.app.cli", "serve", "--data-dir", str(self.data_dir)]
+        command += ["--port", str(self.port), "--models", MODEL]
+        if self.url:
+            command += ["--database-url", self.url]
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base}/v1/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.3)
+            assert self.proc.poll() is None, self.log.read_text()
+        raise AssertionError("server did not come up")
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess:
+    """``noiseveil ARGS`` in a fresh process, holding ``token`` the way the README says."""
+    return run_cli(list(args), env={"NOISEVEIL_TOKEN": token or ""}, timeout=300)
+
+
+def test_the_readme_session_and_nothing_secret_reaches_the_server(tmp_path, corpus) -> None:
+    """serve, make tokens, upload a folder (encrypting locally), list by label, fetch and
+    decrypt; then no token, key or plaintext byte is in the server's log, database or files."""
+    plain, _, _, _ = corpus
+    server = Server(tmp_path / "cloud")
+    try:
+        admin = next(w for w in server.log.read_text().split() if w.startswith("nv_"))
+        url = ["--url", server.base]
+        provider = cli("cloud", "token", "new", "--role", "provider", "--name", "lab", *url, token=admin)
+        user = cli("cloud", "token", "new", "--role", "user", "--name", "doctor", *url, token=admin)
+        provider, user = provider.stdout.strip(), user.stdout.strip()
+        for i, image in enumerate(plain):
+            write_image(tmp_path / "photos" / f"{i:02d}.png", image)
+        key = tmp_path / "etc.key"
+        assert cli("keygen", str(key), "--model", MODEL, "--demo").returncode == 0
+        up = cli(
+            "cloud", "upload", str(tmp_path / "photos"), "-m", MODEL, "-k", str(key), *url, token=provider
+        )
+        assert up.returncode == 0 and f"upload: {len(plain)} of {len(plain)} files done" in up.stderr, (
+            up.stderr
+        )
+        again = cli(
+            "cloud", "upload", str(tmp_path / "photos"), "-m", MODEL, "-k", str(key), *url, token=provider
+        )
+        assert (
+            again.returncode == 0
+            and f"{len(plain)} of the uploaded files were stored already" in again.stderr
+        )
+        counts = cli("cloud", "list", "--counts", *url, token=user)
+        assert sum(int(line.split("\t")[3]) for line in counts.stdout.splitlines()) == len(plain)
+        label = counts.stdout.splitlines()[0].split("\t")[1]
+        listed = cli("cloud", "list", "--label", label, *url, token=user).stdout.splitlines()
+        fetched = cli(
+            "cloud",
+            "fetch",
+            "--label",
+            label,
+            "-o",
+            str(tmp_path / "back"),
+            "--decrypt",
+            "-k",
+            str(key),
+            *url,
+            token=user,
+        )
+        assert fetched.returncode == 0, fetched.stderr
+        recovered = {read_image(p).tobytes() for p in (tmp_path / "back").glob("*.png")}
+        assert len(recovered) == len(listed) and recovered <= {p.tobytes() for p in plain}  # bit for bit
+        other = tmp_path / "other.key"
+        assert cli("keygen", str(other), "--model", MODEL).returncode == 0
+        wrong = cli(
+            "cloud",
+            "fetch",
+            "--label",
+            label,
+            "-o",
+            str(tmp_path / "wrong"),
+            "--decrypt",
+            "-k",
+            str(other),
+            *url,
+            token=user,
+        )
+        assert (
+            wrong.returncode == 1
+            and wrong.stderr.count("FAILED") == len(listed)
+            and "Traceback" not in wrong.stderr
+        )
+        assert not list((tmp_path / "wrong").glob("*.png")) if (tmp_path / "wrong").exists() else True
+        denied = cli("cloud", "upload", str(tmp_path / "photos-ciphertexts"), *url, token=user)
+        assert denied.returncode == 1 and "role user may not upload" in denied.stderr
+    finally:
+        server.stop()
+    secrets = [admin, provider, user, key.read_bytes().hex(), other.read_bytes().hex()]
+    # `serve` prints the first admin token once, on purpose: its operator's only way to get it
+    log = [line for line in server.log.read_text().splitlines() if not line.startswith("first admin token")]
+    assert any("POST /v1/images" in line for line in log)  # the access log is there, and was read
+    stored = [
+        "\n".join(log).encode(),
+        *(p.read_bytes() for p in (tmp_path / "cloud").rglob("*") if p.is_file()),
+    ]
+    for blob in stored:
+        for secret in secrets:
+            assert secret.encode() not in blob
+        assert key.read_bytes() not in blob and other.read_bytes() not in blob
+        assert not any(image.tobytes() in blob for image in plain)
+
+
+def test_killing_the_server_mid_upload_loses_nothing_acknowledged(tmp_path, database_url, corpus) -> None:
+    """Uploads from 4 threads; the server is killed (SIGKILL) mid-run and restarted; every
+    acknowledged image is there with its bytes, and the rerun stores each image exactly once."""
+    from noiseveil.app.service.client import CloudClient, CloudError
+
+    _, _, _, scheme = corpus
+    data = load_dataset("cifar10")
+    images = data.x_test[fixed_subset(len(data.x_test), 160, seed=11)]
+    bodies = [ciphertext_to_bytes(c) for c in scheme.encrypt(to_tensor(images), scheme.demo_key())]
+    server = Server(tmp_path / "cloud", database_url)
+    admin = next(w for w in server.log.read_text().split() if w.startswith("nv_"))
+    acknowledged: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def upload(part: list[bytes]) -> None:
+        with CloudClient(server.base, provider, retries=0) as c:
+            for body in part:
+                try:
+                    row = c.upload(body)
+                except CloudError:
+                    return  # the server is gone
+                with lock:
+                    acknowledged[row["sha256"]] = row["id"]
+
+    try:
+        with CloudClient(server.base, admin) as c:
+            provider = c.new_token("load", "provider")["token"]
+        threads = [threading.Thread(target=upload, args=(bodies[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        while len(acknowledged) < 40:
+            time.sleep(0.01)
+        server.kill()
+        for t in threads:
+            t.join()
+        assert len(acknowledged) < len(bodies)
+        server.start()
+        with CloudClient(server.base, admin) as c:
+            stored = {r["sha256"]: r for r in c.images()}
+            for digest, image_id in acknowledged.items():
+                assert stored[digest]["id"] == image_id
+                assert hashlib.sha256(c.download(image_id)).hexdigest() == digest
+        with CloudClient(server.base, provider) as c:  # the provider's rerun
+            results = [c.upload(b) for b in bodies]
+        assert sum(not r["duplicate"] for r in results) == len(bodies) - len(stored)
+        with CloudClient(server.base, admin) as c:
+            final = list(c.images())
+        assert sorted(r["sha256"] for r in final) == sorted(hashlib.sha256(b).hexdigest() for b in bodies)
+    finally:
+        server.stop()
+
+
+def test_the_api_is_documented() -> None:
+    from noiseveil.app.service import server
+
+    store = type("NoStore", (), {"models": type("M", (), {"served": ()})()})()
+    spec = TestClient(server.create_app(store)).get("/openapi.json").json()
+    assert {"/v1/images", "/v1/images/{image_id}/file", "/v1/labels", "/v1/tokens"} <= set(spec["paths"])
+    assert all(op.get("summary") for path in spec["paths"].values() for op in path.values())
