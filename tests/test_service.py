@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from conftest import run_cli
@@ -28,6 +24,7 @@ from PIL import Image, PngImagePlugin
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from noiseveil.app.service.launcher import ServerProcess
 from noiseveil.app.service.server import CloudStore, ServiceSettings, create_app
 from noiseveil.classifiers.training import predict
 from noiseveil.data import fixed_subset, load_dataset, read_image, to_tensor
@@ -274,48 +271,11 @@ def test_a_crash_between_file_and_row_leaves_the_store_consistent(tmp_path, corp
     assert again.store(bodies[1], caller).id == 2  # and the upload can be made again
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(ServerProcess):
+    """``noiseveil serve`` of the test model in its own process, its output in a log file."""
 
-
-class Server:
-    """``noiseveil serve`` in its own process, its output in a log file."""
-
-    def __init__(self, data_dir: Path, url: str | None = None) -> None:
-        self.data_dir, self.url, self.port = data_dir, url, free_port()
-        self.log = data_dir.parent / f"serve-{self.port}.log"
-        self.start()
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "noiseveil.app.cli", "serve", "--data-dir", str(self.data_dir)]
-        command += ["--port", str(self.port), "--models", MODEL]
-        if self.url:
-            command += ["--database-url", self.url]
-        with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/v1/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.3)
-            assert self.proc.poll() is None, self.log.read_text()
-        raise AssertionError("server did not come up")
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
+        super().__init__(data_dir, database_url, models=(MODEL,))
 
 
 def cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess:
@@ -329,7 +289,7 @@ def test_the_readme_session_and_nothing_secret_reaches_the_server(tmp_path, corp
     plain, _, _, _ = corpus
     server = Server(tmp_path / "cloud")
     try:
-        admin = next(w for w in server.log.read_text().split() if w.startswith("nv_"))
+        admin = server.admin_token
         url = ["--url", server.base]
         provider = cli("cloud", "token", "new", "--role", "provider", "--name", "lab", *url, token=admin)
         user = cli("cloud", "token", "new", "--role", "user", "--name", "doctor", *url, token=admin)
@@ -421,7 +381,7 @@ def test_killing_the_server_mid_upload_loses_nothing_acknowledged(tmp_path, data
     images = data.x_test[fixed_subset(len(data.x_test), 160, seed=11)]
     bodies = [ciphertext_to_bytes(c) for c in scheme.encrypt(to_tensor(images), scheme.demo_key())]
     server = Server(tmp_path / "cloud", database_url)
-    admin = next(w for w in server.log.read_text().split() if w.startswith("nv_"))
+    admin = server.admin_token
     acknowledged: dict[str, int] = {}
     lock = threading.Lock()
 
