@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from conftest import run_cli
@@ -430,3 +431,62 @@ def test_the_api_is_documented() -> None:
     spec = TestClient(server.create_app(store)).get("/openapi.json").json()
     assert {"/v1/images", "/v1/images/{image_id}/file", "/v1/labels", "/v1/tokens"} <= set(spec["paths"])
     assert all(op.get("summary") for path in spec["paths"].values() for op in path.values())
+
+
+def test_the_cloud_serves_transnets_protocol_to_providers(tmp_path) -> None:
+    """TransNet's cloud side through the service: a provider trains h_θ over HTTP with its token
+    (the classifier stays in the server), a user may not, an unknown ψ is 404, garbage is 400."""
+    import dataclasses
+
+    from noiseveil.protocol import LossRequest
+    from noiseveil.schemes.base import TrainingPlan
+    from noiseveil.schemes.transnet import TransNetScheme
+
+    psi = "cifar10-resnet"
+    server = ServerProcess(tmp_path / "cloud", models=(MODEL,), extra_args=["--protocol-classifiers", psi])
+    try:
+        admin = server.admin_token
+        with httpx.Client(base_url=server.base) as http:
+            tokens = {
+                role: http.post("/v1/tokens", json={"name": role, "role": role}, headers=auth(admin)).json()[
+                    "token"
+                ]
+                for role in ("provider", "user")
+            }
+            x = np.zeros((2, 3, 32, 32), np.float32)
+            message = LossRequest(protected=x, labels=np.array([1, 2])).to_bytes()
+            route = f"/v1/protocol/{psi}/transnet/loss"
+            assert http.post(route, content=message, headers=auth(tokens["provider"])).status_code == 200
+            refused = http.post(route, content=message, headers=auth(tokens["user"]))
+            assert refused.status_code == 403
+            unknown = http.post(
+                "/v1/protocol/cifar10-vgg/transnet/loss", content=message, headers=auth(tokens["provider"])
+            )
+            assert unknown.status_code == 404 and "offered: cifar10-resnet" in unknown.json()["detail"]
+            garbage = http.post(route, content=b"not a message", headers=auth(tokens["provider"]))
+            assert garbage.status_code == 400
+        data = load_dataset("cifar10")
+        small = dataclasses.replace(
+            data,
+            x_train=data.x_train[:16],
+            y_train=data.y_train[:16],
+            x_test=data.x_test[:8],
+            y_test=data.y_test[:8],
+        )
+        plan = TrainingPlan(
+            model_id="transnet-through-the-service",
+            image_shape=(32, 32, 3),
+            classifier_id=psi,
+            config={"transform": {"widths": (4, 8)}},
+            train={"alpha": 0.01, "steps": 2, "batch_size": 8},
+            cloud_url=f"{server.base}/v1/protocol/{psi}",
+            cloud_token=tokens["provider"],
+        )
+
+        def no_psi():
+            raise AssertionError("the user's side loaded the cloud's classifier")
+
+        trained = TransNetScheme.train(plan, small, no_psi, tmp_path / "h.ckpt")
+        assert trained.report["steps"] == 2 and 0 <= trained.manifest["test_accuracy"] <= 1
+    finally:
+        server.stop()

@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cloud",
         metavar="URL",
         help="TransNet: train with the cloud's protocol server at URL (`python -m "
-        "noiseveil.app.protocol_server`), so its classifier never enters this process "
+        "noiseveil.app.protocol_server`, or `noiseveil serve` at URL/v1/protocol/CLASSIFIER with a "
+        "provider token in $NOISEVEIL_TOKEN), so its classifier never enters this process "
         "(default: an in-process cloud with the card's classifier)",
     )
     _add_shipping(p)
@@ -304,6 +305,13 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--models", nargs="+", metavar="ID", help="scheme models served (default: every shipped one)"
+    )
+    p.add_argument(
+        "--protocol-classifiers",
+        nargs="+",
+        metavar="ID",
+        help="classifiers offered for TransNet's training protocol at /v1/protocol/ID "
+        "(default: the classifiers of the served TransNet models)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=positive_int, default=8000, help="port")

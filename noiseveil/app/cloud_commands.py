@@ -33,6 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         database_url=args.database_url or os.environ.get("NOISEVEIL_DATABASE_URL"),
         models=tuple(args.models) if args.models else None,
+        protocol_classifiers=tuple(args.protocol_classifiers) if args.protocol_classifiers else None,
         max_upload_bytes=args.max_upload_bytes,
     )
     serve(settings, args.host, args.port)

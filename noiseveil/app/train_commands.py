@@ -3,6 +3,7 @@ its ``train``)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -119,7 +120,14 @@ def train_scheme_command(
     check_new_model_id(model_id, replace_existing)  # before hours of training, not after
     data = load_dataset(card.dataset)
     plan = training_plan(
-        card, data.image_shape, model_id=model_id, preset=preset, budget=steps, key=key, cloud_url=cloud_url
+        card,
+        data.image_shape,
+        model_id=model_id,
+        preset=preset,
+        budget=steps,
+        key=key,
+        cloud_url=cloud_url,
+        cloud_token=os.environ.get("NOISEVEIL_TOKEN") if cloud_url else None,  # the service asks for one
     )
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     prov = provenance([data.source_id], sorted({model_id, card.classifier_id}))  # the commit that trains

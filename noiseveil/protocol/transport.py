@@ -73,13 +73,21 @@ class InProcessTransport(Transport):
 
 
 class HttpTransport(Transport):
-    """A cloud server over HTTP (``noiseveil.app.protocol_server``)."""
+    """A cloud over HTTP: ``noiseveil.app.protocol_server`` at its root, or the cloud service
+    (``noiseveil serve``) at ``/v1/protocol/<ψ>`` with a provider's API ``token``."""
 
-    def __init__(self, base_url: str, recorder: Recorder | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        recorder: Recorder | None = None,
+        timeout: float = 120.0,
+        token: str | None = None,
+    ) -> None:
         import httpx
 
         super().__init__(recorder)
-        self._client = httpx.Client(base_url=base_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
 
     def _exchange(self, route: str, request: bytes) -> bytes:
         import httpx

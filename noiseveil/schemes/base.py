@@ -119,6 +119,7 @@ class TrainingPlan:
     budget: int | None = None  # steps or epochs (as the scheme counts them), overriding ``train``
     key: Key | None = None  # the key a key-bound cloud model is trained for (EtC)
     cloud_url: str | None = None  # a protocol-trained scheme's cloud over HTTP (default: in-process)
+    cloud_token: str | None = None  # the API token that cloud asks for, if any
 
 
 @dataclass

@@ -148,7 +148,7 @@ class TransNetScheme(Scheme):
         if plan.budget is not None:
             training = replace(training, steps=plan.budget)
         if plan.cloud_url:  # the real protocol: ψ stays in the cloud's process
-            transport: Transport = HttpTransport(plan.cloud_url)
+            transport: Transport = HttpTransport(plan.cloud_url, token=plan.cloud_token)
         else:
             cloud = CloudService(resolve_classifier(classifier), plan.image_shape, len(data.classes))
             transport = InProcessTransport(cloud)

@@ -30,8 +30,10 @@ class ServerProcess:
         database_url: str | None = None,
         models: Sequence[str] | None = None,
         port: int | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.data_dir, self.database_url, self.models = Path(data_dir), database_url, models
+        self.extra_args = list(extra_args)
         self.port = port or free_port()
         self.log = self.data_dir.parent / f"serve-{self.port}.log"
         self.start()
@@ -43,6 +45,7 @@ class ServerProcess:
             command += ["--models", *self.models]
         if self.database_url:
             command += ["--database-url", self.database_url]
+        command += self.extra_args
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

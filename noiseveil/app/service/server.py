@@ -12,6 +12,8 @@
     POST   /v1/tokens             manage   a new token (shown once)
     GET    /v1/tokens             manage   tokens, without their secrets
     DELETE /v1/tokens/{id}        manage   revoke
+    POST   /v1/protocol/{ψ}/transnet/{loss,classify}
+                                  upload   TransNet's training protocol with the classifier ψ
     GET    /v1/health             -        liveness
     GET    /                      -        the operator's gallery page (it asks for a token)
 
@@ -37,6 +39,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from noiseveil.app.protocol_server import MAX_BODY_BYTES
 from noiseveil.app.service import auth
 from noiseveil.app.service.database import (
     ApiToken,
@@ -48,6 +51,8 @@ from noiseveil.app.service.database import (
 )
 from noiseveil.app.service.storage import BlobStore, content_hash
 from noiseveil.exceptions import NoiseveilError
+from noiseveil.protocol import CloudService, ProtocolError
+from noiseveil.protocol.transport import answer
 
 log = logging.getLogger("noiseveil.service")
 
@@ -59,6 +64,9 @@ class ServiceSettings:
     data_dir: Path
     database_url: str | None = None  # default: SQLite in data_dir
     models: tuple[str, ...] | None = None  # the scheme models served; default: every shipped one
+    # classifiers offered for TransNet's training protocol; default: those of the served
+    # protocol-trained models (their ψ)
+    protocol_classifiers: tuple[str, ...] | None = None
     max_upload_bytes: int = 1 << 20
 
     @property
@@ -101,6 +109,36 @@ class ModelRegistry:
                 cloud = cloud_model(model_id)
                 self._loaded[model_id] = ServedModel(load_scheme(model_id), cloud.classifier, cloud.classes)
             return self._loaded[model_id]
+
+
+class ProtocolClouds:
+    """The cloud's side of TransNet's training protocol, one per offered classifier ψ."""
+
+    def __init__(self, offered: tuple[str, ...] | None, models: ModelRegistry) -> None:
+        if offered is None:
+            from noiseveil.zoo import load_scheme
+
+            protocol_trained = (load_scheme(m) for m in models.served)
+            offered = tuple(
+                sorted(
+                    {s.classifier_id for s in protocol_trained if s.capabilities.cloud_model == "protocol"}
+                )
+            )
+        self.offered = offered
+        self._clouds: dict[str, CloudService] = {}
+        self._lock = threading.Lock()
+
+    def get(self, classifier_id: str) -> CloudService:
+        if classifier_id not in self.offered:
+            offered = ", ".join(self.offered) or "none"
+            raise Refused(404, f"no protocol with classifier {classifier_id!r} here; offered: {offered}")
+        with self._lock:
+            if classifier_id not in self._clouds:
+                from noiseveil.app.commands import cloud_model
+
+                psi = cloud_model(classifier_id)
+                self._clouds[classifier_id] = CloudService(psi.classifier, psi.image_shape, len(psi.classes))
+            return self._clouds[classifier_id]
 
 
 class Refused(Exception):
@@ -166,6 +204,7 @@ class CloudStore:
         self.sessions: sessionmaker = session_factory(self.engine)
         self.files = BlobStore(Path(settings.data_dir) / "files")
         self.models = ModelRegistry(settings.models)
+        self.protocol = ProtocolClouds(settings.protocol_classifiers, self.models)
         with self.sessions() as s:  # files a crash left without their row
             referenced = set(s.scalars(select(StoredImage.sha256)))
         removed = self.files.collect_orphans(referenced)
@@ -401,6 +440,19 @@ def create_app(store: CloudStore) -> FastAPI:
     async def revoke(token_id: int, _caller: Manager) -> Response:
         await run_in_threadpool(store.revoke, token_id)
         return Response(status_code=204)
+
+    @app.post(
+        "/v1/protocol/{classifier_id}/transnet/{step}",
+        summary="TransNet's training protocol: a LossRequest or ClassifyRequest for the classifier ψ",
+    )
+    async def protocol(classifier_id: str, step: str, request: Request, _caller: Uploader) -> Response:
+        body = await _read_limited(request, MAX_BODY_BYTES)
+        cloud = await run_in_threadpool(store.protocol.get, classifier_id)
+        try:
+            reply = await run_in_threadpool(answer, cloud, f"/transnet/{step}", body)
+        except ProtocolError as err:
+            raise Refused(400, str(err)) from None
+        return Response(reply, media_type="application/octet-stream")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
