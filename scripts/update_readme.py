@@ -160,6 +160,7 @@ def section() -> str:
     parts += etc_report()
     parts += avp_report()
     parts += transnet_report()
+    parts += service_report()
     return "\n\n".join(parts)
 
 
@@ -594,6 +595,58 @@ def transnet_report() -> list[str]:
             + ". Closer to their own plaintext than to another of the same label (3 standard errors): "
             + ("; ".join(res["image_specific"]) or "none")
             + "."
+        )
+    return out
+
+
+def service_report() -> list[str]:
+    """The cloud service: the recorded session, the load and fault test, the gallery."""
+    out = []
+    for p, r in load("service/session.json"):
+        out.append(
+            f"**The cloud session, as run** (`{r['command']}`, {rel(p)}; {r['images']} CIFAR-10 test "
+            f"images with `{r['model']}`; the {r['recovered_images']} fetched images decrypted to the "
+            f"originals bit for bit: {r['recovered_bit_for_bit']}):\n\n"
+            + (ROOT / "results" / "service" / "session.md").read_text().strip()
+        )
+    for p, r in load("service/load-test.json"):
+        alone = r["classification_alone"]
+        rows = []
+        for name, d in r["databases"].items():
+            load_run, fault = d["load"], d["fault"]
+            rows.append(
+                [
+                    name,
+                    f"{load_run['uploads']} from {load_run['clients']} clients",
+                    f"{load_run['uploads_per_second']:.1f}",
+                    " / ".join(f"{load_run['latency_ms'][q]:.0f}" for q in ("p50", "p95", "p99")),
+                    "yes" if load_run["exactly_once_with_right_label"] else "**no**",
+                    f"{fault['killed_after_acknowledged']} acknowledged, {fault['acknowledged_lost']} lost, "
+                    f"{fault['acknowledged_corrupt']} corrupt; rerun: exactly once "
+                    + ("yes" if fault["exactly_once_with_right_label"] else "**no**"),
+                ]
+            )
+        out.append(
+            f"**Load and faults** (`{r['command']}`, {rel(p)}; `{r['model']}` ciphertexts on loopback, "
+            "one server process). Classification alone, the floor: "
+            f"{alone['images_per_second']:.0f} images/s ({1000 * alone['seconds_per_image']:.1f} ms each, "
+            "one thread, one image at a time as the server runs it).\n\n"
+            + table(
+                [
+                    "database",
+                    "uploads",
+                    "uploads/s",
+                    "latency p50 / p95 / p99 ms",
+                    "each stored once, right label",
+                    "SIGKILL at half, restart",
+                ],
+                rows,
+            )
+        )
+    if (ROOT / "results" / "service" / "gallery.png").exists():
+        out.append(
+            "**The operator's gallery** (`python scripts/screenshot_gallery.py`, headless Chromium):\n\n"
+            "![gallery](results/service/gallery.png)"
         )
     return out
 
