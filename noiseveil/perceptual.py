@@ -224,20 +224,16 @@ class ImageNetFeatureMap(nn.Module):
     channels, stride 2), the counterpart of VGG16's second ReLU; 1 is fire3. Takes images in
     [0, 1] (NCHW RGB); frozen, differentiable with respect to its input.
 
-    SqueezeNet takes pixels in 0-255, VGG16 (torchvision) ImageNet-normalised ones, about
-    255·σ = 255 x 0.226 times smaller; the map is divided by that factor so that L_feat, and
-    with it the paper's α values, sit on a comparable scale (without it, L_feat between two
-    CIFAR-10 images is in the thousands and every α of the sweep swamps L_class)."""
+    The map is divided by ``scale``, which sets the units of L_feat and so what the paper's α
+    values mean (see :data:`noiseveil.schemes.transnet.FEATURE_SCALE`)."""
 
-    SCALE = 255.0 * 0.226  # ImageNet's mean per-channel standard deviation, in pixel levels
-
-    def __init__(self, layer: int = 0) -> None:
+    def __init__(self, layer: int, scale: float) -> None:
         super().__init__()
         if layer not in (0, 1):
             raise ValueError(f"feature layer {layer}: 0 (relu1) or 1 (fire3)")
-        self.layer, self.lpips = layer, _model()
+        self.layer, self.scale, self.lpips = layer, scale, _model()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         net = self.lpips.net
         relu1 = F.relu(net.conv1(images * 255.0 - self.lpips.mean))
-        return (relu1 if self.layer == 0 else net.fire3(net.fire2(_pool(relu1)))) / self.SCALE
+        return (relu1 if self.layer == 0 else net.fire3(net.fire2(_pool(relu1)))) / self.scale

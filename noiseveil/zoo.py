@@ -29,7 +29,7 @@ from noiseveil.schemes.base import CloudModel, Scheme, TrainingPlan
 from noiseveil.schemes.etc import EtCScheme
 from noiseveil.schemes.ric import RICScheme
 from noiseveil.schemes.ric_lossless import LosslessRICScheme
-from noiseveil.schemes.transnet import TransNetScheme
+from noiseveil.schemes.transnet import FEATURE_SCALE, TransNetScheme
 
 # NOISEVEIL_WEIGHTS points the zoo at another folder with a manifest.json (a private zoo, or a
 # decrypting machine that holds only what decryption needs).
@@ -381,7 +381,9 @@ SCHEME_CARDS: dict[str, SchemeCard] = {
             "",
             {"alpha": 0.005, "steps": 1500, "batch_size": 64, "lr": 1e-3},
             note="TransNet on CIFAR-10 against ResNet-20: a U-Net 16-32-64 trained with the cloud",
-            config={"transform": {"widths": (16, 32, 64), "feature_layer": 0}},
+            config={
+                "transform": {"widths": (16, 32, 64), "feature_layer": 0, "feature_scale": FEATURE_SCALE}
+            },
         ),
         # EtC: the cloud model is trained on EtC images, with the architecture, config and
         # TrainConfig of its plaintext twin (classifier_id), for a like-for-like comparison.

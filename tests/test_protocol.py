@@ -111,7 +111,8 @@ def train_a_few_steps(transport, steps: int = 3) -> tuple[UNet, dict]:
     torch.manual_seed(0)
     net = build_transform(TINY, 3)
     cfg = TransformTraining(alpha=0.01, steps=steps, batch_size=8, seed=0)
-    return net, train_transform(net, x, y, transport, ImageNetFeatureMap(0), cfg, progress=False)
+    phi = ImageNetFeatureMap(0, TransformConfig().feature_scale)
+    return net, train_transform(net, x, y, transport, phi, cfg, progress=False)
 
 
 def test_in_process_only_protected_images_labels_losses_and_gradients_cross() -> None:
@@ -221,7 +222,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path: Path) -> None:
 
     x, y = cifar()
     cfg = TransformTraining(alpha=0.01, steps=4, batch_size=8, seed=0)
-    phi = ImageNetFeatureMap(0)
+    phi = ImageNetFeatureMap(0, TransformConfig().feature_scale)
 
     def run(checkpoint: Path | None, stop_after: int | None = None) -> UNet:
         torch.manual_seed(0)
