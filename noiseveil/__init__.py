@@ -16,7 +16,13 @@ from noiseveil.classifiers import Normalize, build_classifier
 from noiseveil.crypto.keys import Key, KeyFileError, NoKey, SecretKey, load_key
 from noiseveil.data import DataError, ImageDataset, load_dataset, load_image_folder, read_image
 from noiseveil.exceptions import NoiseveilError
-from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext
+from noiseveil.io.png import (
+    CiphertextFileError,
+    ciphertext_from_bytes,
+    ciphertext_to_bytes,
+    read_ciphertext,
+    write_ciphertext,
+)
 from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
 from noiseveil.schemes import (
     PRESETS,
@@ -71,6 +77,8 @@ __all__ = [
     "load_scheme",
     "plan",
     "read_ciphertext",
+    "ciphertext_from_bytes",
+    "ciphertext_to_bytes",
     "read_image",
     "shipped_schemes",
     "write_ciphertext",
