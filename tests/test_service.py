@@ -490,3 +490,22 @@ def test_the_cloud_serves_transnets_protocol_to_providers(tmp_path) -> None:
         assert trained.report["steps"] == 2 and 0 <= trained.manifest["test_accuracy"] <= 1
     finally:
         server.stop()
+
+
+def test_every_shipped_scheme_is_stored_and_labelled_through_its_capabilities(tmp_path) -> None:
+    """One ciphertext of each shipped scheme model (its demo key, or none if keyless) uploaded to
+    a cloud serving them all: each is accepted and labelled by the cloud model its scheme's
+    capabilities name (RIC, AVP: the plaintext classifier; EtC: the model for its key; TransNet: ψ)."""
+    from noiseveil.zoo import read_manifest, shipped_schemes
+
+    models = tuple(shipped_schemes())
+    store = CloudStore(ServiceSettings(tmp_path / "cloud", models=models))
+    caller = store.caller(store.new_token("p", "provider").token)
+    for model_id in models:
+        scheme = load_scheme(model_id)
+        data = load_dataset(read_manifest()[model_id]["dataset"])
+        (ct,) = scheme.encrypt(to_tensor(data.x_test[:1]), scheme.demo_key())
+        row = store.store(ciphertext_to_bytes(ct), caller)
+        expected = int(predict(scheme.cloud_classifier(), to_tensor(ct.pixels[None]))[0])
+        assert (row.model_id, row.scheme, row.label) == (model_id, scheme.name, expected)
+    assert len(store.list(None, None, None, None, False, 0, 100).images) == len(models)

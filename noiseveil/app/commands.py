@@ -273,12 +273,25 @@ def files_in(folder: Path) -> list[Path]:
     return [src for src, _ in plan(folder, None)]
 
 
+def recovery_columns(recovered: np.ndarray | None, plain: np.ndarray) -> dict[str, str]:
+    """The demo's recovery figures; "-" for a scheme that does not recover (by design)."""
+    from noiseveil.metrics import psnr, ssim
+
+    if recovered is None:
+        return {"bit-exact %": "-", "PSNR dB": "-", "SSIM": "-"}
+    return {
+        "bit-exact %": f"{100 * np.mean((recovered == plain).reshape(len(plain), -1).all(1)):.1f}",
+        "PSNR dB": f"{psnr(recovered, plain).mean():.2f}",
+        "SSIM": f"{ssim(recovered, plain).mean():.4f}",
+    }
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: real test images through the real file pipeline, for every shipped model."""
     from noiseveil.app.figures import picture_grid
     from noiseveil.data import fixed_subset
     from noiseveil.io.png import write_image
-    from noiseveil.metrics import psnr, ssim
+    from noiseveil.metrics import ssim
 
     run = args.out / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     run.mkdir(parents=True, exist_ok=False)
@@ -304,9 +317,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for i in idx:
             write_image(plain_dir / f"{i:05d}_{data.classes[data.y_test[i]]}.png", data.x_test[i])
         reports = [encrypt_files(scheme, model_key, plan(plain_dir, cipher_dir), progress=False)]
-        reports.append(
-            decrypt_files(lambda _m, s=scheme: s, model_key, plan(cipher_dir, rec_dir), progress=False)
-        )
+        recovers = scheme.capabilities.recovers  # TransNet's protected images are not recoverable
+        if recovers:
+            reports.append(
+                decrypt_files(lambda _m, s=scheme: s, model_key, plan(cipher_dir, rec_dir), progress=False)
+            )
         classifier, shape = scheme.cloud_classifier(), scheme.image_shape
         labels = [
             classify_files(classifier, shape, files_in(d), progress=False) for d in (plain_dir, cipher_dir)
@@ -316,9 +331,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             for r in [*reports, *labels]:
                 finish(r)
             continue
-        plain, cipher, recovered = (
-            np.stack([read_image(p) for p in files_in(d)]) for d in (plain_dir, cipher_dir, rec_dir)
-        )
+        plain, cipher = (np.stack([read_image(p) for p in files_in(d)]) for d in (plain_dir, cipher_dir))
+        recovered = np.stack([read_image(p) for p in files_in(rec_dir)]) if recovers else None
         plain_labels, cipher_labels = (np.array([r[1] for r in report.results]) for report in labels)
         truth = data.y_test[idx]  # files sort by test index, as idx does
         # RIC's cloud model is the plaintext model, so C(x') = C(x) is the check; an EtC model
@@ -330,19 +344,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "images": str(len(plain)),
                 "label agreement %": agree,
                 "cipher accuracy %": f"{100 * np.mean(cipher_labels == truth):.1f}",
-                "bit-exact %": f"{100 * np.mean((recovered == plain).reshape(len(plain), -1).all(1)):.1f}",
-                "PSNR dB": f"{psnr(recovered, plain).mean():.2f}",
-                "SSIM": f"{ssim(recovered, plain).mean():.4f}",
+                **recovery_columns(recovered, plain),
                 "SSIM(cipher, plain)": f"{ssim(cipher, plain).mean():.4f}",
             }
         )
-        grids.append(
-            picture_grid(
-                [plain, cipher, recovered],
-                ["plaintext", "ciphertext", "recovered"],
-                run / f"grid-{model_id}.png",
-            )
-        )
+        shown = [plain, cipher] + ([recovered] if recovers else [])
+        titles = ["plaintext", "ciphertext", "recovered"][: len(shown)]
+        grids.append(picture_grid(shown, titles, run / f"grid-{model_id}.png"))
     if not rows:
         raise ZooError("no shipped scheme model could run")
     print(format_table(rows))

@@ -1,0 +1,23 @@
+"""`noiseveil demo`, the README's main job, in a fresh process: every shipped model's row, the
+recovering schemes recover, the one that does not says so, a grid per model, exit 0."""
+
+from __future__ import annotations
+
+from conftest import run_cli
+
+from noiseveil.zoo import load_scheme, shipped_schemes
+
+
+def test_the_main_job_runs_every_shipped_model(tmp_path) -> None:
+    proc = run_cli(["demo", "--images", "2", "--out", str(tmp_path)], threads=2, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = tmp_path.iterdir()
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.split()}
+    for model_id in shipped_schemes():
+        assert model_id in rows, f"{model_id} missing from the demo's table"
+        assert (run / f"grid-{model_id}.png").stat().st_size > 1000
+        psnr_column = rows[model_id][5]  # model, images, agreement, accuracy, bit-exact, PSNR, ...
+        if load_scheme(model_id).capabilities.recovers:
+            assert float(psnr_column) > 12.0, rows[model_id]
+        else:
+            assert psnr_column == "-", rows[model_id]
