@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -79,12 +79,13 @@ class ServedModel:
     scheme: Any  # noiseveil.schemes.base.Scheme
     classifier: torch.nn.Module
     classes: list[str] | None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def label(self, pixels: np.ndarray) -> int:
+        """One forward pass. Requests classify concurrently: a frozen module in eval mode under
+        no_grad changes no state, so the two cores each run one."""
         from noiseveil.data import to_tensor
 
-        with self.lock, torch.no_grad():  # one forward pass per image; modules are not re-entrant
+        with torch.no_grad():
             return int(self.classifier(to_tensor(pixels[None])).argmax(1).item())
 
 
@@ -104,10 +105,12 @@ class ModelRegistry:
         with self._lock:
             if model_id not in self._loaded:
                 from noiseveil.app.commands import cloud_model
+                from noiseveil.classifiers.architectures import freeze
                 from noiseveil.zoo import load_scheme
 
                 cloud = cloud_model(model_id)
-                self._loaded[model_id] = ServedModel(load_scheme(model_id), cloud.classifier, cloud.classes)
+                classifier = freeze(cloud.classifier)  # eval mode: label() relies on it
+                self._loaded[model_id] = ServedModel(load_scheme(model_id), classifier, cloud.classes)
             return self._loaded[model_id]
 
 
