@@ -50,14 +50,12 @@ if TYPE_CHECKING:
 
 # L_feat's φ is divided by this: it sets the units of L_feat, and so what the paper's α values
 # mean. It cannot be derived from VGG16's (another network, another layer depth), so it was
-# calibrated on the paper's headline behaviour: three candidates measured at α = 0.005 on the
-# shipped ResNet-20 (400 steps of 64 images, 500 test images; README, "TransNet, as implemented"):
-# - 255 x 0.226 = 57.6 (SqueezeNet takes 0-255 pixels, VGG16 ImageNet-normalised ones): no
-#   protection (α = 0.005: SSIM 0.69 to the plaintext, as at α = 0);
-# - 1 (raw): L_feat in the tens of thousands; accuracy collapses (12 %) already at α = 0.005;
-# - √57.6 = 7.59, the geometric middle: strong protection (SSIM −0.24, PSNR 10 dB) with ψ
-#   still classifying (71 % after those 400 steps), as the paper reports for α = 0.005.
-FEATURE_SCALE = 7.59
+# calibrated on the paper's headline behaviour (scripts/calibrate_transnet_feature_scale.py,
+# results/transnet/feature-scale.json): at α = 0.005 against the shipped ResNet-20, 255 x 0.226
+# (the ratio of SqueezeNet's 0-255 input to VGG16's ImageNet-normalised one) left the images
+# unprotected, the raw map (1) collapsed ψ's accuracy, and their geometric middle protects
+# while ψ still classifies, as the paper reports for α = 0.005.
+FEATURE_SCALE = round((255.0 * 0.226) ** 0.5, 2)  # 7.59
 
 
 @dataclass(frozen=True)
