@@ -548,11 +548,38 @@ def avp_report() -> list[str]:
     return out
 
 
+def transnet_calibration() -> list[str]:
+    """The three candidate units of L_feat at α = 0.005 (results/transnet/feature-scale.json)."""
+    out = []
+    for p, r in load("transnet/feature-scale.json"):
+        rows = [
+            [
+                name,
+                f"{c['scale']:.4g}",
+                f"{c['final_l_feat']:.3g}",
+                f"{100 * c['accuracy']:.1f}",
+                f"{c['ssim_to_plain']['mean']:.3f}",
+                f"{c['psnr_to_plain_db']['mean']:.2f}",
+            ]
+            for name, c in r["candidates"].items()
+        ]
+        out.append(
+            f"**TransNet, calibrating L_feat's units** (`{r['command']}`, {rel(p)}): h_θ trained "
+            f"{r['steps']} steps at α = {r['alpha']} against `cifar10-resnet20` (plain accuracy "
+            f"{100 * r['plain_accuracy']:.1f} % on these {r['images']} test images); "
+            f"chosen: {r['chosen']}.\n\n"
+            + table(
+                ["candidate", "divisor", "final L_feat", "ψ accuracy %", "SSIM to plain", "PSNR dB"], rows
+            )
+        )
+    return out
+
+
 def transnet_report() -> list[str]:
     """TransNet's Table I beside the paper's, and the ITN attack, from results/transnet."""
     found = load("transnet/transnet-report.json")
     if not found:
-        return []
+        return transnet_calibration()
     from noiseveil.app.reports.transnet import PAPER_TABLE1
 
     p, r = found[0]
@@ -596,7 +623,7 @@ def transnet_report() -> list[str]:
             + ("; ".join(res["image_specific"]) or "none")
             + "."
         )
-    return out
+    return out + transnet_calibration()
 
 
 def service_report() -> list[str]:
