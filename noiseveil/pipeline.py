@@ -42,6 +42,7 @@ class Report:
     seconds: float = 0.0
     results: list[tuple[Path, int]] = field(default_factory=list)  # classify: (file, label)
     lossy: list[tuple[Path, float]] = field(default_factory=list)  # (file, PSNR dB) not bit-exact
+    skipped: int = 0  # outputs already there, left alone (--skip-existing)
 
     def fail(self, path: Path, err: Exception | str) -> None:
         self.failures.append((path, str(err)))
@@ -57,6 +58,7 @@ class Report:
         self.failures += other.failures
         self.results += other.results
         self.lossy += other.lossy
+        self.skipped += other.skipped
         self.seconds += other.seconds
 
     @property
@@ -70,7 +72,11 @@ class Report:
         if self.lossy:
             worst = min(p for _, p in self.lossy)
             lossy = f", {len(self.lossy)} recovered lossy (not bit-exact; worst {worst:.2f} dB)"
-        return f"{self.action}: {self.done} of {total} files done, {len(self.failures)} failed{lossy}{rate}"
+        skipped = f", {self.skipped} already done (skipped)" if self.skipped else ""
+        return (
+            f"{self.action}: {self.done} of {total} files done, {len(self.failures)} failed"
+            f"{skipped}{lossy}{rate}"
+        )
 
 
 def plan(source: Path, target: Path | None) -> list[tuple[Path, Path | None]]:
@@ -86,6 +92,16 @@ def plan(source: Path, target: Path | None) -> list[tuple[Path, Path | None]]:
     if target is not None and Path(target).is_dir():
         return [(source, Path(target) / (source.stem + ".png"))]
     return [(source, target)]
+
+
+def without_existing_outputs(pairs: Sequence[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], int]:
+    """The pairs whose output is not there yet, and how many are (a rerun's finished work:
+    outputs are written atomically, so an existing one is complete)."""
+    todo = [(src, dst) for src, dst in pairs if not dst.exists()]
+    for _, dst in todo:  # what a killed writer left (write_image's temporary names)
+        for stale in dst.parent.glob(f".{dst.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+    return todo, len(pairs) - len(todo)
 
 
 def chunks(items: Sequence, size: int) -> Iterator[Sequence]:

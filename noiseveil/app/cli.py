@@ -56,6 +56,24 @@ def _add_batch(p: argparse.ArgumentParser, default: int = 64) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_distribution(p: argparse.ArgumentParser, resumable: bool = True) -> None:
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run the batches as Ray tasks on the Ray instance at ADDRESS, or on one started on this "
+        "machine if no ADDRESS is given (default: one process, no Ray; needs 'pip install noiseveil[ray]')",
+    )
+    if resumable:
+        p.add_argument(
+            "--skip-existing",
+            action="store_true",
+            help="leave outputs that exist alone and do only the rest (a rerun after an interruption; "
+            "outputs are written atomically, so an existing one is complete)",
+        )
+
+
 def _add_classifier_override(p: argparse.ArgumentParser, use: str, default: str) -> None:
     p.add_argument(
         "--classifier",
@@ -132,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_classifier_override(p, "to use instead of the scheme model's cloud classifier", "the model's own")
     _add_batch(p)
+    _add_distribution(p)
 
     p = _add_command(sub, "classify", "classify images or ciphertexts with a cloud classifier")
     p.add_argument("input", type=Path, help="image file or folder")
@@ -150,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the labels to this JSON file (new file); default: none, labels go to stdout only",
     )
     _add_batch(p, 256)
+    _add_distribution(p, resumable=False)
 
     p = _add_command(sub, "decrypt", "decrypt ciphertext PNGs (file or folder) with the key")
     p.add_argument("input", type=Path, help="ciphertext PNG file or folder (searched recursively)")
@@ -169,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the cloud classifier of the model each ciphertext's header names",
     )
     _add_batch(p)
+    _add_distribution(p)
 
     p = _add_command(sub, "evaluate", "ACC_p, ACC_e, ADP, recovery PSNR/SSIM on a test set")
     p.add_argument("-m", "--model", default="ric-cifar10", help="scheme model id (see 'noiseveil models')")

@@ -22,7 +22,14 @@ from noiseveil.crypto.keys import Key, KeyFileError, NoKey, load_key
 from noiseveil.data import cache_dir, load_dataset, read_image
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext
-from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
+from noiseveil.pipeline import (
+    Report,
+    classify_files,
+    decrypt_files,
+    encrypt_files,
+    plan,
+    without_existing_outputs,
+)
 from noiseveil.schemes.base import Scheme
 from noiseveil.zoo import (
     ZooError,
@@ -97,8 +104,23 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     if args.nae_steps is not None:
         scheme = scheme.with_nae(steps=args.nae_steps)
     scheme.publish_key_id = not args.no_key_id
+    pairs, skipped = pending_pairs(args)
+    if args.ray is not None:
+        from noiseveil.app.distributed import Job, run_on_ray
+
+        scheme.check_key(key)  # refused here, before any task starts
+        job = Job("encrypt", args.model, args.classifier, args.nae_steps, not args.no_key_id)
+        report = run_on_ray(job, key, pairs, args.batch_size, args.ray or None, progress=not args.quiet)
+    else:
+        report = encrypt_files(scheme, key, pairs, args.batch_size, progress=not args.quiet)
+    report.skipped = skipped
+    return finish(report)
+
+
+def pending_pairs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], int]:
+    """(input, output) pairs to do, and how many --skip-existing left alone."""
     pairs = plan(args.input, args.output)
-    return finish(encrypt_files(scheme, key, pairs, args.batch_size, progress=not args.quiet))
+    return without_existing_outputs(pairs) if args.skip_existing else (pairs, 0)
 
 
 def key_for(scheme: Scheme, path: Path | None) -> Key:
@@ -118,9 +140,17 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     # Each ciphertext's scheme checks that it can use the key; without -k, only keyless images
     # are read, and those say they do not decrypt.
     key = load_key(args.key) if args.key is not None else NoKey()
-    scheme_for = cache(lambda model_id: open_scheme(model_id, args.classifier))
-    pairs = plan(args.input, args.output)
-    return finish(decrypt_files(scheme_for, key, pairs, args.batch_size, progress=not args.quiet))
+    pairs, skipped = pending_pairs(args)
+    if args.ray is not None:
+        from noiseveil.app.distributed import Job, run_on_ray
+
+        job = Job("decrypt", classifier_file=args.classifier)
+        report = run_on_ray(job, key, pairs, args.batch_size, args.ray or None, progress=not args.quiet)
+    else:
+        scheme_for = cache(lambda model_id: open_scheme(model_id, args.classifier))
+        report = decrypt_files(scheme_for, key, pairs, args.batch_size, progress=not args.quiet)
+    report.skipped = skipped
+    return finish(report)
 
 
 @dataclass(frozen=True)
@@ -165,10 +195,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     else:
         groups, unread = models_named_in(files)
     report, rows = unread, []
-    for cloud, group in groups.values():
-        part = classify_files(
-            cloud.classifier, cloud.image_shape, group, args.batch_size, progress=not args.quiet
-        )
+    for model_id, (cloud, group) in groups.items():
+        part = classify_group(args, model_id, cloud, group)
         report.absorb(part)
         rows += [
             {
@@ -185,6 +213,28 @@ def cmd_classify(args: argparse.Namespace) -> int:
         with open(args.json, "x") as f:
             json.dump({"classifier": ", ".join(groups), "predictions": rows}, f, indent=2)
     return finish(report)
+
+
+def classify_group(args: argparse.Namespace, model_id: str, cloud: CloudModel, files: list[Path]) -> Report:
+    """Classify one model's files, in this process or as Ray tasks (``--ray``)."""
+    progress = not args.quiet
+    if args.ray is None:
+        return classify_files(cloud.classifier, cloud.image_shape, files, args.batch_size, progress=progress)
+    from noiseveil.app.distributed import Job, run_on_ray
+
+    # Every batch checks against the shape one process would take: the first readable image's.
+    shape = cloud.image_shape or first_readable_shape(files)
+    job = Job("classify", None if args.classifier else model_id, args.classifier, image_shape=shape)
+    return run_on_ray(job, None, files, args.batch_size, args.ray or None, progress=progress)
+
+
+def first_readable_shape(files: list[Path]) -> tuple[int, int, int] | None:
+    for f in files:
+        try:
+            return read_image(f, channels=None).shape
+        except NoiseveilError:
+            continue
+    return None
 
 
 def models_named_in(files: list[Path]) -> tuple[dict[str, tuple[CloudModel, list[Path]]], Report]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -113,15 +114,25 @@ def read_ciphertext(path: str | os.PathLike | io.BytesIO, name: str | None = Non
 def write_image(
     path: str | os.PathLike, pixels: np.ndarray, info: PngImagePlugin.PngInfo | None = None
 ) -> Path:
-    """Write a uint8 (H, W, C) image as a new PNG; an existing file is never overwritten."""
+    """Write a uint8 (H, W, C) image as a new PNG; an existing file is never overwritten.
+
+    The file is written under a temporary name and hard-linked into place, which fails if the
+    name exists (no overwrite) and is atomic: a process killed mid-write leaves no torn file,
+    so a rerun may take every existing output as finished (``--skip-existing``)."""
     path = Path(path)
     image = _pil_image(pixels)
     path.parent.mkdir(parents=True, exist_ok=True)  # only once there is something to write
+    if path.exists():
+        raise CiphertextFileError(f"{path}: exists; refusing to overwrite")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with open(path, "xb") as f:
-            image.save(f, format="PNG", pnginfo=info)  # "x" mode: fail rather than overwrite
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="PNG", pnginfo=info)
+        os.link(tmp, path)
     except FileExistsError:
         raise CiphertextFileError(f"{path}: exists; refusing to overwrite") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return path
 
 

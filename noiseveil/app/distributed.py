@@ -1,0 +1,158 @@
+"""The file pipeline on Ray: the same per-batch work as one process, one Ray task per batch.
+
+::
+
+    driver (the data provider's machine)            Ray workers (the provider's own cluster)
+    plan(input, output) -> (input, output) pairs
+    cut into batches of --batch-size, as one process does
+    the key ──ray.put, once──▶ object store ────▶  task(batch of paths, model id, key ref):
+                                                     the scheme loaded by model id, once per
+                                                     worker process; encrypt_files / decrypt_files
+                                                     / classify_files on its batch, exactly as one
+                                                     process runs it; outputs written atomically
+    report per batch ◀───────────────────────────  (done, FAILED lines, labels)
+    merged in input order: the same FAILED lines, labels and summary as one process
+
+What a task carries: file paths (the images stay on storage the workers share), a model id
+and, once per run, the key. The key goes only to the workers of the Ray instance given
+(``--ray ADDRESS``: the provider's machines; none: a Ray instance on this machine): a cloud
+never runs these tasks. Outputs are written under a temporary name and linked into place, so
+a worker killed mid-run leaves finished files only; tasks are not retried (a retry would find
+its own outputs and refuse to overwrite them): a lost batch is reported as FAILED, and
+``--skip-existing`` on a rerun completes only what is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from noiseveil.crypto.keys import Key
+from noiseveil.exceptions import NoiseveilError
+from noiseveil.pipeline import Report, chunks
+
+
+class RayError(NoiseveilError):
+    """Ray is not installed, or the Ray instance cannot be reached (one line)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every worker needs to redo one batch of the work: small, and the same for all."""
+
+    action: str  # "encrypt", "decrypt" or "classify"
+    model_id: str | None = None  # encrypt, classify: the model (decrypt: each file names its own)
+    classifier_file: Path | None = None  # a TorchScript classifier the workers can read
+    nae_steps: int | None = None
+    publish_key_id: bool = True
+    image_shape: tuple[int, int, int] | None = None  # classify: the shape every batch checks
+
+
+@functools.cache
+def _scheme(model_id: str, classifier_file: Path | None, nae_steps: int | None, publish_key_id: bool):
+    """The scheme model, loaded once per worker process."""
+    from noiseveil.app.commands import open_scheme
+
+    scheme = open_scheme(model_id, classifier_file)
+    if nae_steps is not None:
+        scheme = scheme.with_nae(steps=nae_steps)
+    scheme.publish_key_id = publish_key_id
+    return scheme
+
+
+@functools.cache
+def _cloud(model_id: str | None, classifier_file: Path | None):
+    from noiseveil.app.commands import CloudModel, cloud_model, load_torchscript
+
+    if classifier_file is not None:
+        classifier, name = load_torchscript(classifier_file)
+        return CloudModel(name, classifier, None, None)
+    return cloud_model(model_id)
+
+
+def run_batch(job: Job, key: Key | None, batch: Sequence[Any]) -> Report:
+    """One batch, exactly as the single-process pipeline runs it (this is the Ray task's body)."""
+    from noiseveil.pipeline import classify_files, decrypt_files, encrypt_files
+
+    if job.action == "encrypt":
+        scheme = _scheme(job.model_id, job.classifier_file, job.nae_steps, job.publish_key_id)
+        return encrypt_files(scheme, key, batch, batch_size=len(batch), progress=False)
+    if job.action == "decrypt":
+
+        def scheme_for(model_id: str):
+            return _scheme(model_id, job.classifier_file, None, True)
+
+        return decrypt_files(scheme_for, key, batch, batch_size=len(batch), progress=False)
+    cloud = _cloud(job.model_id, job.classifier_file)
+    shape = cloud.image_shape or job.image_shape
+    return classify_files(cloud.classifier, shape, batch, batch_size=len(batch), progress=False)
+
+
+def connect(address: str | None) -> None:
+    """Join the Ray instance at ``address``, or start one on this machine (None)."""
+    try:
+        import ray
+    except ImportError:
+        raise RayError("--ray needs Ray: pip install 'noiseveil[ray]'") from None
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {}
+    if address and address.split(":")[0] in ("127.0.0.1", "localhost"):
+        options["_node_ip_address"] = "127.0.0.1"  # a head on loopback: this machine, by that address
+    try:
+        ray.init(
+            address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR", **options
+        )
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise RayError(f"cannot reach Ray at {address}: {str(err).splitlines()[0]}") from None
+
+
+def run_on_ray(
+    job: Job,
+    key: Key | None,
+    items: Sequence[Any],
+    batch_size: int,
+    address: str | None = None,
+    progress: bool = True,
+) -> Report:
+    """``items`` (pairs, or files to classify) in batches as Ray tasks; one merged Report whose
+    failures and labels are in input order, as one process gives them."""
+    where = f"at {address}" if address else "on this machine"
+    print(f"{job.action}: starting Ray {where} ...", file=sys.stderr, flush=True)
+    connect(address)
+    import ray
+
+    task = ray.remote(max_retries=0)(run_batch)  # see the module docstring: no silent retries
+    key_ref = ray.put(key)
+    batches = list(chunks(items, batch_size))
+    start = time.perf_counter()
+    pending = {task.remote(job, key_ref, batch): batch for batch in batches}
+    merged = Report(job.action)
+    with tqdm(total=len(items), desc=f"{job.action} (ray)", unit="img", disable=not progress) as bar:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            batch = pending.pop(ready[0])
+            try:
+                merged.absorb(ray.get(ready[0]))
+            except ray.exceptions.RayError as err:  # the worker died: the batch is lost, not retried
+                reason = f"worker lost ({type(err).__name__}); rerun with --skip-existing to finish"
+                for item in batch:
+                    merged.fail(item[0] if isinstance(item, tuple) else item, reason)
+            bar.update(len(batch))
+    merged.seconds = time.perf_counter() - start
+    return _in_input_order(merged, items)
+
+
+def _in_input_order(report: Report, items: Sequence[Any]) -> Report:
+    position = {(it[0] if isinstance(it, tuple) else it): i for i, it in enumerate(items)}
+    report.failures.sort(key=lambda f: position.get(f[0], len(position)))
+    report.results.sort(key=lambda r: position.get(r[0], len(position)))
+    report.lossy.sort(key=lambda r: position.get(r[0], len(position)))
+    return report

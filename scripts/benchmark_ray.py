@@ -1,0 +1,111 @@
+"""Images/s of the file pipeline in one process and on Ray with 1 and 2 workers, in one run.
+
+    python scripts/benchmark_ray.py --images 64      # writes results/benchmark/ray-pipeline.json
+
+RIC encryption (the expensive, embarrassingly parallel part: the NAE per image) of the same
+CIFAR-10 test images, batch by batch, into fresh folders: one process with the machine's
+threads and with one thread, then Ray tasks on a local instance of 1 and of 2 workers (one
+thread each). Ray figures are warm (a first job started the workers and loaded the model in
+each) and cold (that first job). The overhead per batch is measured on EtC, whose per-image
+work is a block permutation: (Ray time - one-process time) / batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from noiseveil.app.distributed import Job, run_on_ray
+from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
+from noiseveil.data import fixed_subset, load_dataset
+from noiseveil.io.png import write_image
+from noiseveil.pipeline import encrypt_files, plan
+from noiseveil.zoo import load_scheme
+
+HEAVY, LIGHT = "ric-cifar10", "etc-cifar10-convmixer"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64, help="images encrypted per run (default: 64)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per batch = per task (default: 8)")
+    args = parser.parse_args()
+    data = load_dataset("cifar10")
+    work = Path(tempfile.mkdtemp(prefix="noiseveil-ray-bench-"))
+    for i in fixed_subset(len(data.x_test), args.images, seed=0):
+        write_image(work / "plain" / f"{i:05d}.png", data.x_test[i])
+    runs: list[dict] = []
+
+    def timed(name: str, model_id: str, workers: int | None, threads: int | None, fn) -> float:
+        out = work / f"out-{len(runs)}"
+        pairs = plan(work / "plain", out)
+        start = time.perf_counter()
+        report = fn(model_id, pairs)
+        seconds = time.perf_counter() - start
+        assert report.done == len(pairs), report.summary()
+        runs.append(
+            {
+                "run": name,
+                "model_id": model_id,
+                "ray_workers": workers,
+                "torch_threads": threads,
+                "images": len(pairs),
+                "batches": -(-len(pairs) // args.batch_size),
+                "seconds": seconds,
+                "images_per_second": len(pairs) / seconds,
+            }
+        )
+        print(runs[-1], flush=True)
+        return seconds
+
+    def one_process(threads: int):
+        def run(model_id, pairs):
+            torch.set_num_threads(threads)
+            scheme = load_scheme(model_id)
+            return encrypt_files(scheme, scheme.demo_key(), pairs, args.batch_size, progress=False)
+
+        return run
+
+    default_threads = torch.get_num_threads()
+    for model_id in (HEAVY, LIGHT):
+        load_scheme(model_id).demo_key()  # warm the zoo cache: not part of any timing
+    single = {
+        (m, t): timed(f"one process, {t} thread(s)", m, None, t, one_process(t))
+        for m in (HEAVY, LIGHT)
+        for t in sorted({1, default_threads})
+    }
+    import ray
+
+    ray_runs = {}
+    for workers in (1, 2):
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+
+        def on_ray(model_id, pairs):
+            scheme = load_scheme(model_id)
+            return run_on_ray(
+                Job("encrypt", model_id), scheme.demo_key(), pairs, args.batch_size, progress=False
+            )
+
+        timed(f"Ray, {workers} worker(s), cold", HEAVY, workers, 1, on_ray)
+        ray_runs[workers] = {
+            m: timed(f"Ray, {workers} worker(s), warm", m, workers, 1, on_ray) for m in (HEAVY, LIGHT)
+        }
+        ray.shutdown()
+    batches = -(-args.images // args.batch_size)
+    light_single = min(v for (m, _), v in single.items() if m == LIGHT)
+    result = {
+        **provenance([data.source_id], [HEAVY, LIGHT]),
+        "batch_size": args.batch_size,
+        "runs": runs,
+        "speedup_2_workers_over_1": ray_runs[1][HEAVY] / ray_runs[2][HEAVY],
+        "overhead_per_batch_seconds": {w: (ray_runs[w][LIGHT] - light_single) / batches for w in ray_runs},
+    }
+    write_result(RESULTS_DIR / "benchmark" / "ray-pipeline.json", result)
+
+
+if __name__ == "__main__":
+    main()

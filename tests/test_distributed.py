@@ -1,0 +1,162 @@
+"""The file pipeline on Ray (``--ray ADDRESS``), against the single-process run, through the CLI.
+
+A local Ray instance started for this module (``ray start --head``, as an operator starts a
+cluster's head) takes every command (``--ray auto``: the instance on this machine). The
+shipped EtC model's encryption is deterministic for a key, so outputs are compared bit for
+bit; the flagship RIC model's takes long enough to kill a worker mid-run. ``--ray`` without
+an address (a Ray instance started by the command itself) is the same code after ``ray.init``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from noiseveil.data import fixed_subset, load_dataset, read_image
+from noiseveil.io.png import write_image
+
+pytest.importorskip("ray", reason="Ray is not installed (pip install 'noiseveil[ray]')")
+
+MODEL = "etc-cifar10-convmixer"
+IMAGES = 10  # RIC images of the killed-worker run: five batches of two
+
+
+@pytest.fixture(scope="module")
+def ray_address(tmp_path_factory):
+    """A Ray head on this machine, two CPUs, stopped after the module."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray = [sys.executable, "-m", "ray.scripts.scripts"]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
+    start = [*ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2"]
+    start += ["--include-dashboard=false"]
+    started = subprocess.run(start, capture_output=True, text=True, env=env, timeout=180)
+    if started.returncode != 0:  # say why, rather than fail every test for the machine's sake
+        pytest.skip(f"ray start failed here: {started.stderr.strip().splitlines()[-1:]}")
+    yield "auto"  # Ray's address for the instance running on this machine
+    subprocess.run([*ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return run_cli(list(args), threads=1, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """10 CIFAR-10 test images in class folders, two files that are not images, the demo key."""
+    work = tmp_path_factory.mktemp("ray")
+    data = load_dataset("cifar10")
+    for i in fixed_subset(len(data.x_test), 10, seed=4):
+        write_image(work / "plain" / data.classes[data.y_test[i]] / f"{i:05d}.png", data.x_test[i])
+    (work / "plain" / "notes.png").write_text("not an image")
+    write_image(work / "plain" / "big.png", np.zeros((40, 32, 3), np.uint8))
+    assert cli("keygen", str(work / "k.key"), "--model", MODEL, "--demo").returncode == 0
+    return work
+
+
+def test_encrypt_classify_decrypt_on_ray_match_one_process(folder, ray_address) -> None:
+    common = ["-m", MODEL, "-k", str(folder / "k.key"), "--batch-size", "3", "--quiet"]
+    one = cli("encrypt", str(folder / "plain"), "-o", str(folder / "c1"), *common)
+    ray = cli("encrypt", str(folder / "plain"), "-o", str(folder / "c2"), *common, "--ray", ray_address)
+    assert one.returncode == ray.returncode == 1  # the two bad files
+    assert digests(folder / "c1") == digests(folder / "c2") and len(digests(folder / "c1")) == 10
+    failed = [line for line in one.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 2 and failed == [
+        line for line in ray.stderr.splitlines() if line.startswith("FAILED")
+    ]
+    summary = lambda p: p.stderr.splitlines()[-1].split(", ")[:2]  # noqa: E731 (not the rate)
+    assert summary(one) == summary(ray) == ["encrypt: 10 of 12 files done", "2 failed"]
+
+    labels = [
+        cli("classify", str(folder / c), "--batch-size", "4", "--quiet", *r)
+        for c, r in (("c1", []), ("c2", ["--ray", ray_address]))
+    ]
+    assert labels[0].returncode == labels[1].returncode == 0
+    assert [ln.split("\t")[1:] for ln in labels[0].stdout.splitlines()] == [
+        ln.split("\t")[1:] for ln in labels[1].stdout.splitlines()
+    ]
+
+    key = ["-k", str(folder / "k.key"), "--batch-size", "3", "--quiet"]
+    assert cli("decrypt", str(folder / "c1"), "-o", str(folder / "r1"), *key).returncode == 0
+    assert (
+        cli("decrypt", str(folder / "c2"), "-o", str(folder / "r2"), *key, "--ray", ray_address).returncode
+        == 0
+    )
+    assert digests(folder / "r1") == digests(folder / "r2")
+    recovered = sorted((folder / "r2").rglob("*.png"))
+    assert all(
+        np.array_equal(read_image(r), read_image(folder / "plain" / r.relative_to(folder / "r2")))
+        for r in recovered
+    )
+
+
+def test_a_killed_worker_loses_no_finished_output_and_the_rerun_completes_the_rest(
+    tmp_path, ray_address
+) -> None:
+    """RIC encryption on Ray, batches of 2; one worker is SIGKILLed while batches are running:
+    its batch is reported FAILED (not retried), every output written is whole and decrypts, no
+    input is touched; --skip-existing then encrypts only what is missing."""
+    data = load_dataset("cifar10")
+    for i in fixed_subset(len(data.x_test), IMAGES, seed=8):
+        write_image(tmp_path / "plain" / f"{i:05d}.png", data.x_test[i])
+    before = digests(tmp_path / "plain")
+    assert cli("keygen", str(tmp_path / "k.key"), "--model", "ric-cifar10").returncode == 0
+    command = ["encrypt", str(tmp_path / "plain"), "-o", str(tmp_path / "c"), "-k", str(tmp_path / "k.key")]
+    command += ["-m", "ric-cifar10", "--batch-size", "2", "--quiet", "--ray", ray_address]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "noiseveil.app.cli", *command], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "c").glob("*.png")):  # the first batch is done: workers are busy
+        assert time.monotonic() < deadline and proc.poll() is None, "no output appeared"
+        time.sleep(0.2)
+    killed = _kill_one_busy_worker()
+    _, stderr = proc.communicate(timeout=600)
+    assert killed, "no Ray worker running a batch was found"
+    assert proc.returncode == 1 and "worker lost" in stderr and "Traceback" not in stderr, stderr
+    done = sorted((tmp_path / "c").glob("*.png"))
+    assert 0 < len(done) < IMAGES
+    assert digests(tmp_path / "plain") == before
+    rec = cli(
+        "decrypt", str(tmp_path / "c"), "-o", str(tmp_path / "r"), "-k", str(tmp_path / "k.key"), "--quiet"
+    )
+    assert rec.returncode == 0, rec.stderr  # every finished output is whole and authentic
+
+    rerun = cli(*command, "--skip-existing")
+    assert rerun.returncode == 0, rerun.stderr
+    left = IMAGES - len(done)
+    assert f"{left} of {left} files done, 0 failed, {len(done)} already done" in rerun.stderr
+    assert {p.name for p in (tmp_path / "c").iterdir()} == {p.name for p in (tmp_path / "plain").iterdir()}
+    assert all(digests(tmp_path / "c")[p.name] == hashlib.sha256(p.read_bytes()).hexdigest() for p in done)
+
+
+def _kill_one_busy_worker() -> bool:
+    """SIGKILL one Ray worker process that is running a batch (its title names the task)."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if "ray::run_batch" in args and "IDLE" not in args:
+            os.kill(int(pid), signal.SIGKILL)
+            return True
+    return False
