@@ -231,12 +231,11 @@ def run(
             "ITN PSNR dB",
             figures / "transnet-itn-psnr.png",
         )
-        a0 = next(iter(examples))
-        picture_grid(
-            [examples[a0]["plain"], examples[a0]["protected"], examples[a0]["itn"]],
-            ["plain", f"protected (α = {a0})", "ITN"],
-            figures / "transnet-itn.png",
-        )
+        rows, titles = [next(iter(examples.values()))["plain"]], ["plain"]
+        for a, e in examples.items():  # Fig. 6 for every attacked α (the paper shows 0.005)
+            rows += [e["protected"], e["itn"]]
+            titles += [f"protected (α = {a})", f"ITN (α = {a})"]
+        picture_grid(rows, titles, figures / "transnet-itn.png")
     result["complete"] = all(len(t["alphas"]) == len(alphas) for t in result["table1"].values())
     write_result(out_dir / "transnet-report.json", result)
     (out_dir / "report.md").write_text(markdown(result))
