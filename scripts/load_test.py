@@ -120,15 +120,10 @@ def check_exactly_once(rows: list[dict[str, Any]], bodies: list[bytes], labels: 
     }
 
 
-def provider_token(server: ServerProcess) -> str:
-    with CloudClient(server.base, server.admin_token) as c:
-        return c.new_token("load test", "provider")["token"]
-
-
 def throughput_run(workdir: Path, url: str | None, bodies, labels, clients: int) -> dict[str, Any]:
     server = ServerProcess(workdir / "cloud", url, models=(MODEL,))
     try:
-        token = provider_token(server)
+        token = server.new_token("provider", "load test")
         print(f"  {len(bodies)} uploads from {clients} clients ...", flush=True)
         acknowledged, latencies, wall = upload_all(server.base, token, bodies, clients)
         check = check_exactly_once(stored_rows(server.base, server.admin_token), bodies, labels)
@@ -152,7 +147,7 @@ def fault_run(workdir: Path, url: str | None, bodies, labels, clients: int) -> d
     server = ServerProcess(workdir / "cloud", url, models=(MODEL,))
     admin = server.admin_token
     try:
-        token = provider_token(server)
+        token = server.new_token("provider", "load test")
         half, killed = len(bodies) // 2, threading.Event()
 
         def kill_at_half(count: int) -> None:

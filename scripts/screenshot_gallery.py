@@ -81,9 +81,7 @@ def running_cloud(data_dir: Path) -> Iterator[Cloud]:
     """A fresh ``noiseveil serve`` with a provider and a user token; stopped on exit."""
     server = ServerProcess(data_dir, models=(MODEL,))
     try:
-        with CloudClient(server.base, server.admin_token) as admin:
-            provider = admin.new_token("screenshot lab", "provider")["token"]
-            user = admin.new_token("screenshot operator", "user")["token"]
+        provider, user = server.new_token("provider", "screenshot lab"), server.new_token("user", "operator")
         yield Cloud(server, provider, user)
     finally:
         server.stop()

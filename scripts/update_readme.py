@@ -447,6 +447,19 @@ def attack_rows(attacks: dict[str, dict]) -> list[list[str]]:
     ]
 
 
+def attack_verdict(result: dict, own: str, other: str, gain_over: str | None = None) -> str:
+    """The attack table and which attacks beat the label-only baseline and are image-specific."""
+    rows = attack_rows(result["attacks"])
+    return (
+        table(["attack", "SSIM", "PSNR dB", f"SSIM gain over a same-label {gain_over or own}"], rows)
+        + "\n\nBeat the label-only baseline: "
+        + ("; ".join(result["beating_label_only"]) or "none")
+        + f". Closer to their own {own} than to another {other} (3 standard errors): "
+        + ("; ".join(result["image_specific"]) or "none")
+        + "."
+    )
+
+
 def avp_report() -> list[str]:
     """The AVP paper's Tables 1, 2, 4-5 and the security rows, from results/avp/avp-report.json."""
     found = load("avp/avp-report.json")
@@ -532,18 +545,12 @@ def avp_report() -> list[str]:
     n = len(sec["keys"])
     diagonal = [sec["cross_decryption"][i][i]["ssim"] for i in range(n)]
     off = [sec["cross_decryption"][i][j]["ssim"] for i in range(n) for j in range(n) if i != j]
-    rows = attack_rows(sec["attacks"])
     out.append(
         f"**AVP security**: {n} keys from different initialisations; decrypting with the key that "
         f"encrypted gives SSIM {min(diagonal):.3f} to {max(diagonal):.3f}, with any other key "
         f"{min(off):.3f} to {max(off):.3f}. The attacks on key 1's ciphertexts of "
         f"{sec['attack_images']} test faces (keys 2 and up are the attacker's own):\n\n"
-        + table(["attack", "SSIM", "PSNR dB", "SSIM gain over a same-label face"], rows)
-        + "\n\nBeat the label-only baseline: "
-        + ("; ".join(sec["beating_label_only"]) or "none")
-        + ". Closer to their own face than to another of the same person (3 standard errors): "
-        + ("; ".join(sec["image_specific"]) or "none")
-        + "."
+        + attack_verdict(sec, "face", "of the same person")
     )
     return out
 
@@ -613,15 +620,9 @@ def transnet_report() -> list[str]:
         + f"{looks}."
     ]
     for alpha, res in r["itn"].items():
-        rows = attack_rows(res["attacks"])
         out.append(
             f"**TransNet, ITN attack at α = {alpha}** ({len(res['itn_psnr_db'])} test images):\n\n"
-            + table(["attack", "SSIM", "PSNR dB", "SSIM gain over a same-label image"], rows)
-            + "\n\nBeat the label-only baseline: "
-            + ("; ".join(res["beating_label_only"]) or "none")
-            + ". Closer to their own plaintext than to another of the same label (3 standard errors): "
-            + ("; ".join(res["image_specific"]) or "none")
-            + "."
+            + attack_verdict(res, "plaintext", "of the same label", gain_over="image")
         )
     return out + transnet_calibration()
 

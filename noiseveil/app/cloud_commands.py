@@ -21,7 +21,7 @@ from noiseveil.app.exit_codes import EXIT_OK
 from noiseveil.app.service.client import CloudClient, CloudError
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError
-from noiseveil.pipeline import Report, plan
+from noiseveil.pipeline import Report, plan, without_existing_outputs
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -81,8 +81,6 @@ def upload(client: CloudClient, args: argparse.Namespace) -> int:
             continue
         report.done += 1
         duplicates += row["duplicate"]
-        if not row["duplicate"]:
-            report.results.append((path, row["label"]))
     report.seconds = time.perf_counter() - start
     if duplicates:
         print(f"{duplicates} of the uploaded files were stored already (same bytes)", file=sys.stderr)
@@ -99,10 +97,9 @@ def _encrypt_for_upload(args: argparse.Namespace) -> tuple[list[Path], Report]:
     key = key_for(scheme, args.key)
     folder = args.ciphertexts or args.input.with_name(args.input.name + "-ciphertexts")
     pairs = plan(args.input, folder if args.input.is_dir() else folder / (args.input.stem + ".png"))
-    todo = [(src, dst) for src, dst in pairs if not dst.exists()]
+    todo, earlier = without_existing_outputs(pairs)
     print(
-        f"encrypting {len(todo)} of {len(pairs)} images into {folder} "
-        f"({len(pairs) - len(todo)} done by an earlier run)",
+        f"encrypting {len(todo)} of {len(pairs)} images into {folder} ({earlier} done by an earlier run)",
         file=sys.stderr,
     )
     report = encrypt_files(scheme, key, todo, args.batch_size, progress=not args.quiet)
@@ -171,16 +168,13 @@ def _download(client: CloudClient, rows: list[dict], folder: Path, quiet: bool) 
 
 
 def _decrypt(folder: Path, args: argparse.Namespace) -> Report:
-    from functools import cache
-
-    from noiseveil.app.commands import open_scheme
+    from noiseveil.app.commands import schemes_by_id
     from noiseveil.crypto.keys import load_key
     from noiseveil.pipeline import decrypt_files
 
     key = load_key(args.key)
-    scheme_for = cache(lambda model_id: open_scheme(model_id, None))
     pairs = plan(folder, args.output)
-    report = decrypt_files(scheme_for, key, pairs, args.batch_size, progress=not args.quiet)
+    report = decrypt_files(schemes_by_id(None), key, pairs, args.batch_size, progress=not args.quiet)
     # name failures by the image id, not the temporary folder that is about to go
     report.failures = [(Path(p.name), r.replace(str(folder) + os.sep, "")) for p, r in report.failures]
     return report

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from noiseveil.app.cloud_commands import cmd_cloud, cmd_serve  # noqa: F401  (dispatched by name)
+from noiseveil.app.distributed import Job
 from noiseveil.app.exit_codes import EXIT_FAILED_FILES, EXIT_OK
 from noiseveil.checksums import sha256_bytes, sha256_file
 from noiseveil.classifiers.architectures import freeze
@@ -105,16 +107,29 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
         scheme = scheme.with_nae(steps=args.nae_steps)
     scheme.publish_key_id = not args.no_key_id
     pairs, skipped = pending_pairs(args)
-    if args.ray is not None:
-        from noiseveil.app.distributed import Job, run_on_ray
-
-        scheme.check_key(key)  # refused here, before any task starts
-        job = Job("encrypt", args.model, args.classifier, args.nae_steps, not args.no_key_id)
-        report = run_on_ray(job, key, pairs, args.batch_size, args.ray or None, progress=not args.quiet)
-    else:
-        report = encrypt_files(scheme, key, pairs, args.batch_size, progress=not args.quiet)
+    scheme.check_key(key)  # refused here, before any batch (or Ray task) starts
+    job = Job("encrypt", args.model, args.classifier, args.nae_steps, not args.no_key_id)
+    report = here_or_on_ray(
+        args, job, key, pairs, lambda: encrypt_files(scheme, key, pairs, args.batch_size, not args.quiet)
+    )
     report.skipped = skipped
     return finish(report)
+
+
+def here_or_on_ray(
+    args: argparse.Namespace, job: Job, key: Key | None, items: list, here: Callable[[], Report]
+) -> Report:
+    """``here()`` in this process, or the same batches as Ray tasks with ``--ray``."""
+    if args.ray is None:
+        return here()
+    from noiseveil.app.distributed import run_on_ray
+
+    return run_on_ray(job, key, items, args.batch_size, args.ray or None, progress=not args.quiet)
+
+
+def schemes_by_id(classifier_file: Path | None) -> Callable[[str], Scheme]:
+    """Each ciphertext's scheme by the model id it names, loaded once (decryption)."""
+    return cache(lambda model_id: open_scheme(model_id, classifier_file))
 
 
 def pending_pairs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], int]:
@@ -141,14 +156,11 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     # are read, and those say they do not decrypt.
     key = load_key(args.key) if args.key is not None else NoKey()
     pairs, skipped = pending_pairs(args)
-    if args.ray is not None:
-        from noiseveil.app.distributed import Job, run_on_ray
-
-        job = Job("decrypt", classifier_file=args.classifier)
-        report = run_on_ray(job, key, pairs, args.batch_size, args.ray or None, progress=not args.quiet)
-    else:
-        scheme_for = cache(lambda model_id: open_scheme(model_id, args.classifier))
-        report = decrypt_files(scheme_for, key, pairs, args.batch_size, progress=not args.quiet)
+    job = Job("decrypt", classifier_file=args.classifier)
+    schemes = schemes_by_id(args.classifier)
+    report = here_or_on_ray(
+        args, job, key, pairs, lambda: decrypt_files(schemes, key, pairs, args.batch_size, not args.quiet)
+    )
     report.skipped = skipped
     return finish(report)
 
@@ -164,7 +176,9 @@ class CloudModel:
     classes: list[str] | None
 
 
-def cloud_model(model_id: str) -> CloudModel:
+def cloud_model(model_id: str, scheme: Scheme | None = None) -> CloudModel:
+    """The cloud's model for ``model_id``; a scheme model's ``scheme``, if already loaded, is
+    reused rather than loaded again."""
     entry = read_manifest().get(model_id)
     if entry is None:
         load_payload(model_id)  # raises the zoo's one-line "no shipped weights" error
@@ -173,7 +187,7 @@ def cloud_model(model_id: str) -> CloudModel:
         return CloudModel(
             model_id, load_classifier(model_id), tuple(payload["image_shape"]), payload["classes"]
         )
-    scheme = load_scheme(model_id)
+    scheme = scheme or load_scheme(model_id)
     # A classifier that knows the class names: EtC's plaintext twin, RIC's cloud classifier.
     named_by = entry.get("plain_twin") or entry.get("classifier_id")
     is_classifier = read_manifest().get(named_by, {}).get("kind") == "classifier"
@@ -217,15 +231,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def classify_group(args: argparse.Namespace, model_id: str, cloud: CloudModel, files: list[Path]) -> Report:
     """Classify one model's files, in this process or as Ray tasks (``--ray``)."""
-    progress = not args.quiet
-    if args.ray is None:
-        return classify_files(cloud.classifier, cloud.image_shape, files, args.batch_size, progress=progress)
-    from noiseveil.app.distributed import Job, run_on_ray
 
-    # Every batch checks against the shape one process would take: the first readable image's.
-    shape = cloud.image_shape or first_readable_shape(files)
+    def here() -> Report:
+        return classify_files(cloud.classifier, cloud.image_shape, files, args.batch_size, not args.quiet)
+
+    # On Ray, every batch checks against the shape one process would take: the first readable image's.
+    shape = cloud.image_shape or (first_readable_shape(files) if args.ray is not None else None)
     job = Job("classify", None if args.classifier else model_id, args.classifier, image_shape=shape)
-    return run_on_ray(job, None, files, args.batch_size, args.ray or None, progress=progress)
+    return here_or_on_ray(args, job, None, files, here)
 
 
 def first_readable_shape(files: list[Path]) -> tuple[int, int, int] | None:

@@ -57,7 +57,7 @@ class Job:
 
 @functools.cache
 def _scheme(model_id: str, classifier_file: Path | None, nae_steps: int | None, publish_key_id: bool):
-    """The scheme model, loaded once per worker process."""
+    """The encrypting scheme model, loaded once per worker process."""
     from noiseveil.app.commands import open_scheme
 
     scheme = open_scheme(model_id, classifier_file)
@@ -65,6 +65,14 @@ def _scheme(model_id: str, classifier_file: Path | None, nae_steps: int | None, 
         scheme = scheme.with_nae(steps=nae_steps)
     scheme.publish_key_id = publish_key_id
     return scheme
+
+
+@functools.cache
+def _decrypting_schemes(classifier_file: Path | None):
+    """This worker's schemes by model id, for decryption (loaded once each)."""
+    from noiseveil.app.commands import schemes_by_id
+
+    return schemes_by_id(classifier_file)
 
 
 @functools.cache
@@ -85,11 +93,7 @@ def run_batch(job: Job, key: Key | None, batch: Sequence[Any]) -> Report:
         scheme = _scheme(job.model_id, job.classifier_file, job.nae_steps, job.publish_key_id)
         return encrypt_files(scheme, key, batch, batch_size=len(batch), progress=False)
     if job.action == "decrypt":
-
-        def scheme_for(model_id: str):
-            return _scheme(model_id, job.classifier_file, None, True)
-
-        return decrypt_files(scheme_for, key, batch, batch_size=len(batch), progress=False)
+        return decrypt_files(_decrypting_schemes(job.classifier_file), key, batch, len(batch), progress=False)
     cloud = _cloud(job.model_id, job.classifier_file)
     shape = cloud.image_shape or job.image_shape
     return classify_files(cloud.classifier, shape, batch, batch_size=len(batch), progress=False)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -123,7 +122,3 @@ class CloudClient:
 
     def revoke(self, token_id: int) -> None:
         self._check(self._request("DELETE", f"/v1/tokens/{token_id}"))
-
-    def iter_download(self, rows: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], bytes]]:
-        for row in rows:
-            yield row, self.download(row["id"])

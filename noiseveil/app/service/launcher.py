@@ -72,6 +72,13 @@ class ServerProcess:
                 return line.rsplit(" ", 1)[-1]
         raise RuntimeError("the server printed no first admin token (the database had one already)")
 
+    def new_token(self, role: str, name: str) -> str:
+        """A token of ``role``, made with the first admin token through the API."""
+        from noiseveil.app.service.client import CloudClient
+
+        with CloudClient(self.base, self.admin_token) as admin:
+            return admin.new_token(name, role)["token"]
+
     def kill(self) -> None:
         """SIGKILL: no shutdown handler runs (a power cut, as far as the server can tell)."""
         self.proc.send_signal(signal.SIGKILL)

@@ -108,9 +108,10 @@ class ModelRegistry:
                 from noiseveil.classifiers.architectures import freeze
                 from noiseveil.zoo import load_scheme
 
-                cloud = cloud_model(model_id)
+                scheme = load_scheme(model_id)
+                cloud = cloud_model(model_id, scheme)
                 classifier = freeze(cloud.classifier)  # eval mode: label() relies on it
-                self._loaded[model_id] = ServedModel(load_scheme(model_id), classifier, cloud.classes)
+                self._loaded[model_id] = ServedModel(scheme, classifier, cloud.classes)
             return self._loaded[model_id]
 
 
@@ -118,15 +119,12 @@ class ProtocolClouds:
     """The cloud's side of TransNet's training protocol, one per offered classifier ψ."""
 
     def __init__(self, offered: tuple[str, ...] | None, models: ModelRegistry) -> None:
-        if offered is None:
-            from noiseveil.zoo import load_scheme
+        if offered is None:  # from the manifest: no model is loaded to find out
+            from noiseveil.zoo import SCHEMES, read_manifest
 
-            protocol_trained = (load_scheme(m) for m in models.served)
-            offered = tuple(
-                sorted(
-                    {s.classifier_id for s in protocol_trained if s.capabilities.cloud_model == "protocol"}
-                )
-            )
+            entries = [read_manifest()[m] for m in models.served]
+            protocol = [e for e in entries if SCHEMES[e["scheme"]].capabilities.cloud_model == "protocol"]
+            offered = tuple(sorted({e["classifier_id"] for e in protocol}))
         self.offered = offered
         self._clouds: dict[str, CloudService] = {}
         self._lock = threading.Lock()
