@@ -1,18 +1,22 @@
 """Images/s of the file pipeline in one process and on Ray with 1 and 2 workers, in one run.
 
-    python scripts/benchmark_ray.py --images 64      # writes results/benchmark/ray-pipeline.json
+    python scripts/benchmark_ray.py      # writes results/benchmark/ray-pipeline.json
 
-RIC encryption (the expensive, embarrassingly parallel part: the NAE per image) of the same
-CIFAR-10 test images, batch by batch, into fresh folders: one process with the machine's
-threads and with one thread, then Ray tasks on a local instance of 1 and of 2 workers (one
-thread each). Ray figures are warm (a first job started the workers and loaded the model in
-each) and cold (that first job). The overhead per batch is measured on EtC, whose per-image
-work is a block permutation: (Ray time - one-process time) / batches.
+RIC encryption (the expensive, embarrassingly parallel part: the NAE and the self-check per
+image) of the same CIFAR-10 test images, batch by batch, into fresh folders: one process with
+the machine's threads and with one thread, then Ray tasks on a local instance of 1 and of 2
+workers (one thread each). Every configuration runs once untimed first (one process: model
+load and first-call costs; Ray: that first job is reported as "cold", it starts the workers and
+loads the model in each), then --repeats timed runs whose median is reported. The overhead per
+batch is measured on EtC, whose per-image work is a block permutation: (Ray time - one-process
+time) / batches.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -31,8 +35,9 @@ HEAVY, LIGHT = "ric-cifar10", "etc-cifar10-convmixer"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=64, help="images encrypted per run (default: 64)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per batch = per task (default: 8)")
+    parser.add_argument("--images", type=int, default=512, help="images encrypted per run (default: 512)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per task (default: 16)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (default: 3)")
     args = parser.parse_args()
     data = load_dataset("cifar10")
     work = Path(tempfile.mkdtemp(prefix="noiseveil-ray-bench-"))
@@ -40,27 +45,37 @@ def main() -> None:
         write_image(work / "plain" / f"{i:05d}.png", data.x_test[i])
     runs: list[dict] = []
 
-    def timed(name: str, model_id: str, workers: int | None, threads: int | None, fn) -> float:
-        out = work / f"out-{len(runs)}"
-        pairs = plan(work / "plain", out)
+    folders = iter(range(1_000_000))
+
+    def once(model_id: str, fn) -> float:
+        pairs = plan(work / "plain", work / f"out-{next(folders)}")
         start = time.perf_counter()
         report = fn(model_id, pairs)
         seconds = time.perf_counter() - start
-        assert report.done == len(pairs), report.summary()
+        assert report.done == len(pairs) == args.images, report.summary()
+        return seconds
+
+    def timed(name: str, model_id: str, workers: int | None, threads: int | None, fn, repeats: int) -> float:
+        seconds = statistics.median(once(model_id, fn) for _ in range(repeats))
         runs.append(
             {
                 "run": name,
                 "model_id": model_id,
                 "ray_workers": workers,
                 "torch_threads": threads,
-                "images": len(pairs),
-                "batches": -(-len(pairs) // args.batch_size),
-                "seconds": seconds,
-                "images_per_second": len(pairs) / seconds,
+                "images": args.images,
+                "batches": -(-args.images // args.batch_size),
+                "timed_runs": repeats,
+                "median_seconds": seconds,
+                "images_per_second": args.images / seconds,
             }
         )
         print(runs[-1], flush=True)
         return seconds
+
+    def warm_then_timed(name: str, model_id: str, workers: int | None, threads: int | None, fn) -> float:
+        once(model_id, fn)  # untimed: first-call costs
+        return timed(name, model_id, workers, threads, fn, args.repeats)
 
     def one_process(threads: int):
         def run(model_id, pairs):
@@ -74,7 +89,7 @@ def main() -> None:
     for model_id in (HEAVY, LIGHT):
         load_scheme(model_id).demo_key()  # warm the zoo cache: not part of any timing
     single = {
-        (m, t): timed(f"one process, {t} thread(s)", m, None, t, one_process(t))
+        (m, t): warm_then_timed(f"one process, {t} thread(s)", m, None, t, one_process(t))
         for m in (HEAVY, LIGHT)
         for t in sorted({1, default_threads})
     }
@@ -90,9 +105,10 @@ def main() -> None:
                 Job("encrypt", model_id), scheme.demo_key(), pairs, args.batch_size, progress=False
             )
 
-        timed(f"Ray, {workers} worker(s), cold", HEAVY, workers, 1, on_ray)
+        timed(f"Ray, {workers} worker(s), cold", HEAVY, workers, 1, on_ray, repeats=1)
         ray_runs[workers] = {
-            m: timed(f"Ray, {workers} worker(s), warm", m, workers, 1, on_ray) for m in (HEAVY, LIGHT)
+            m: warm_then_timed(f"Ray, {workers} worker(s), warm", m, workers, 1, on_ray)
+            for m in (HEAVY, LIGHT)
         }
         ray.shutdown()
     batches = -(-args.images // args.batch_size)
@@ -100,8 +116,10 @@ def main() -> None:
     result = {
         **provenance([data.source_id], [HEAVY, LIGHT]),
         "batch_size": args.batch_size,
+        "cpu_cores": os.cpu_count(),
         "runs": runs,
         "speedup_2_workers_over_1": ray_runs[1][HEAVY] / ray_runs[2][HEAVY],
+        "speedup_2_workers_over_one_process": single[HEAVY, default_threads] / ray_runs[2][HEAVY],
         "overhead_per_batch_seconds": {w: (ray_runs[w][LIGHT] - light_single) / batches for w in ray_runs},
     }
     write_result(RESULTS_DIR / "benchmark" / "ray-pipeline.json", result)

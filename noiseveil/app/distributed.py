@@ -99,14 +99,17 @@ def run_batch(job: Job, key: Key | None, batch: Sequence[Any]) -> Report:
     return classify_files(cloud.classifier, shape, batch, batch_size=len(batch), progress=False)
 
 
-def connect(address: str | None) -> None:
-    """Join the Ray instance at ``address``, or start one on this machine (None)."""
+def connect(address: str | None, action: str = "ray") -> None:
+    """Join the Ray instance at ``address``, or start one on this machine (None); nothing if
+    this process is already connected."""
     try:
         import ray
     except ImportError:
         raise RayError("--ray needs Ray: pip install 'noiseveil[ray]'") from None
     if ray.is_initialized():
         return
+    where = f"joining Ray at {address}" if address else "starting Ray on this machine"
+    print(f"{action}: {where} ...", file=sys.stderr, flush=True)
     options: dict[str, Any] = {}
     if address and address.split(":")[0] in ("127.0.0.1", "localhost"):
         options["_node_ip_address"] = "127.0.0.1"  # a head on loopback: this machine, by that address
@@ -128,9 +131,7 @@ def run_on_ray(
 ) -> Report:
     """``items`` (pairs, or files to classify) in batches as Ray tasks; one merged Report whose
     failures and labels are in input order, as one process gives them."""
-    where = f"at {address}" if address else "on this machine"
-    print(f"{job.action}: starting Ray {where} ...", file=sys.stderr, flush=True)
-    connect(address)
+    connect(address, job.action)
     import ray
 
     task = ray.remote(max_retries=0)(run_batch)  # see the module docstring: no silent retries
