@@ -25,6 +25,10 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def yes(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
 def rel(p: Path) -> str:
     return f"[{p.name}]({p.relative_to(ROOT)})"
 
@@ -161,6 +165,7 @@ def section() -> str:
     parts += avp_report()
     parts += transnet_report()
     parts += service_report()
+    parts += ray_benchmark()
     return "\n\n".join(parts)
 
 
@@ -648,10 +653,10 @@ def service_report() -> list[str]:
                     f"{load_run['uploads']} from {load_run['clients']} clients",
                     f"{load_run['uploads_per_second']:.1f}",
                     " / ".join(f"{load_run['latency_ms'][q]:.0f}" for q in ("p50", "p95", "p99")),
-                    "yes" if load_run["exactly_once_with_right_label"] else "**no**",
+                    yes(load_run["exactly_once_with_right_label"]),
                     f"{fault['killed_after_acknowledged']} acknowledged, {fault['acknowledged_lost']} lost, "
                     f"{fault['acknowledged_corrupt']} corrupt; rerun: exactly once "
-                    + ("yes" if fault["exactly_once_with_right_label"] else "**no**"),
+                    + yes(fault["exactly_once_with_right_label"]),
                 ]
             )
         out.append(
@@ -675,6 +680,83 @@ def service_report() -> list[str]:
         out.append(
             "**The operator's gallery** (`python scripts/screenshot_gallery.py`, headless Chromium):\n\n"
             "![gallery](results/service/gallery.png)"
+        )
+    return out
+
+
+def ray_benchmark() -> list[str]:
+    """The file pipeline on Ray against one process (images/s, overhead per batch)."""
+    out = []
+    for p, r in load("benchmark/ray-pipeline.json"):
+        rows = [
+            [
+                run["run"],
+                f"`{run['model_id']}`",
+                f"{run['images_per_second']:.1f}",
+                f"{run['median_seconds']:.2f} s"
+                + (f" (median of {run['timed_runs']})" if run["timed_runs"] > 1 else ""),
+            ]
+            for run in r["runs"]
+        ]
+        overhead = ", ".join(f"`{m}` {1000 * s:.0f} ms" for m, s in r["overhead_per_batch_seconds"].items())
+        out.append(
+            f"**The file pipeline on Ray** (`{r['command']}`, {rel(p)}; encryption of the same "
+            f"{r['runs'][0]['images']} CIFAR-10 test images, {r['batch_size']} per batch = per task, "
+            f"{r['machine']['cpu_count']} CPU cores, one run). RIC on 2 Ray workers is "
+            f"{r['speedup_2_workers_over_1']:.2f}x one worker and "
+            f"{r['speedup_2_workers_over_one_process']:.2f}x one process using both cores (PyTorch's "
+            "threads parallelise one small batch less well than two processes do). Overhead per "
+            f'batch, one worker against one single-threaded process: {overhead}. "cold" is a '
+            "first job: Ray starts the workers and each loads the model.\n\n"
+            + table(["configuration", "model", "images/s", "time"], rows)
+        )
+    return out + ray_faults()
+
+
+def ray_faults() -> list[str]:
+    """Ray against one process (identical outputs) and a worker killed mid-run."""
+    out = []
+    for p, r in load("benchmark/ray-fault.json"):
+        rows = [
+            [
+                f"`{run['model']}`",
+                str(run["files"]),
+                yes(run["ciphertext_bytes_identical"]),
+                yes(run["failed_lines_identical"] and run["summary_identical"]),
+                yes(run["labels_identical"]),
+                yes(run["recovered_bytes_identical"]),
+                f"{run['recovered_exactly_ray']} of {run['files']}",
+            ]
+            for run in r["identical_to_one_process"]
+        ]
+        k = r["killed_worker"]
+        out.append(
+            f"**Ray against one process, and a worker killed** (`{r['command']}`, {rel(p)}; every "
+            "command a fresh CLI process, `--ray auto` on a local `ray start --head`). RIC draws a "
+            "fresh nonce per image, so its ciphertexts differ run to run by design; what they "
+            "decrypt to and how the cloud labels them must not.\n\n"
+            + table(
+                [
+                    "model",
+                    "files",
+                    "ciphertext bytes",
+                    "FAILED lines, summary",
+                    "labels",
+                    "recovered bytes",
+                    "recovered exactly (Ray)",
+                ],
+                rows,
+            )
+            + f"\n\nSIGKILL of a busy worker during `{k['model']}` encryption of {k['images']} images "
+            f"in batches of {k['batch_size']} (killed: {yes(k['worker_killed'])}): the run exited "
+            f"{k['run_exit_code']} with {k['failed_lines']} `FAILED` lines "
+            f"({k['failed_lines_say_worker_lost']} saying the worker was lost; no traceback: "
+            f"{yes(not k['traceback_printed'])}) and left "
+            f"{k['outputs_left']} outputs, of which {k['outputs_left_recovered_exactly']} decrypt to their "
+            f"plaintext bit for bit; inputs unchanged: {yes(k['inputs_unchanged'])}. The `--skip-existing` "
+            f'rerun: "{k["rerun_summary"]}"; finished outputs untouched: '
+            f"{yes(k['finished_outputs_untouched_by_rerun'])}; all {k['images']} then decrypt exactly: "
+            f"{yes(k['all_recovered_exactly_after_rerun'])}."
         )
     return out
 

@@ -9,12 +9,8 @@ an address (a Ray instance started by the command itself) is the same code after
 
 from __future__ import annotations
 
-import hashlib
-import os
-import signal
+import importlib.util
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,32 +25,26 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'noiseveil[
 MODEL = "etc-cifar10-convmixer"
 IMAGES = 10  # RIC images of the killed-worker run: five batches of two
 
+# The committed measurement (scripts/measure_ray_faults.py) and these tests share how a local
+# head is started and a busy worker found and killed.
+_spec = importlib.util.spec_from_file_location(
+    "measure_ray_faults", Path(__file__).resolve().parents[1] / "scripts" / "measure_ray_faults.py"
+)
+faults = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(faults)
+
 
 @pytest.fixture(scope="module")
 def ray_address(tmp_path_factory):
     """A Ray head on this machine, two CPUs, stopped after the module."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ray = [sys.executable, "-m", "ray.scripts.scripts"]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
-    start = [*ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2"]
-    start += ["--include-dashboard=false"]
-    started = subprocess.run(start, capture_output=True, text=True, env=env, timeout=180)
+    started = faults.start_local_head(num_cpus=2)
     if started.returncode != 0:  # say why, rather than fail every test for the machine's sake
         pytest.skip(f"ray start failed here: {started.stderr.strip().splitlines()[-1:]}")
     yield "auto"  # Ray's address for the instance running on this machine
-    subprocess.run([*ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
+    faults.stop_local_head()
 
 
-def digests(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+digests = faults.digests
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -119,44 +109,15 @@ def test_a_killed_worker_loses_no_finished_output_and_the_rerun_completes_the_re
     data = load_dataset("cifar10")
     for i in fixed_subset(len(data.x_test), IMAGES, seed=8):
         write_image(tmp_path / "plain" / f"{i:05d}.png", data.x_test[i])
-    before = digests(tmp_path / "plain")
-    assert cli("keygen", str(tmp_path / "k.key"), "--model", "ric-cifar10").returncode == 0
-    command = ["encrypt", str(tmp_path / "plain"), "-o", str(tmp_path / "c"), "-k", str(tmp_path / "k.key")]
-    command += ["-m", "ric-cifar10", "--batch-size", "2", "--quiet", "--ray", ray_address]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "noiseveil.app.cli", *command], env=env, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 300
-    while not list((tmp_path / "c").glob("*.png")):  # the first batch is done: workers are busy
-        assert time.monotonic() < deadline and proc.poll() is None, "no output appeared"
-        time.sleep(0.2)
-    killed = _kill_one_busy_worker()
-    _, stderr = proc.communicate(timeout=600)
-    assert killed, "no Ray worker running a batch was found"
-    assert proc.returncode == 1 and "worker lost" in stderr and "Traceback" not in stderr, stderr
-    done = sorted((tmp_path / "c").glob("*.png"))
-    assert 0 < len(done) < IMAGES
-    assert digests(tmp_path / "plain") == before
-    rec = cli(
-        "decrypt", str(tmp_path / "c"), "-o", str(tmp_path / "r"), "-k", str(tmp_path / "k.key"), "--quiet"
-    )
-    assert rec.returncode == 0, rec.stderr  # every finished output is whole and authentic
-
-    rerun = cli(*command, "--skip-existing")
-    assert rerun.returncode == 0, rerun.stderr
-    left = IMAGES - len(done)
-    assert f"{left} of {left} files done, 0 failed, {len(done)} already done" in rerun.stderr
-    assert {p.name for p in (tmp_path / "c").iterdir()} == {p.name for p in (tmp_path / "plain").iterdir()}
-    assert all(digests(tmp_path / "c")[p.name] == hashlib.sha256(p.read_bytes()).hexdigest() for p in done)
-
-
-def _kill_one_busy_worker() -> bool:
-    """SIGKILL one Ray worker process that is running a batch (its title names the task)."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if "ray::run_batch" in args and "IDLE" not in args:
-            os.kill(int(pid), signal.SIGKILL)
-            return True
-    return False
+    r = faults.killed_worker(tmp_path, tmp_path / "plain", IMAGES, "2")
+    assert r["worker_killed"], "no Ray worker running a batch was found"
+    assert r["run_exit_code"] == 1 and r["failed_lines_say_worker_lost"] >= 1, r
+    assert not r["traceback_printed"] and r["inputs_unchanged"]
+    done = r["outputs_left"]
+    assert 0 < done < IMAGES and r["failed_lines"] == IMAGES - done, r
+    assert r["outputs_left_decrypt_exit_code"] == 0 and r["outputs_left_recovered_exactly"] == done
+    left = IMAGES - done
+    assert r["rerun_exit_code"] == 0
+    assert f"{left} of {left} files done, 0 failed, {done} already done" in r["rerun_summary"], r
+    assert r["finished_outputs_untouched_by_rerun"] and r["outputs_after_rerun"] == IMAGES
+    assert r["all_recovered_exactly_after_rerun"]
