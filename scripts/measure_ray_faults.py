@@ -8,7 +8,8 @@ Starts a Ray head on this machine (``ray start --head``, two CPUs) and runs ever
 1. Identical outputs: EtC (deterministic for a key) encrypt, classify and decrypt on Ray and in
    one process: ciphertext bytes, labels and recovered bytes compared; RIC (a fresh nonce per
    image, so ciphertexts differ) encrypted both ways, then both decrypted: recovered bytes and
-   the cloud's labels compared.
+   the cloud's labels compared. A second one-process encryption tells which schemes' bytes
+   differ from run to run anyway.
 2. Fault: RIC encryption on Ray in small batches; one worker running a batch is SIGKILLed as
    soon as the first output exists. Recorded: what the run reported, that every output it
    left decrypts to its plaintext bit for bit and no input changed; then ``--skip-existing``
@@ -112,6 +113,10 @@ def same_as_one_process(work: Path, plain: Path, model: str, batch: str) -> dict
         dec = cli("decrypt", str(ct), "-o", str(rec), "-k", str(key), "--batch-size", batch, "--quiet", *ray)
         runs[where] = (enc, cls, dec, digests(ct), digests(rec), recovered_exactly(rec, plain))
     (e1, c1, d1, ct1, r1, x1), (e2, c2, d2, ct2, r2, x2) = runs["one"], runs["ray"]
+    again = work / f"{model}-one-again-c"
+    cli(
+        "encrypt", str(plain), "-o", str(again), "-m", model, "-k", str(key), "--batch-size", batch, "--quiet"
+    )
     return {
         "model": model,
         "files": len(ct1),
@@ -120,6 +125,8 @@ def same_as_one_process(work: Path, plain: Path, model: str, batch: str) -> dict
             [e2.returncode, c2.returncode, d2.returncode],
         ],
         "ciphertext_bytes_identical": ct1 == ct2,
+        # a scheme that draws a fresh nonce per image differs between two one-process runs too
+        "one_process_rerun_ciphertexts_identical": ct1 == digests(again),
         "failed_lines_identical": failed_lines(e1) == failed_lines(e2),
         "summary_identical": e1.stderr.splitlines()[-1].split(", ")[:2]
         == e2.stderr.splitlines()[-1].split(", ")[:2],

@@ -721,7 +721,9 @@ def ray_faults() -> list[str]:
             [
                 f"`{run['model']}`",
                 str(run["files"]),
-                yes(run["ciphertext_bytes_identical"]),
+                yes(run["ciphertext_bytes_identical"])
+                if run["one_process_rerun_ciphertexts_identical"]
+                else "differ, as two one-process runs do",
                 yes(run["failed_lines_identical"] and run["summary_identical"]),
                 yes(run["labels_identical"]),
                 yes(run["recovered_bytes_identical"]),
@@ -733,7 +735,7 @@ def ray_faults() -> list[str]:
         out.append(
             f"**Ray against one process, and a worker killed** (`{r['command']}`, {rel(p)}; every "
             "command a fresh CLI process, `--ray auto` on a local `ray start --head`). RIC draws a "
-            "fresh nonce per image, so its ciphertexts differ run to run by design; what they "
+            "fresh nonce per image, so its ciphertexts differ from run to run by design; what they "
             "decrypt to and how the cloud labels them must not.\n\n"
             + table(
                 [
