@@ -610,10 +610,14 @@ def transnet_report() -> list[str]:
             [f"paper ({'ResNet-20' if 'resnet' in psi else 'VGG16-BN'}, 200 epochs)", f"{paper['plain']:.2f}"]
             + [f"{paper[a]:.2f}" if a in paper else "-" for a in alphas]
         )
-    first = next(iter(r["table1"].values()))["alphas"]
-    looks = "; ".join(
-        f"α = {a}: {v['ssim_to_plain']['mean']:.3f} / {v['psnr_to_plain_db']['mean']:.2f} dB"
-        for a, v in first.items()
+    looks = "\n".join(
+        f"- `{psi}`: "
+        + "; ".join(
+            f"α = {a}: {v['ssim_to_plain']['mean']:.3f} / {v['psnr_to_plain_db']['mean']:.2f} dB / "
+            f"{v['spread_across_inputs']:.2f}"
+            for a, v in t["alphas"].items()
+        )
+        for psi, t in r["table1"].items()
     )
     state = "" if r["complete"] else " **Partial: the sweep is not finished.**"
     out = [
@@ -621,8 +625,9 @@ def transnet_report() -> list[str]:
         f"images; `{r['command']}`; report with figures: [results/transnet/report.md]"
         f"(results/transnet/report.md), {rel(p)}).{state}\n\n"
         + table(["ψ", "plain", *(f"α = {a:g}" for a in alphas)], rows)
-        + f"\n\nProtected image against its plaintext (ψ = `{next(iter(r['table1']))}`, SSIM / PSNR): "
-        + f"{looks}."
+        + "\n\nProtected image against its plaintext (SSIM / PSNR, mean) / how much h_θ(x) depends "
+        "on x (per-pixel standard deviation across the test images, 8-bit levels; near 0: h_θ "
+        f"collapsed to one image whatever the input):\n\n{looks}"
     ]
     for alpha, res in r["itn"].items():
         out.append(
@@ -741,10 +746,10 @@ def ray_faults() -> list[str]:
                 [
                     "model",
                     "files",
-                    "ciphertext bytes",
-                    "FAILED lines, summary",
-                    "labels",
-                    "recovered bytes",
+                    "same ciphertext bytes",
+                    "same FAILED lines, summary",
+                    "same labels",
+                    "same recovered bytes",
                     "recovered exactly (Ray)",
                 ],
                 rows,

@@ -92,6 +92,15 @@ def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_pat
     assert len(second["itn"]["0.1"]["itn_psnr_db"]) == 16
     for fig in ("transnet-protected.png", "transnet-itn-psnr.png", "transnet-itn.png"):
         assert (tmp_path / "out" / "figures" / fig).stat().st_size > 1000
+    assert all(v["spread_across_inputs"] >= 0 for v in second["table1"][PSI]["alphas"].values())
+
+
+def test_input_spread_is_zero_for_one_image_whatever_the_input() -> None:
+    from noiseveil.app.reports.transnet import input_spread
+
+    images = load_dataset("cifar10").x_test[:50]
+    assert input_spread(np.repeat(images[:1], 50, axis=0)) == 0.0
+    assert input_spread(images) > 20  # natural images differ by tens of levels per pixel
 
 
 def test_protected_images_through_the_cli(trained, tmp_path, monkeypatch) -> None:

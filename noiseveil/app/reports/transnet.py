@@ -126,9 +126,16 @@ def table1(
             "accuracy": accuracy,
             "ssim_to_plain": describe(ssim(protected, plain)),
             "psnr_to_plain_db": describe(psnr(protected, plain)),
+            # how much h_θ(x) depends on x at all: ~0 when h_θ collapsed to one image
+            "spread_across_inputs": input_spread(protected),
             "training": report,
         }
     return row
+
+
+def input_spread(images: np.ndarray) -> float:
+    """Per-pixel standard deviation across ``images`` (8-bit levels), averaged over pixels."""
+    return float(images.astype(np.float64).std(axis=0).mean())
 
 
 def itn_attack(
@@ -289,12 +296,18 @@ def markdown(r: dict[str, Any]) -> str:
             + " | ".join(f"{paper[a]:.2f} %" if a in paper else "-" for a in r["alphas"])
             + " |"
         )
-    lines += ["", "Protected against plain (SSIM / PSNR dB, mean):", ""]
+    lines += [
+        "",
+        "Protected against plain (SSIM / PSNR dB, mean) and how much h_θ(x) depends on x (per-pixel "
+        "standard deviation across the test images, 8-bit levels; near 0: h_θ collapsed to one image):",
+        "",
+    ]
     for psi, t in r["table1"].items():
         lines.append(
             f"- {psi}: "
             + "; ".join(
                 f"α = {a}: {v['ssim_to_plain']['mean']:.3f} / {v['psnr_to_plain_db']['mean']:.2f}"
+                f" / spread {v['spread_across_inputs']:.2f}"
                 for a, v in t["alphas"].items()
             )
         )
