@@ -23,7 +23,7 @@ from noiseveil.io.png import (
     read_ciphertext,
     write_ciphertext,
 )
-from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
+from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan, plan_listed
 from noiseveil.schemes import (
     PRESETS,
     RIC,
@@ -76,6 +76,7 @@ __all__ = [
     "load_key",
     "load_scheme",
     "plan",
+    "plan_listed",
     "read_ciphertext",
     "ciphertext_from_bytes",
     "ciphertext_to_bytes",

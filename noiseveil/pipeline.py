@@ -94,6 +94,24 @@ def plan(source: Path, target: Path | None) -> list[tuple[Path, Path | None]]:
     return [(source, target)]
 
 
+def plan_listed(source: Path, names: Sequence[str], target: Path | None) -> list[tuple[Path, Path | None]]:
+    """Pairs for the files ``names`` lists, each a path relative to the folder ``source``;
+    outputs mirror those paths under ``target`` as for a whole folder. A listed file that is
+    missing fails when it is read, as an unreadable one does; a name that would leave
+    ``source`` (absolute, or through ``..``) is refused here, before any work."""
+    source = Path(source)
+    if not source.is_dir():
+        raise DataError(f"{source}: not a folder (a file list names files relative to a folder)")
+    pairs: dict[Path, Path | None] = {}
+    for number, name in enumerate(names, 1):
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts or name in ("", "."):
+            raise DataError(f"file list, line {number}: {name!r} is not a path inside {source}")
+        out = None if target is None else Path(target) / relative.with_suffix(".png")
+        pairs.setdefault(source / relative, out)  # a name listed twice is done once
+    return list(pairs.items())
+
+
 def without_existing_outputs(pairs: Sequence[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], int]:
     """The pairs whose output is not there yet, and how many are (a rerun's finished work:
     outputs are written atomically, so an existing one is complete)."""

@@ -100,6 +100,22 @@ def test_encrypt_classify_decrypt_on_ray_match_one_process(folder, ray_address) 
     )
 
 
+def test_a_file_list_on_ray_does_only_its_files_as_one_process_does(folder, ray_address) -> None:
+    """``--files-from``: the listed files only (a missing one is a FAILED line), the same bytes
+    and lines on Ray as in one process."""
+    images = sorted(p.relative_to(folder / "plain").as_posix() for p in (folder / "plain").glob("*/*.png"))
+    listed = [*images[:3], "nowhere/missing.png"]
+    (folder / "list.txt").write_text("\n".join(listed) + "\n")
+    common = ["-m", MODEL, "-k", str(folder / "k.key"), "--files-from", str(folder / "list.txt"), "--quiet"]
+    one = cli("encrypt", str(folder / "plain"), "-o", str(folder / "l1"), *common)
+    ray = cli("encrypt", str(folder / "plain"), "-o", str(folder / "l2"), *common, "--ray", ray_address)
+    assert one.returncode == ray.returncode == 1
+    assert digests(folder / "l1") == digests(folder / "l2") and set(digests(folder / "l1")) == set(images[:3])
+    failed = [line for line in one.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "missing.png" in failed[0]
+    assert failed == [line for line in ray.stderr.splitlines() if line.startswith("FAILED")]
+
+
 def test_a_killed_worker_loses_no_finished_output_and_the_rerun_completes_the_rest(
     tmp_path, ray_address
 ) -> None:

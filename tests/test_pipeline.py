@@ -15,7 +15,7 @@ from PIL import Image
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import DataError, read_image, to_tensor, to_uint8
 from noiseveil.io.png import read_ciphertext, write_ciphertext
-from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan
+from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan, plan_listed
 from noiseveil.schemes.ric import RICScheme
 
 GOOD = ["a.png", "sub/b.png", "sub/deeper/c.png", "sub/e.jpg"]
@@ -96,6 +96,26 @@ def test_plan_single_file(tree: Path, tmp_path: Path) -> None:
     assert plan(tree / "a.png", tmp_path / "new.png") == [(tree / "a.png", tmp_path / "new.png")]
     with pytest.raises(DataError, match="no such file or folder"):
         plan(tmp_path / "missing", tmp_path / "o")
+
+
+def test_a_file_list_plans_only_its_files_in_its_order_and_stays_inside_the_folder(
+    tiny_ric: RICScheme, key: SecretKey, tree: Path, tmp_path: Path
+) -> None:
+    names = ["sub/e.jpg", "a.png", "sub/missing.png", "a.png"]
+    pairs = plan_listed(tree, names, tmp_path / "o")
+    assert [(s.relative_to(tree).as_posix(), d.relative_to(tmp_path / "o").as_posix()) for s, d in pairs] == [
+        ("sub/e.jpg", "sub/e.png"),
+        ("a.png", "a.png"),
+        ("sub/missing.png", "sub/missing.png"),
+    ]
+    report = encrypt_files(tiny_ric, key, pairs, batch_size=2, progress=False)
+    assert report.done == 2 and list(reasons(report, tree)) == ["sub/missing.png"]
+    assert files(tmp_path / "o") == {"a.png", "sub/e.png"}
+    for bad in ("../a.png", str(tree / "a.png"), "sub/../../a.png", "."):
+        with pytest.raises(DataError, match="line 2: .* is not a path inside"):
+            plan_listed(tree, ["a.png", bad], tmp_path / "o")
+    with pytest.raises(DataError, match="not a folder"):
+        plan_listed(tree / "a.png", ["a.png"], tmp_path / "o")
 
 
 def test_encrypt_folder(

@@ -65,6 +65,13 @@ def _add_distribution(p: argparse.ArgumentParser, resumable: bool = True) -> Non
         help="run the batches as Ray tasks on the Ray instance at ADDRESS, or on one started on this "
         "machine if no ADDRESS is given (default: one process, no Ray; needs 'pip install noiseveil[ray]')",
     )
+    p.add_argument(
+        "--files-from",
+        type=Path,
+        metavar="LIST",
+        help="only the files LIST names, one path per line relative to the input folder ('-': read "
+        "standard input); outputs mirror those paths (default: every image in the input)",
+    )
     if resumable:
         p.add_argument(
             "--skip-existing",

@@ -21,7 +21,7 @@ from noiseveil.app.exit_codes import EXIT_FAILED_FILES, EXIT_OK
 from noiseveil.checksums import sha256_bytes, sha256_file
 from noiseveil.classifiers.architectures import freeze
 from noiseveil.crypto.keys import Key, KeyFileError, NoKey, load_key
-from noiseveil.data import cache_dir, load_dataset, read_image
+from noiseveil.data import DataError, cache_dir, load_dataset, read_image
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext
 from noiseveil.pipeline import (
@@ -30,6 +30,7 @@ from noiseveil.pipeline import (
     decrypt_files,
     encrypt_files,
     plan,
+    plan_listed,
     without_existing_outputs,
 )
 from noiseveil.schemes.base import Scheme
@@ -134,8 +135,25 @@ def schemes_by_id(classifier_file: Path | None) -> Callable[[str], Scheme]:
 
 def pending_pairs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], int]:
     """(input, output) pairs to do, and how many --skip-existing left alone."""
-    pairs = plan(args.input, args.output)
+    pairs = planned(args, args.output)
     return without_existing_outputs(pairs) if args.skip_existing else (pairs, 0)
+
+
+def planned(args: argparse.Namespace, output: Path | None) -> list[tuple[Path, Path | None]]:
+    """The input folder or file, or only the files ``--files-from`` lists inside the folder."""
+    if args.files_from is None:
+        return plan(args.input, output)
+    return plan_listed(args.input, read_file_list(args.files_from), output)
+
+
+def read_file_list(path: Path) -> list[str]:
+    """One path per line ('-': standard input); blank lines are skipped."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise DataError(f"{path}: cannot read the file list ({reason})") from None
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def key_for(scheme: Scheme, path: Path | None) -> Key:
@@ -198,7 +216,7 @@ def cloud_model(model_id: str, scheme: Scheme | None = None) -> CloudModel:
 def cmd_classify(args: argparse.Namespace) -> int:
     if args.json is not None and args.json.exists():
         raise CiphertextFileError(f"{args.json}: exists; refusing to overwrite")
-    files = files_in(args.input)
+    files = [src for src, _ in planned(args, None)]
     if args.classifier is not None:
         classifier, model_id = load_torchscript(args.classifier)
         # TorchScript: the first readable image sets the shape
