@@ -96,16 +96,19 @@ def plan(source: Path, target: Path | None) -> list[tuple[Path, Path | None]]:
 
 def plan_listed(source: Path, names: Sequence[str], target: Path | None) -> list[tuple[Path, Path | None]]:
     """Pairs for the files ``names`` lists, each a path relative to the folder ``source``;
-    outputs mirror those paths under ``target`` as for a whole folder. A listed file that is
-    missing fails when it is read, as an unreadable one does; a name that would leave
+    outputs mirror those paths under ``target`` as for a whole folder; blank names are
+    skipped (``names`` may be a file's lines, numbered from 1). A listed file that is missing
+    fails when it is read, as an unreadable one does; a name that would leave
     ``source`` (absolute, or through ``..``) is refused here, before any work."""
     source = Path(source)
     if not source.is_dir():
         raise DataError(f"{source}: not a folder (a file list names files relative to a folder)")
     pairs: dict[Path, Path | None] = {}
     for number, name in enumerate(names, 1):
+        if not name.strip():  # blank lines, as in a hand-edited list
+            continue
         relative = Path(name)
-        if relative.is_absolute() or ".." in relative.parts or name in ("", "."):
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
             raise DataError(f"file list, line {number}: {name!r} is not a path inside {source}")
         out = None if target is None else Path(target) / relative.with_suffix(".png")
         pairs.setdefault(source / relative, out)  # a name listed twice is done once

@@ -112,8 +112,8 @@ def test_a_file_list_plans_only_its_files_in_its_order_and_stays_inside_the_fold
     assert report.done == 2 and list(reasons(report, tree)) == ["sub/missing.png"]
     assert files(tmp_path / "o") == {"a.png", "sub/e.png"}
     for bad in ("../a.png", str(tree / "a.png"), "sub/../../a.png", "."):
-        with pytest.raises(DataError, match="line 2: .* is not a path inside"):
-            plan_listed(tree, ["a.png", bad], tmp_path / "o")
+        with pytest.raises(DataError, match="line 3: .* is not a path inside"):
+            plan_listed(tree, ["a.png", "", bad], tmp_path / "o")  # blank lines count as lines
     with pytest.raises(DataError, match="not a folder"):
         plan_listed(tree / "a.png", ["a.png"], tmp_path / "o")
 

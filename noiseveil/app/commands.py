@@ -147,13 +147,13 @@ def planned(args: argparse.Namespace, output: Path | None) -> list[tuple[Path, P
 
 
 def read_file_list(path: Path) -> list[str]:
-    """One path per line ('-': standard input); blank lines are skipped."""
+    """The list's lines, one path each ('-': standard input)."""
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or err
         raise DataError(f"{path}: cannot read the file list ({reason})") from None
-    return [line for line in text.splitlines() if line.strip()]
+    return text.splitlines()
 
 
 def key_for(scheme: Scheme, path: Path | None) -> Key:
