@@ -592,7 +592,7 @@ def transnet_report() -> list[str]:
     found = load("transnet/transnet-report.json")
     if not found:
         return transnet_calibration()
-    from noiseveil.app.reports.transnet import PAPER_TABLE1
+    from noiseveil.app.reports.transnet import PAPER_TABLE1, itn_results
 
     p, r = found[0]
     alphas = r["alphas"]
@@ -629,10 +629,10 @@ def transnet_report() -> list[str]:
         "on x (per-pixel standard deviation across the test images, 8-bit levels; near 0: h_θ "
         f"collapsed to one image whatever the input):\n\n{looks}"
     ]
-    for alpha, res in r["itn"].items():
+    for psi, alpha, res in itn_results(r):
         out.append(
-            f"**TransNet, ITN attack at α = {alpha}** ({len(res['itn_psnr_db'])} test images):\n\n"
-            + attack_verdict(res, "plaintext", "of the same label", gain_over="image")
+            f"**TransNet, ITN attack on ψ = `{psi}`'s h_θ at α = {alpha}** ({len(res['itn_psnr_db'])} "
+            "test images):\n\n" + attack_verdict(res, "plaintext", "of the same label", gain_over="image")
         )
     return out + transnet_calibration()
 

@@ -69,14 +69,21 @@ def test_the_payload_round_trips(trained) -> None:
 
 
 def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_path, capsys) -> None:
-    """A tiny sweep against the shipped ResNet-10 as ψ: the first run trains one network and
-    reports a partial table; the second reuses it, trains the other and completes."""
+    """A tiny sweep against the shipped ResNet-10 and ResNet-20 as clouds: the first run trains
+    one network and reports a partial table; the second reuses it, trains the others, attacks
+    the second cloud's networks too, and completes."""
     from noiseveil.app.reports import transnet
 
     budget = transnet.TransNetReportBudget(
-        steps=2, batch_size=8, widths=(4, 8), test_images=16, itn_pairs=16, itn_steps=2
+        steps=2,
+        batch_size=8,
+        widths=(4, 8),
+        test_images=16,
+        itn_pairs=16,
+        itn_steps=2,
+        itn_every_cloud_alphas=(0.1,),
     )
-    kwargs = dict(runs=tmp_path / "runs", clouds=(PSI,), alphas=(0.0, 0.1))
+    kwargs = dict(runs=tmp_path / "runs", clouds=(PSI, "cifar10-resnet20"), alphas=(0.0, 0.1))
     first = transnet.run(tmp_path / "out", budget, max_networks=1, **kwargs)
     assert not first["complete"] and list(first["table1"][PSI]["alphas"]) == ["0"]
     assert "Partial" in (tmp_path / "out" / "report.md").read_text()
@@ -90,6 +97,13 @@ def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_pat
     assert {"label-only", "itn", "protected image itself"} == set(row)
     assert 0 <= row["itn"]["ssim"]["mean"] <= 1 and "control" in row["itn"]
     assert len(second["itn"]["0.1"]["itn_psnr_db"]) == 16
+    # the second cloud's networks are attacked at the α every cloud is attacked at
+    assert first["itn_other_clouds"] == {"cifar10-resnet20": {}}
+    other = second["itn_other_clouds"]["cifar10-resnet20"]
+    assert (
+        list(other) == ["0.1"] and len(other["0.1"]["itn_psnr_db"]) == 16 and "examples" not in other["0.1"]
+    )
+    assert "### ψ = cifar10-resnet20, α = 0.1" in (tmp_path / "out" / "report.md").read_text()
     for fig in ("transnet-protected.png", "transnet-itn-psnr.png", "transnet-itn.png"):
         assert (tmp_path / "out" / "figures" / fig).stat().st_size > 1000
     assert all(v["spread_across_inputs"] >= 0 for v in second["table1"][PSI]["alphas"].values())
