@@ -40,14 +40,16 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
 DETERMINISTIC, RECOVERING = "etc-cifar10-convmixer", "ric-cifar10"
 
 
-def start_local_head(num_cpus: int = 2) -> subprocess.CompletedProcess:
-    """``ray start --head`` on a free loopback port; connect with the address ``auto``."""
+def start_local_head(num_cpus: int = 2) -> tuple[subprocess.CompletedProcess, int]:
+    """``ray start --head`` on a free port, and the port; connect with the address ``auto``
+    (or 127.0.0.1:PORT with RAY_AUTH_MODE=token: Ray starts it with token authentication)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [*RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1"]
     command += [f"--num-cpus={num_cpus}", "--include-dashboard=false"]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **RAY_ENV}, timeout=180)
+    env = {**os.environ, **RAY_ENV}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=180), port
 
 
 def stop_local_head() -> None:
@@ -190,7 +192,7 @@ def main() -> None:
     plain = work / "plain"
     for i in fixed_subset(len(data.x_test), args.images, seed=1):
         write_image(plain / data.classes[data.y_test[i]] / f"{i:05d}.png", data.x_test[i])
-    started = start_local_head()
+    started, _ = start_local_head()
     if started.returncode != 0:
         sys.exit(f"ray start failed: {started.stderr.strip().splitlines()[-1:]}")
     try:

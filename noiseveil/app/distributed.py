@@ -25,6 +25,7 @@ its own outputs and refuse to overwrite them): a lost batch is reported as FAILE
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -118,7 +119,14 @@ def connect(address: str | None, action: str = "ray") -> None:
             address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR", **options
         )
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise RayError(f"cannot reach Ray at {address}: {str(err).splitlines()[0]}") from None
+        hint = ""
+        if address not in (None, "auto") and os.environ.get("RAY_AUTH_MODE") != "token":
+            # Ray >= 2.59 starts local clusters with token authentication; only "auto" finds out
+            hint = (
+                " (a cluster with token authentication, as Ray starts them, needs RAY_AUTH_MODE=token "
+                "here, and its token: `ray get-auth-token` on the head, or RAY_AUTH_TOKEN)"
+            )
+        raise RayError(f"cannot reach Ray at {address}: {str(err).splitlines()[0]}{hint}") from None
 
 
 def run_on_ray(
