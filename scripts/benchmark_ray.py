@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from noiseveil.app.cli import positive_int
 from noiseveil.app.distributed import Job, run_on_ray
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.data import fixed_subset, load_dataset
@@ -34,9 +35,13 @@ HEAVY, LIGHT = "ric-cifar10", "etc-cifar10-convmixer"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=512, help="images encrypted per run (default: 512)")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per task (default: 16)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (default: 3)")
+    parser.add_argument(
+        "--images", type=positive_int, default=512, help="images encrypted per run (default: 512)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="images per task (default: 16)")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=3, help="timed runs per configuration (default: 3)"
+    )
     args = parser.parse_args()
     data = load_dataset("cifar10")
     work = Path(tempfile.mkdtemp(prefix="noiseveil-ray-bench-"))

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noiseveil.app.cli import positive_int
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.data import fixed_subset, load_dataset, read_image
 from noiseveil.io.png import write_image
@@ -185,7 +186,7 @@ def killed_worker(work: Path, plain: Path, images: int, batch: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=64, help="CIFAR-10 test images (default: 64)")
+    parser.add_argument("--images", type=positive_int, default=64, help="CIFAR-10 test images (default: 64)")
     args = parser.parse_args()
     data = load_dataset("cifar10")
     work = Path(tempfile.mkdtemp(prefix="noiseveil-ray-fault-"))
