@@ -79,6 +79,11 @@ class Report:
         )
 
 
+def mirrored(relative: Path, target: Path) -> Path:
+    """Where the output of the input at ``relative`` (inside a folder) goes under ``target``."""
+    return Path(target) / relative.with_suffix(".png")
+
+
 def plan(source: Path, target: Path | None) -> list[tuple[Path, Path | None]]:
     """Pairs (input file, output file); a folder's output mirrors its tree under ``target``."""
     source = Path(source)
@@ -86,7 +91,7 @@ def plan(source: Path, target: Path | None) -> list[tuple[Path, Path | None]]:
         files, _, _ = load_image_folder(source)
         if target is None:
             return [(f, None) for f in files]
-        return [(f, Path(target) / f.relative_to(source).with_suffix(".png")) for f in files]
+        return [(f, mirrored(f.relative_to(source), target)) for f in files]
     if not source.exists():
         raise DataError(f"{source}: no such file or folder")
     if target is not None and Path(target).is_dir():
@@ -110,7 +115,7 @@ def plan_listed(source: Path, names: Sequence[str], target: Path | None) -> list
         relative = Path(name)
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
             raise DataError(f"file list, line {number}: {name!r} is not a path inside {source}")
-        out = None if target is None else Path(target) / relative.with_suffix(".png")
+        out = None if target is None else mirrored(relative, target)
         pairs.setdefault(source / relative, out)  # a name listed twice is done once
     return list(pairs.items())
 
@@ -119,9 +124,15 @@ def without_existing_outputs(pairs: Sequence[tuple[Path, Path]]) -> tuple[list[t
     """The pairs whose output is not there yet, and how many are (a rerun's finished work:
     outputs are written atomically, so an existing one is complete)."""
     todo = [(src, dst) for src, dst in pairs if not dst.exists()]
-    for _, dst in todo:  # what a killed writer left (write_image's temporary names)
-        for stale in dst.parent.glob(f".{dst.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
+    # What a killed writer left (write_image's temporary ".NAME.*.tmp"): one listing per folder,
+    # not one per missing output, which would be quadratic in a large folder.
+    missing: dict[Path, set[str]] = {}
+    for _, dst in todo:
+        missing.setdefault(dst.parent, set()).add(dst.name)
+    for folder, names in missing.items():
+        for stale in folder.glob(".*.tmp"):
+            if stale.name[1:].rsplit(".", 2)[0] in names:
+                stale.unlink(missing_ok=True)
     return todo, len(pairs) - len(todo)
 
 

@@ -86,8 +86,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def failed_lines(run: subprocess.CompletedProcess) -> list[str]:
-    return [line for line in run.stderr.splitlines() if line.startswith("FAILED")]
+def failed_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("FAILED")]
 
 
 def labels(run: subprocess.CompletedProcess) -> list[list[str]]:
@@ -130,7 +130,7 @@ def same_as_one_process(work: Path, plain: Path, model: str, batch: str) -> dict
         "ciphertext_bytes_identical": ct1 == ct2,
         # a scheme that draws a fresh nonce per image differs between two one-process runs too
         "one_process_rerun_ciphertexts_identical": ct1 == digests(again),
-        "failed_lines_identical": failed_lines(e1) == failed_lines(e2),
+        "failed_lines_identical": failed_lines(e1.stderr) == failed_lines(e2.stderr),
         "summary_identical": e1.stderr.splitlines()[-1].split(", ")[:2]
         == e2.stderr.splitlines()[-1].split(", ")[:2],
         "labels_identical": labels(c1) == labels(c2) and len(labels(c1)) == len(ct1),
@@ -156,7 +156,7 @@ def killed_worker(work: Path, plain: Path, images: int, batch: str) -> dict:
         time.sleep(0.02)
     _, stderr = proc.communicate(timeout=1800)
     done = digests(out)
-    failed = [line for line in stderr.splitlines() if line.startswith("FAILED")]
+    failed = failed_lines(stderr)
     decrypt = cli("decrypt", str(out), "-o", str(rec), "-k", str(key), "--quiet")
     rerun = cli(*command, "--skip-existing")
     after = digests(out)

@@ -15,7 +15,15 @@ from PIL import Image
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import DataError, read_image, to_tensor, to_uint8
 from noiseveil.io.png import read_ciphertext, write_ciphertext
-from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan, plan_listed
+from noiseveil.pipeline import (
+    Report,
+    classify_files,
+    decrypt_files,
+    encrypt_files,
+    plan,
+    plan_listed,
+    without_existing_outputs,
+)
 from noiseveil.schemes.ric import RICScheme
 
 GOOD = ["a.png", "sub/b.png", "sub/deeper/c.png", "sub/e.jpg"]
@@ -293,3 +301,19 @@ def test_classify_without_a_known_shape_takes_the_first_readable_image(tmp_path,
     assert [p.name for p, _ in report.results] == ["b-good.png"]
     assert [p.name for p, _ in report.failures] == ["a-broken.png", "c-other-size.png"]
     assert "28x28x1" in report.failures[1][1]
+
+
+def test_a_rerun_skips_finished_outputs_and_clears_only_their_missing_ones_torn_writes(
+    tree: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "o"
+    pairs = plan(tree, out)
+    (out / "sub").mkdir(parents=True)
+    (out / "a.png").write_bytes(b"finished")
+    torn = [out / "sub" / ".b.png.k3_x9.tmp", out / ".x.png.q1.tmp"]  # write_image's temporary names
+    kept = [out / ".a.png.zz.tmp", out / "sub" / "notes.tmp"]  # a finished output's, not ours
+    for f in torn + kept:
+        f.write_bytes(b"half")
+    todo, done = without_existing_outputs(pairs)
+    assert done == 1 and [d for _, d in todo] == [d for _, d in pairs if d != out / "a.png"]
+    assert not any(f.exists() for f in torn) and all(f.exists() for f in kept)

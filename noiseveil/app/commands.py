@@ -213,14 +213,19 @@ def cloud_model(model_id: str, scheme: Scheme | None = None) -> CloudModel:
     return CloudModel(model_id, scheme.cloud_classifier(), scheme.image_shape, classes)
 
 
+def torchscript_cloud(path: Path) -> CloudModel:
+    """A TorchScript classifier as the cloud's model (no fixed image shape, no class names)."""
+    classifier, model_id = load_torchscript(path)
+    return CloudModel(model_id, classifier, None, None)
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     if args.json is not None and args.json.exists():
         raise CiphertextFileError(f"{args.json}: exists; refusing to overwrite")
     files = [src for src, _ in planned(args, None)]
     if args.classifier is not None:
-        classifier, model_id = load_torchscript(args.classifier)
-        # TorchScript: the first readable image sets the shape
-        groups = {model_id: (CloudModel(model_id, classifier, None, None), files)}
+        cloud = torchscript_cloud(args.classifier)  # the first readable image sets the shape
+        groups = {cloud.model_id: (cloud, files)}
         unread = Report("classify")
     elif args.model is not None:
         groups, unread = {args.model: (cloud_model(args.model), files)}, Report("classify")

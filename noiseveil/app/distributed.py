@@ -78,12 +78,9 @@ def _decrypting_schemes(classifier_file: Path | None):
 
 @functools.cache
 def _cloud(model_id: str | None, classifier_file: Path | None):
-    from noiseveil.app.commands import CloudModel, cloud_model, load_torchscript
+    from noiseveil.app.commands import cloud_model, torchscript_cloud
 
-    if classifier_file is not None:
-        classifier, name = load_torchscript(classifier_file)
-        return CloudModel(name, classifier, None, None)
-    return cloud_model(model_id)
+    return torchscript_cloud(classifier_file) if classifier_file is not None else cloud_model(model_id)
 
 
 def run_batch(job: Job, key: Key | None, batch: Sequence[Any]) -> Report:
@@ -157,14 +154,19 @@ def run_on_ray(
             except ray.exceptions.RayError as err:  # the worker died: the batch is lost, not retried
                 reason = f"worker lost ({type(err).__name__}); rerun with --skip-existing to finish"
                 for item in batch:
-                    merged.fail(item[0] if isinstance(item, tuple) else item, reason)
+                    merged.fail(_source(item), reason)
             bar.update(len(batch))
     merged.seconds = time.perf_counter() - start
     return _in_input_order(merged, items)
 
 
+def _source(item: tuple[Path, Path] | Path) -> Path:
+    """The input file of an item: a pair's first path (encrypt, decrypt) or the file (classify)."""
+    return item[0] if isinstance(item, tuple) else item
+
+
 def _in_input_order(report: Report, items: Sequence[Any]) -> Report:
-    position = {(it[0] if isinstance(it, tuple) else it): i for i, it in enumerate(items)}
+    position = {_source(it): i for i, it in enumerate(items)}
     report.failures.sort(key=lambda f: position.get(f[0], len(position)))
     report.results.sort(key=lambda r: position.get(r[0], len(position)))
     report.lossy.sort(key=lambda r: position.get(r[0], len(position)))
