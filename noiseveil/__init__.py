@@ -12,75 +12,70 @@ Python API (the CLI is a thin layer over it)::
     nv.write_ciphertext("x.png", cts[0]); ct = nv.read_ciphertext("x.png")
 """
 
-from noiseveil.classifiers import Normalize, build_classifier
-from noiseveil.crypto.keys import Key, KeyFileError, NoKey, SecretKey, load_key
-from noiseveil.data import DataError, ImageDataset, load_dataset, load_image_folder, read_image
-from noiseveil.exceptions import NoiseveilError
-from noiseveil.io.png import (
-    CiphertextFileError,
-    ciphertext_from_bytes,
-    ciphertext_to_bytes,
-    read_ciphertext,
-    write_ciphertext,
-)
-from noiseveil.pipeline import Report, classify_files, decrypt_files, encrypt_files, plan, plan_listed
-from noiseveil.schemes import (
-    PRESETS,
-    RIC,
-    AuthenticationError,
-    Capabilities,
-    Ciphertext,
-    EncryptionError,
-    LosslessRICScheme,
-    RICConfig,
-    RICScheme,
-    Scheme,
-    SchemeError,
-)
-from noiseveil.schemes.base import ciphertext_tensor
-from noiseveil.zoo import ZooError, load_classifier, load_scheme, shipped_schemes
+import importlib
+from typing import Any
+
+# Every public name, by the module it comes from. They are imported on first use (PEP 562), so
+# that `import noiseveil` (and so `noiseveil --help`, whose parser lives in the package) does
+# not pay for torch; `import noiseveil as nv; nv.load_scheme(...)` reads as before.
+_EXPORTS = {
+    "noiseveil.classifiers": ["Normalize", "build_classifier"],
+    "noiseveil.crypto.keys": ["Key", "KeyFileError", "NoKey", "SecretKey", "load_key"],
+    "noiseveil.data": ["DataError", "ImageDataset", "load_dataset", "load_image_folder", "read_image"],
+    "noiseveil.exceptions": ["NoiseveilError"],
+    "noiseveil.io.png": [
+        "CiphertextFileError",
+        "ciphertext_from_bytes",
+        "ciphertext_to_bytes",
+        "read_ciphertext",
+        "write_ciphertext",
+    ],
+    "noiseveil.pipeline": [
+        "Report",
+        "classify_files",
+        "decrypt_files",
+        "encrypt_files",
+        "plan",
+        "plan_listed",
+    ],
+    "noiseveil.schemes": [
+        "PRESETS",
+        "RIC",
+        "AuthenticationError",
+        "Capabilities",
+        "Ciphertext",
+        "EncryptionError",
+        "LosslessRICScheme",
+        "RICConfig",
+        "RICScheme",
+        "Scheme",
+        "SchemeError",
+    ],
+    "noiseveil.schemes.base": ["ciphertext_tensor"],
+    "noiseveil.zoo": ["ZooError", "load_classifier", "load_scheme", "shipped_schemes"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use; a subpackage (``nv.data``) too."""
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    else:
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_MODULE_OF])
+
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "PRESETS",
-    "RIC",
-    "AuthenticationError",
-    "EncryptionError",
-    "Ciphertext",
-    "CiphertextFileError",
-    "DataError",
-    "ImageDataset",
-    "Capabilities",
-    "Key",
-    "KeyFileError",
-    "NoKey",
-    "NoiseveilError",
-    "Normalize",
-    "RICConfig",
-    "LosslessRICScheme",
-    "RICScheme",
-    "Report",
-    "Scheme",
-    "SchemeError",
-    "SecretKey",
-    "ZooError",
-    "build_classifier",
-    "ciphertext_tensor",
-    "classify_files",
-    "decrypt_files",
-    "encrypt_files",
-    "load_classifier",
-    "load_dataset",
-    "load_image_folder",
-    "load_key",
-    "load_scheme",
-    "plan",
-    "plan_listed",
-    "read_ciphertext",
-    "ciphertext_from_bytes",
-    "ciphertext_to_bytes",
-    "read_image",
-    "shipped_schemes",
-    "write_ciphertext",
-]
+__all__ = list(_MODULE_OF)

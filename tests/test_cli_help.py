@@ -115,3 +115,22 @@ def test_every_command_help_runs_in_a_fresh_process() -> None:
         assert proc.stdout.startswith(f"usage: noiseveil {name}"), proc.stdout[:80]
         if any(a.option_strings for a in arguments(COMMANDS[name])):  # 'models' has no option
             assert "default" in proc.stdout, (name, proc.stdout)
+
+
+def test_help_and_argument_errors_import_no_torch() -> None:
+    """``noiseveil --help`` (and a mistyped argument) answer without importing torch, which
+    took seconds of every such answer (issue 27: "`noiseveil --help` takes 2.3-3 s: import
+    lazily"; scripts/benchmark_cli_startup.py measures the time)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for argv in (["--help"], ["encrypt", "--help"], ["encrypt", "x", "--batch-size", "0"]):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "noiseveil.app.cli", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+        assert "noiseveil.app" in imported, proc.stderr[-500:]  # the check sees imports at all
+        heavy = sorted(m for m in imported if m.split(".")[0] in ("torch", "numpy", "PIL", "fastapi"))
+        assert heavy == [], (argv, heavy[:5])
