@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from noiseveil.classifiers.training import predict
 from noiseveil.data import ImageDataset, fixed_subset, to_tensor, to_uint8
 from noiseveil.metrics import accuracy_drop_proportion, describe, psnr, ssim
+from noiseveil.progress import progress_bar
 from noiseveil.schemes.base import RECOVERY_FIELD, EncryptionError, Scheme
 
 
@@ -95,7 +95,7 @@ def evaluate_images(
     cipher, recovered, kept = [], [], []
     enc_s = dec_s = 0.0
     lossy = 0
-    bar = tqdm(total=len(plain), desc=f"evaluate {scheme.model_id}", unit="img", disable=not progress)
+    bar = progress_bar(total=len(plain), desc=f"evaluate {scheme.model_id}", unit="img", disable=not progress)
     for start in range(0, len(plain), batch_size):
         bar.update(min(batch_size, len(plain) - start))
         x = to_tensor(plain[start : start + batch_size])

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import DataError, load_image_folder, read_image, to_tensor, to_uint8
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext, write_image
+from noiseveil.progress import progress_bar
 from noiseveil.schemes.base import (
     RECOVERY_FIELD,
     RECOVERY_PSNR_FIELD,
@@ -169,7 +169,7 @@ def _run(
 ) -> Report:
     report = Report(action)
     start = time.perf_counter()
-    with tqdm(total=len(pairs), desc=action, unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(pairs), desc=action, unit="img", disable=not progress) as bar:
         for chunk in chunks(pairs, batch_size):
             step(chunk, report)
             bar.update(len(chunk))

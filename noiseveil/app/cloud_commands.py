@@ -15,13 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from noiseveil.app.exit_codes import EXIT_OK
 from noiseveil.app.service.client import CloudClient, CloudError
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError
 from noiseveil.pipeline import Report, plan, without_existing_outputs
+from noiseveil.progress import progress_bar
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -68,7 +67,7 @@ def upload(client: CloudClient, args: argparse.Namespace) -> int:
     else:
         files = [src for src, _ in plan(args.input, None)]
     duplicates = 0
-    for path in tqdm(files, desc="upload", unit="img", disable=args.quiet):
+    for path in progress_bar(files, desc="upload", unit="img", disable=args.quiet):
         try:
             row = client.upload(path.read_bytes())
         except CloudError as err:
@@ -151,7 +150,7 @@ def fetch(client: CloudClient, args: argparse.Namespace) -> int:
 def _download(client: CloudClient, rows: list[dict], folder: Path, quiet: bool) -> Report:
     report = Report("fetch")
     folder.mkdir(parents=True, exist_ok=True)
-    for row in tqdm(rows, desc="fetch", unit="img", disable=quiet):
+    for row in progress_bar(rows, desc="fetch", unit="img", disable=quiet):
         target = folder / f"{row['id']}.png"
         try:
             data = client.download(row["id"])

@@ -33,11 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from noiseveil.crypto.keys import Key
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.pipeline import Report, chunks
+from noiseveil.progress import progress_bar
 
 
 class RayError(NoiseveilError):
@@ -145,7 +144,7 @@ def run_on_ray(
     start = time.perf_counter()
     pending = {task.remote(job, key_ref, batch): batch for batch in batches}
     merged = Report(job.action)
-    with tqdm(total=len(items), desc=f"{job.action} (ray)", unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(items), desc=f"{job.action} (ray)", unit="img", disable=not progress) as bar:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             batch = pending.pop(ready[0])

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from noiseveil.attacks.base import Attack, pixels_of
 from noiseveil.attacks.networks import Discriminator, dcgan_stack
 from noiseveil.data import to_tensor, to_uint8
+from noiseveil.progress import progress_bar
 from noiseveil.schemes.base import Ciphertext, Scheme
 
 
@@ -115,7 +115,7 @@ class CloudAttack(Attack):
         )
         opt_d = torch.optim.Adam(self.discriminator.parameters(), self.lr, betas=(0.5, 0.999))
         history = []
-        for step in tqdm(range(self.steps), desc=self.name, leave=False):
+        for step in progress_bar(range(self.steps), desc=self.name, leave=False):
             idx = torch.randint(0, len(x_c), (self.batch_size,), generator=gen)
             real = x_real[torch.randint(0, len(x_real), (self.batch_size,), generator=gen)]
             w = self.encoder(x_c[idx])

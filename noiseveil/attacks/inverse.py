@@ -22,11 +22,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from noiseveil.attacks.base import Attack, pixels_of
 from noiseveil.crypto.keys import Key
 from noiseveil.data import to_tensor, to_uint8
+from noiseveil.progress import progress_bar
 from noiseveil.schemes.base import Ciphertext, Scheme
 from noiseveil.unet import UNet
 
@@ -63,7 +63,7 @@ class InverseNetworkAttack(Attack):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.steps)
         self.net.train()
         losses = []
-        for _ in tqdm(range(self.steps), desc=self.name, leave=False):
+        for _ in progress_bar(range(self.steps), desc=self.name, leave=False):
             idx = torch.randint(0, len(x), (min(self.batch_size, len(x)),), generator=gen)
             loss = nn.functional.l1_loss(self.net(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
@@ -121,7 +121,7 @@ class ITNAttack(InverseNetworkAttack):
     def training_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         cipher = []
         batches = range(0, len(self.aux_images), self.images_per_key)
-        for k, start in enumerate(tqdm(batches, desc="itn: own-key pairs", unit="key", leave=False)):
+        for k, start in enumerate(progress_bar(batches, desc="itn: own-key pairs", unit="key", leave=False)):
             batch = self.aux_images[start : start + self.images_per_key]
             cipher.append(pixels_of(self.scheme.encrypt(to_tensor(batch), self._key(k))))
         return np.concatenate(cipher), self.aux_images

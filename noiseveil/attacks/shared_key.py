@@ -37,12 +37,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from noiseveil.attacks.base import Attack, pixels_of
 from noiseveil.attacks.networks import Discriminator
 from noiseveil.crypto.keys import Key
 from noiseveil.data import to_tensor, to_uint8
+from noiseveil.progress import progress_bar
 from noiseveil.schemes.base import Ciphertext, Scheme
 
 
@@ -132,7 +132,7 @@ class SharedKeyReconstructionAttack(Attack):
         opt_g = torch.optim.Adam(surrogate.parameters(), self.lr, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999))
         history = []
-        for step in tqdm(range(self.steps), desc=self.name, leave=False):
+        for step in progress_bar(range(self.steps), desc=self.name, leave=False):
             idx = torch.randint(0, len(x_c), (min(self.batch_size, len(x_c)),), generator=gen)
             own = x_own[torch.randint(0, len(x_own), (self.batch_size,), generator=gen)]
             fake = surrogate(x_c[idx])

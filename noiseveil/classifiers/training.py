@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from noiseveil.checkpoint import TrainingState
 from noiseveil.data import ImageDataset, to_tensor
+from noiseveil.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def train_classifier(
         model.train()
         order = torch.randperm(len(x_train), generator=gen)
         total = 0.0
-        for i in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False):
+        for i in progress_bar(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False):
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             xb = augment_batch(x_train[idx], cfg.augment, gen)
             if encode is not None:

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from noiseveil.checkpoint import TrainingState
 from noiseveil.classifiers.training import augment_batch
 from noiseveil.data import to_tensor
+from noiseveil.progress import progress_bar
 from noiseveil.protocol.messages import MAX_BATCH, ClassifyRequest, LossRequest
 from noiseveil.protocol.transport import Transport
 
@@ -70,7 +70,7 @@ def train_transform(
     history: list[dict[str, float]] = done["history"]
     x_all, y_all = to_tensor(images), torch.from_numpy(np.asarray(labels, dtype=np.int64))
     start = time.perf_counter() - done["seconds"]
-    bar = tqdm(total=cfg.steps, initial=done["step"], desc=f"h_θ α={cfg.alpha}", disable=not progress)
+    bar = progress_bar(total=cfg.steps, initial=done["step"], desc=f"h_θ α={cfg.alpha}", disable=not progress)
     net.train()
     window: list[tuple[float, float, int]] = []
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)

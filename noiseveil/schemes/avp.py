@@ -232,9 +232,8 @@ def train_generator_key(
     """Train G(x) ≈ x (L1) on uint8 images (N, H, W, C): a new key. ``seed`` fixes the
     initialisation, the batch order and the 256 authentication bits (reproducible keys for
     experiments); without it all three are random. Resumes from ``checkpoint`` if it exists."""
-    from tqdm import tqdm
-
     from noiseveil.checkpoint import TrainingState
+    from noiseveil.progress import progress_bar
 
     seed = secrets.token_bytes(32) if seed is None else seed
     torch.manual_seed(_seed_words(seed))
@@ -248,7 +247,7 @@ def train_generator_key(
         raise KeyFileError(f"{checkpoint}: a checkpoint of another key's training; remove it or pick another")
     data = torch.from_numpy(images).permute(0, 3, 1, 2)
     model.train()
-    bar = tqdm(
+    bar = progress_bar(
         total=training.steps, initial=done["step"], desc="train key", unit="step", disable=not progress
     )
     for step in range(done["step"], training.steps):

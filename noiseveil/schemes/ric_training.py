@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from noiseveil.checkpoint import TrainingState
 from noiseveil.classifiers.training import augment_batch, predict
@@ -25,6 +24,7 @@ from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import ImageDataset, cache_dir, to_tensor, to_uint8
 from noiseveil.data.cache import save_arrays_atomic
 from noiseveil.metrics import psnr
+from noiseveil.progress import progress_bar
 from noiseveil.schemes.nae import margin_loss
 from noiseveil.schemes.ric import RICScheme
 
@@ -79,7 +79,7 @@ def build_nae_pool(
     nonces = [_pool_nonce(int(c), i % per_class) for i, c in enumerate(labels)]
     key = _pool_key(seed)
     naes = []
-    for start in tqdm(range(0, len(labels), 128), desc="NAE pool"):
+    for start in progress_bar(range(0, len(labels), 128), desc="NAE pool"):
         naes.append(scheme.nae_for(key, nonces[start : start + 128], labels[start : start + 128]))
     naes = torch.cat(naes)
     hits = (predict(scheme.classifier, naes) == labels).float().mean().item()
@@ -172,7 +172,7 @@ def fit_ric(
     if not state["curve"]:  # the learning curve starts at the untrained model
         state["curve"].append(evaluate())
     model.train()
-    bar = tqdm(total=cfg.steps, initial=state["step"], desc="RIC")
+    bar = progress_bar(total=cfg.steps, initial=state["step"], desc="RIC")
     tick = time.time()
     while state["step"] < cfg.steps:
         idx = torch.randint(0, len(x_train), (cfg.batch_size,), generator=gen)

@@ -96,9 +96,9 @@ STAGES = ("table 1 and fig. 9", "table 2", "tables 4-5", "fig. 7", "security")
 
 
 def _encrypt(scheme: AVPScheme, images: np.ndarray, key: GeneratorKey, batch: int = 16) -> list[Ciphertext]:
-    from tqdm import tqdm
+    from noiseveil.progress import progress_bar
 
-    batches = tqdm(range(0, len(images), batch), desc=f"encrypt {len(images)}", unit="batch")
+    batches = progress_bar(range(0, len(images), batch), desc=f"encrypt {len(images)}", unit="batch")
     return [ct for i in batches for ct in scheme.encrypt(to_tensor(images[i : i + batch]), key)]
 
 

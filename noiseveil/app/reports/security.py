@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from noiseveil.app.figures import key_sweep_plot, picture_grid
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
@@ -46,6 +45,7 @@ from noiseveil.classifiers.training import predict
 from noiseveil.crypto.keys import Key
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor
 from noiseveil.metrics import describe
+from noiseveil.progress import progress_bar
 from noiseveil.schemes.base import Ciphertext, Scheme
 from noiseveil.timing import Stages
 from noiseveil.zoo import ZooError, load_scheme, read_manifest, shipped_schemes
@@ -88,7 +88,7 @@ def measure(guess: np.ndarray, plain: np.ndarray, labels: np.ndarray | None = No
 
 
 def _encrypt(scheme: Scheme, images: np.ndarray, key: Key, batch: int = 64) -> list[Ciphertext]:
-    batches = tqdm(range(0, len(images), batch), desc=f"encrypt {len(images)} images", unit="batch")
+    batches = progress_bar(range(0, len(images), batch), desc=f"encrypt {len(images)} images", unit="batch")
     return [ct for i in batches for ct in scheme.encrypt(to_tensor(images[i : i + batch]), key)]
 
 
