@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from noiseveil.crypto.keys import SecretKey
-from noiseveil.data import DataError, load_image_folder, read_image, to_tensor, to_uint8
+from noiseveil.data import DataError, load_image_folder, non_image_files, read_image, to_tensor, to_uint8
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext, write_image
 from noiseveil.progress import progress_bar
@@ -43,6 +43,7 @@ class Report:
     results: list[tuple[Path, int]] = field(default_factory=list)  # classify: (file, label)
     lossy: list[tuple[Path, float]] = field(default_factory=list)  # (file, PSNR dB) not bit-exact
     skipped: int = 0  # outputs already there, left alone (--skip-existing)
+    left_out: int = 0  # files of the input folder that are not images (named by the caller)
 
     def fail(self, path: Path, err: Exception | str) -> None:
         self.failures.append((path, str(err)))
@@ -59,6 +60,7 @@ class Report:
         self.results += other.results
         self.lossy += other.lossy
         self.skipped += other.skipped
+        self.left_out += other.left_out
         self.seconds += other.seconds
 
     @property
@@ -66,16 +68,19 @@ class Report:
         return not self.failures
 
     def summary(self) -> str:
-        total = self.done + len(self.failures)
+        """One line whose counts add up: done + failed + already done = the files of the run."""
+        total = self.done + len(self.failures) + self.skipped
         rate = f", {self.done / self.seconds:.1f} images/s" if self.seconds > 0 and self.done else ""
         lossy = ""
         if self.lossy:
             worst = min(p for _, p in self.lossy)
             lossy = f", {len(self.lossy)} recovered lossy (not bit-exact; worst {worst:.2f} dB)"
         skipped = f", {self.skipped} already done (skipped)" if self.skipped else ""
+        what = "an image" if self.left_out == 1 else "images"
+        left_out = f", {self.left_out} not {what} (left out)" if self.left_out else ""
         return (
             f"{self.action}: {self.done} of {total} files done, {len(self.failures)} failed"
-            f"{skipped}{lossy}{rate}"
+            f"{skipped}{left_out}{lossy}{rate}"
         )
 
 
@@ -84,19 +89,54 @@ def mirrored(relative: Path, target: Path) -> Path:
     return Path(target) / relative.with_suffix(".png")
 
 
-def plan(source: Path, target: Path | None) -> list[tuple[Path, Path | None]]:
-    """Pairs (input file, output file); a folder's output mirrors its tree under ``target``."""
+def plan(source: Path, target: Path | None, folder: bool = False) -> list[tuple[Path, Path | None]]:
+    """Pairs (input file, output file); a folder's output mirrors its tree under ``target``,
+    and what is under ``target`` when that is inside the folder is output, not input. A file's
+    output is ``target`` itself, or ``target/NAME.png`` if ``target`` is a folder: one that
+    exists, or one to make (``folder``: it was written with a trailing slash)."""
     source = Path(source)
     if source.is_dir():
-        files, _, _ = load_image_folder(source)
+        files = _outside_output(source, load_image_folder(source)[0], target)
         if target is None:
             return [(f, None) for f in files]
         return [(f, mirrored(f.relative_to(source), target)) for f in files]
     if not source.exists():
         raise DataError(f"{source}: no such file or folder")
-    if target is not None and Path(target).is_dir():
+    if target is not None and (folder or Path(target).is_dir()):
         return [(source, Path(target) / (source.stem + ".png"))]
     return [(source, target)]
+
+
+def left_out(source: Path, target: Path | None) -> list[Path]:
+    """The files of the folder ``source`` that :func:`plan` leaves out for not being images
+    (none for a file); those under the output folder ``target`` are not counted."""
+    source = Path(source)
+    return _outside_output(source, non_image_files(source), target) if source.is_dir() else []
+
+
+def output_inside(source: Path, target: Path | None) -> tuple[str, ...] | None:
+    """The output folder's path components inside the input folder, or None if it is not
+    inside; the input folder itself as output is refused (outputs would land on inputs)."""
+    if target is None:
+        return None
+    try:
+        inside = Path(target).resolve().relative_to(Path(source).resolve()).parts
+    except ValueError:
+        return None
+    if not inside:
+        raise DataError(f"{target}: the output folder is the input folder; name another")
+    return inside
+
+
+def _outside_output(source: Path, files: list[Path], target: Path | None) -> list[Path]:
+    """``files`` of the folder ``source`` less those under ``target`` (an earlier run's outputs)."""
+    inside = output_inside(source, target)
+    if inside is None:
+        return files
+    kept = [f for f in files if f.relative_to(source).parts[: len(inside)] != inside]
+    if files and not kept:
+        raise DataError(f"{source}: no PNG or JPEG files outside the output folder {target}")
+    return kept
 
 
 def plan_listed(source: Path, names: Sequence[str], target: Path | None) -> list[tuple[Path, Path | None]]:
@@ -108,6 +148,7 @@ def plan_listed(source: Path, names: Sequence[str], target: Path | None) -> list
     source = Path(source)
     if not source.is_dir():
         raise DataError(f"{source}: not a folder (a file list names files relative to a folder)")
+    inside = output_inside(source, target)
     pairs: dict[Path, Path | None] = {}
     for number, name in enumerate(names, 1):
         if not name.strip():  # blank lines, as in a hand-edited list
@@ -115,6 +156,8 @@ def plan_listed(source: Path, names: Sequence[str], target: Path | None) -> list
         relative = Path(name)
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
             raise DataError(f"file list, line {number}: {name!r} is not a path inside {source}")
+        if inside is not None and relative.parts[: len(inside)] == inside:
+            raise DataError(f"file list, line {number}: {name!r} is in the output folder {target}")
         out = None if target is None else mirrored(relative, target)
         pairs.setdefault(source / relative, out)  # a name listed twice is done once
     return list(pairs.items())

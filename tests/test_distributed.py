@@ -134,6 +134,6 @@ def test_a_killed_worker_loses_no_finished_output_and_the_rerun_completes_the_re
     assert r["outputs_left_decrypt_exit_code"] == 0 and r["outputs_left_recovered_exactly"] == done
     left = IMAGES - done
     assert r["rerun_exit_code"] == 0
-    assert f"{left} of {left} files done, 0 failed, {done} already done" in r["rerun_summary"], r
+    assert f"{left} of {IMAGES} files done, 0 failed, {done} already done" in r["rerun_summary"], r
     assert r["finished_outputs_untouched_by_rerun"] and r["outputs_after_rerun"] == IMAGES
     assert r["all_recovered_exactly_after_rerun"]

@@ -20,6 +20,7 @@ from noiseveil.pipeline import (
     classify_files,
     decrypt_files,
     encrypt_files,
+    left_out,
     plan,
     plan_listed,
     without_existing_outputs,
@@ -104,6 +105,38 @@ def test_plan_single_file(tree: Path, tmp_path: Path) -> None:
     assert plan(tree / "a.png", tmp_path / "new.png") == [(tree / "a.png", tmp_path / "new.png")]
     with pytest.raises(DataError, match="no such file or folder"):
         plan(tmp_path / "missing", tmp_path / "o")
+
+
+def test_an_output_folder_inside_the_input_is_output_not_input(tree: Path, tmp_path: Path) -> None:
+    """Issue 27: `encrypt p2/ -o p2/enc/` read p2/enc/ back as input on a rerun."""
+    inputs = [s for s, _ in plan(tree, tmp_path / "o")]
+    (tree / "sub" / "enc" / "x").mkdir(parents=True)
+    for name in ("a.png", "x/b.png"):
+        Image.fromarray(grey(0)).save(tree / "sub" / "enc" / name)
+    (tree / "sub" / "enc" / "log.txt").write_text("an output, not the user's input\n")
+    assert [s for s, _ in plan(tree, tree / "sub" / "enc")] == inputs
+    assert [s for s, _ in plan(tree, tree / "sub" / "enc" / "..")] != inputs  # sub/ is not the output
+    assert len(plan(tree, tree / "sub" / "enc-2")) == len(inputs) + 2  # a name that only starts alike
+    assert left_out(tree, tree / "sub" / "enc") == [tree / "notes.txt"]
+    assert left_out(tree, None) == [tree / "notes.txt", tree / "sub" / "enc" / "log.txt"]
+    assert left_out(tree / "a.png", None) == []
+    with pytest.raises(DataError, match="the output folder is the input folder"):
+        plan(tree, tree / "sub" / "..")
+    only_output = tmp_path / "only"
+    (only_output / "out").mkdir(parents=True)
+    Image.fromarray(grey(0)).save(only_output / "out" / "a.png")
+    with pytest.raises(DataError, match="no PNG or JPEG files outside the output folder"):
+        plan(only_output, only_output / "out")
+    with pytest.raises(DataError, match="line 2: 'sub/enc/a.png' is in the output folder"):
+        plan_listed(tree, ["a.png", "sub/enc/a.png"], tree / "sub" / "enc")
+
+
+def test_one_file_into_a_folder_written_as_a_folder(tree: Path, tmp_path: Path) -> None:
+    """`-o out/` (a trailing slash: ``folder``) is a folder even before it exists (issue 27)."""
+    assert plan(tree / "a.png", tmp_path / "out", folder=True) == [
+        (tree / "a.png", tmp_path / "out" / "a.png")
+    ]
+    assert plan(tree / "a.png", tmp_path / "out") == [(tree / "a.png", tmp_path / "out")]
 
 
 def test_a_file_list_plans_only_its_files_in_its_order_and_stays_inside_the_folder(
@@ -286,6 +319,11 @@ def test_report_summary() -> None:
     report.seconds = 2.0
     assert report.summary() == "encrypt: 6 of 8 files done, 2 failed, 3.0 images/s"
     assert re.fullmatch(r"encrypt: \d+ of \d+ files done, \d+ failed(, [\d.]+ images/s)?", report.summary())
+    # the counts add up: done + failed + already done (skipped) = the files of the run (issue 27)
+    report.skipped, report.left_out, report.seconds = 5, 1, 0.0
+    assert report.summary() == (
+        "encrypt: 6 of 13 files done, 2 failed, 5 already done (skipped), 1 not an image (left out)"
+    )
 
 
 def test_classify_without_a_known_shape_takes_the_first_readable_image(tmp_path, tiny_ric):

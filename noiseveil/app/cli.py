@@ -11,6 +11,7 @@ Typical use (data provider, cloud, authorised user):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,14 @@ def _int_at_least(text: str, low: int) -> int:
     if value < low:
         raise argparse.ArgumentTypeError(f"{value} is too small (at least {low})")
     return value
+
+
+class OutputPath(argparse.Action):
+    """``-o``: the path, and whether it was written as a folder (``out/``), which a Path forgets."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, Path(values))
+        namespace.output_is_folder = values.endswith(("/", os.sep))
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -135,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add_command(sub, "encrypt", "encrypt an image file or a folder into ciphertext PNGs")
     p.add_argument("input", type=Path, help="image file or folder (searched recursively)")
     p.add_argument(
-        "-o", "--output", type=Path, required=True, help="output file or folder (mirrors the input's tree)"
+        "-o",
+        "--output",
+        action=OutputPath,
+        required=True,
+        help="output folder (mirrors the input's tree), or for one file its output file; a trailing "
+        "slash or an existing folder means a folder (out/ holds out/NAME.png)",
     )
     p.add_argument(
         "-k",
@@ -181,7 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add_command(sub, "decrypt", "decrypt ciphertext PNGs (file or folder) with the key")
     p.add_argument("input", type=Path, help="ciphertext PNG file or folder (searched recursively)")
     p.add_argument(
-        "-o", "--output", type=Path, required=True, help="output file or folder for the recovered images"
+        "-o",
+        "--output",
+        action=OutputPath,
+        required=True,
+        help="output folder for the recovered images, or for one file its output file; a trailing "
+        "slash or an existing folder means a folder",
     )
     p.add_argument(
         "-k",

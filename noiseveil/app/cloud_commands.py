@@ -58,7 +58,7 @@ def _token(args: argparse.Namespace) -> str:
 def upload(client: CloudClient, args: argparse.Namespace) -> int:
     """Encrypt locally (with -m), then upload every ciphertext; a second run re-encrypts nothing
     and uploads only what the cloud does not hold (the same bytes are answered 'already stored')."""
-    from noiseveil.app.commands import finish
+    from noiseveil.app.commands import finish, say_left_out
 
     report, start = Report("upload"), time.perf_counter()
     if args.model is not None:
@@ -66,6 +66,7 @@ def upload(client: CloudClient, args: argparse.Namespace) -> int:
         report.absorb(encrypted)
     else:
         files = [src for src, _ in plan(args.input, None)]
+        report.left_out = say_left_out("upload", args.input, None)
     duplicates = 0
     for path in progress_bar(files, desc="upload", unit="img", disable=args.quiet):
         try:
@@ -89,13 +90,14 @@ def upload(client: CloudClient, args: argparse.Namespace) -> int:
 def _encrypt_for_upload(args: argparse.Namespace) -> tuple[list[Path], Report]:
     """Encrypt the plaintexts into the ciphertext folder; those encrypted by an earlier run are
     kept as they are (re-encrypting would make new bytes, and a second copy in the cloud)."""
-    from noiseveil.app.commands import key_for, open_scheme
+    from noiseveil.app.commands import key_for, open_scheme, say_left_out
     from noiseveil.pipeline import encrypt_files
 
     scheme = open_scheme(args.model, None)
     key = key_for(scheme, args.key)
     folder = args.ciphertexts or args.input.with_name(args.input.name + "-ciphertexts")
     pairs = plan(args.input, folder if args.input.is_dir() else folder / (args.input.stem + ".png"))
+    left = say_left_out("upload", args.input, folder)
     todo, earlier = without_existing_outputs(pairs)
     print(
         f"encrypting {len(todo)} of {len(pairs)} images into {folder} ({earlier} done by an earlier run)",
@@ -103,6 +105,7 @@ def _encrypt_for_upload(args: argparse.Namespace) -> tuple[list[Path], Report]:
     )
     report = encrypt_files(scheme, key, todo, args.batch_size, progress=not args.quiet)
     report.done = 0  # counted once, when uploaded
+    report.left_out = left
     return [dst for _, dst in pairs if dst.exists()], report
 
 

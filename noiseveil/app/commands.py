@@ -29,6 +29,7 @@ from noiseveil.pipeline import (
     classify_files,
     decrypt_files,
     encrypt_files,
+    left_out,
     plan,
     plan_listed,
     without_existing_outputs,
@@ -42,6 +43,8 @@ from noiseveil.zoo import (
     read_manifest,
     shipped_schemes,
 )
+
+LEFT_OUT_NAMED = 5  # files named in the "left out" line; the rest are counted
 
 
 def load_torchscript(path: Path) -> tuple[nn.Module, str]:
@@ -107,13 +110,13 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     if args.nae_steps is not None:
         scheme = scheme.with_nae(steps=args.nae_steps)
     scheme.publish_key_id = not args.no_key_id
-    pairs, skipped = pending_pairs(args)
+    pairs, skipped, left = pending_pairs(args)
     scheme.check_key(key)  # refused here, before any batch (or Ray task) starts
     job = Job("encrypt", args.model, args.classifier, args.nae_steps, not args.no_key_id)
     report = here_or_on_ray(
         args, job, key, pairs, lambda: encrypt_files(scheme, key, pairs, args.batch_size, not args.quiet)
     )
-    report.skipped = skipped
+    report.skipped, report.left_out = skipped, left
     return finish(report)
 
 
@@ -133,17 +136,36 @@ def schemes_by_id(classifier_file: Path | None) -> Callable[[str], Scheme]:
     return cache(lambda model_id: open_scheme(model_id, classifier_file))
 
 
-def pending_pairs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], int]:
-    """(input, output) pairs to do, and how many --skip-existing left alone."""
-    pairs = planned(args, args.output)
-    return without_existing_outputs(pairs) if args.skip_existing else (pairs, 0)
+def pending_pairs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], int, int]:
+    """(input, output) pairs to do, how many --skip-existing left alone, and how many files
+    of the input are not images (named on stderr)."""
+    pairs, left = planned(args, args.output)
+    todo, skipped = without_existing_outputs(pairs) if args.skip_existing else (pairs, 0)
+    return todo, skipped, left
 
 
-def planned(args: argparse.Namespace, output: Path | None) -> list[tuple[Path, Path | None]]:
-    """The input folder or file, or only the files ``--files-from`` lists inside the folder."""
-    if args.files_from is None:
-        return plan(args.input, output)
-    return plan_listed(args.input, read_file_list(args.files_from), output)
+def planned(args: argparse.Namespace, output: Path | None) -> tuple[list[tuple[Path, Path | None]], int]:
+    """The input folder or file, or only the files ``--files-from`` lists inside the folder;
+    and how many files of the folder are left out for not being images (named in one line)."""
+    if args.files_from is not None:
+        return plan_listed(args.input, read_file_list(args.files_from), output), 0
+    pairs = plan(args.input, output, folder=getattr(args, "output_is_folder", False))
+    return pairs, say_left_out(args.command, args.input, output)
+
+
+def say_left_out(action: str, source: Path, output: Path | None) -> int:
+    """Name, in one line on stderr, the files of the input folder that are not images; how many."""
+    others = left_out(source, output)
+    if others:
+        shown = [str(p.relative_to(source)) for p in others[:LEFT_OUT_NAMED]]
+        more = f" and {len(others) - len(shown)} more" if len(others) > len(shown) else ""
+        what = (
+            "file that is not a PNG or JPEG image"
+            if len(others) == 1
+            else "files that are not PNG or JPEG images"
+        )
+        print(f"{action}: left out {len(others)} {what}: {', '.join(shown)}{more}", file=sys.stderr)
+    return len(others)
 
 
 def read_file_list(path: Path) -> list[str]:
@@ -173,13 +195,13 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     # Each ciphertext's scheme checks that it can use the key; without -k, only keyless images
     # are read, and those say they do not decrypt.
     key = load_key(args.key) if args.key is not None else NoKey()
-    pairs, skipped = pending_pairs(args)
+    pairs, skipped, left = pending_pairs(args)
     job = Job("decrypt", classifier_file=args.classifier)
     schemes = schemes_by_id(args.classifier)
     report = here_or_on_ray(
         args, job, key, pairs, lambda: decrypt_files(schemes, key, pairs, args.batch_size, not args.quiet)
     )
-    report.skipped = skipped
+    report.skipped, report.left_out = skipped, left
     return finish(report)
 
 
@@ -222,7 +244,8 @@ def torchscript_cloud(path: Path) -> CloudModel:
 def cmd_classify(args: argparse.Namespace) -> int:
     if args.json is not None and args.json.exists():
         raise CiphertextFileError(f"{args.json}: exists; refusing to overwrite")
-    files = [src for src, _ in planned(args, None)]
+    pairs, left = planned(args, None)
+    files = [src for src, _ in pairs]
     if args.classifier is not None:
         cloud = torchscript_cloud(args.classifier)  # the first readable image sets the shape
         groups = {cloud.model_id: (cloud, files)}
@@ -244,6 +267,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             }
             for f, label in part.results
         ]
+    report.left_out = left
     for row in rows:
         print(f"{row['file']}\t{row['label']}\t{row['class']}")
     if args.json is not None:

@@ -9,7 +9,7 @@ from .bundle import DATASETS, data_dir, load_dataset
 from .cache import cache_dir
 from .dataset import ImageDataset, fixed_subset
 from .errors import DataError
-from .images import load_image_folder, read_image
+from .images import load_image_folder, non_image_files, read_image
 from .tensors import to_tensor, to_uint8
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "fixed_subset",
     "load_dataset",
     "load_image_folder",
+    "non_image_files",
     "read_image",
     "to_tensor",
     "to_uint8",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -65,12 +65,7 @@ def load_image_folder(
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: not a folder")
-    found = []
-    for file in path.rglob("*"):
-        rel = file.relative_to(path).parts
-        hidden = any(part.startswith(".") for part in rel)
-        if file.suffix.lower() in IMAGE_SUFFIXES and not hidden and file.is_file():
-            found.append((rel, file))
+    found = [(rel, file) for rel, file in _visible_files(path) if file.suffix.lower() in IMAGE_SUFFIXES]
     if not found:
         raise DataError(f"{path}: no PNG or JPEG files")
     found.sort(key=lambda item: item[0])  # by path components, so "a/b" sorts before "a-b"
@@ -85,6 +80,22 @@ def load_image_folder(
         raise DataError(f"{path}: class folders not in the given classes: {', '.join(unknown)}")
     index = {name: i for i, name in enumerate(names)}
     return files, np.array([index[f] for f in folders], dtype=np.int64), names
+
+
+def non_image_files(path: Path) -> list[Path]:
+    """The files under the folder ``path`` that :func:`load_image_folder` leaves out for their
+    suffix (not PNG or JPEG), sorted; hidden ones, which it skips as not the user's, aside."""
+    found = [(rel, f) for rel, f in _visible_files(Path(path)) if f.suffix.lower() not in IMAGE_SUFFIXES]
+    return [file for _, file in sorted(found, key=lambda item: item[0])]
+
+
+def _visible_files(path: Path) -> Iterator[tuple[tuple[str, ...], Path]]:
+    """(path components relative to ``path``, file) of every file under ``path`` that is not
+    hidden (no ".*" component, e.g. macOS "._x.jpg" or an interrupted write's ".x.png.tmp")."""
+    for file in path.rglob("*"):
+        rel = file.relative_to(path).parts
+        if not any(part.startswith(".") for part in rel) and file.is_file():
+            yield rel, file
 
 
 def conform(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
