@@ -113,3 +113,18 @@ def test_files_that_are_not_images_are_named_in_one_line(tmp_path, key) -> None:
     assert len(lines) == 2
     classify = nv(tmp_path, "classify", "photos", "-m", MODEL, "--quiet")
     assert stderr_lines(classify)[0].startswith("classify: left out 2 files that are not PNG or JPEG")
+
+
+def test_a_missing_key_is_refused_once_at_the_start_by_decrypt_too(tmp_path, key) -> None:
+    """decrypt without -k: one line and exit 2, as encrypt does, not a FAILED line per file."""
+    photos(tmp_path / "photos", ["a.png", "b.png"])
+    assert (
+        nv(tmp_path, "encrypt", "photos", "-o", "cipher", "-k", key, "-m", MODEL, "--quiet").returncode == 0
+    )
+    proc = nv(tmp_path, "decrypt", "cipher", "-o", "back", "--quiet")
+    assert proc.returncode == EXIT_ERROR and "Traceback" not in proc.stderr
+    assert stderr_lines(proc) == [
+        "noiseveil decrypt: error: cipher/a.png was encrypted with a key: -k KEY, the key file it was "
+        "encrypted with"
+    ]
+    assert not (tmp_path / "back").exists()

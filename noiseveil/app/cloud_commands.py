@@ -14,13 +14,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from noiseveil.app.exit_codes import EXIT_OK
 from noiseveil.app.service.client import CloudClient, CloudError
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import CiphertextFileError
-from noiseveil.pipeline import Report, plan, without_existing_outputs
+from noiseveil.pipeline import Report, left_out, plan, without_existing_outputs
 from noiseveil.progress import progress_bar
+
+if TYPE_CHECKING:
+    from noiseveil.crypto.keys import Key
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -66,7 +70,7 @@ def upload(client: CloudClient, args: argparse.Namespace) -> int:
         report.absorb(encrypted)
     else:
         files = [src for src, _ in plan(args.input, None)]
-        report.left_out = say_left_out("upload", args.input, None)
+        report.left_out = say_left_out("upload", args.input, left_out(args.input, None))
     duplicates = 0
     for path in progress_bar(files, desc="upload", unit="img", disable=args.quiet):
         try:
@@ -97,7 +101,7 @@ def _encrypt_for_upload(args: argparse.Namespace) -> tuple[list[Path], Report]:
     key = key_for(scheme, args.key)
     folder = args.ciphertexts or args.input.with_name(args.input.name + "-ciphertexts")
     pairs = plan(args.input, folder if args.input.is_dir() else folder / (args.input.stem + ".png"))
-    left = say_left_out("upload", args.input, folder)
+    left = say_left_out("upload", args.input, left_out(args.input, folder))
     todo, earlier = without_existing_outputs(pairs)
     print(
         f"encrypting {len(todo)} of {len(pairs)} images into {folder} ({earlier} done by an earlier run)",
@@ -136,13 +140,17 @@ def fetch(client: CloudClient, args: argparse.Namespace) -> int:
     there instead, locally, with the key (the ciphertexts go through a temporary folder)."""
     from noiseveil.app.commands import finish
 
-    rows = _rows(client, args)
-    if args.decrypt:
+    if args.decrypt:  # the key is checked before anything is asked of the cloud
         if args.key is None:
             raise CloudError("--decrypt needs the key: -k KEY")
+        from noiseveil.crypto.keys import load_key
+
+        key = load_key(args.key)
+    rows = _rows(client, args)
+    if args.decrypt:
         with tempfile.TemporaryDirectory(prefix="noiseveil-fetch-") as tmp:
             downloaded = _download(client, rows, Path(tmp), args.quiet)
-            report = _decrypt(Path(tmp), args)  # done: the images decrypted
+            report = _decrypt(Path(tmp), key, args)  # done: the images decrypted
             report.failures = downloaded.failures + report.failures
             report.action = "fetch and decrypt"
     else:
@@ -169,12 +177,10 @@ def _download(client: CloudClient, rows: list[dict], folder: Path, quiet: bool) 
     return report
 
 
-def _decrypt(folder: Path, args: argparse.Namespace) -> Report:
+def _decrypt(folder: Path, key: Key, args: argparse.Namespace) -> Report:
     from noiseveil.app.commands import schemes_by_id
-    from noiseveil.crypto.keys import load_key
     from noiseveil.pipeline import decrypt_files
 
-    key = load_key(args.key)
     pairs = plan(folder, args.output)
     report = decrypt_files(schemes_by_id(None), key, pairs, args.batch_size, progress=not args.quiet)
     # name failures by the image id, not the temporary folder that is about to go

@@ -110,8 +110,9 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     if args.nae_steps is not None:
         scheme = scheme.with_nae(steps=args.nae_steps)
     scheme.publish_key_id = not args.no_key_id
-    pairs, skipped, left = pending_pairs(args)
+    pairs, skipped, others = pending_pairs(args)
     scheme.check_key(key)  # refused here, before any batch (or Ray task) starts
+    left = say_left_out(args.command, args.input, others)
     job = Job("encrypt", args.model, args.classifier, args.nae_steps, not args.no_key_id)
     report = here_or_on_ray(
         args, job, key, pairs, lambda: encrypt_files(scheme, key, pairs, args.batch_size, not args.quiet)
@@ -136,26 +137,28 @@ def schemes_by_id(classifier_file: Path | None) -> Callable[[str], Scheme]:
     return cache(lambda model_id: open_scheme(model_id, classifier_file))
 
 
-def pending_pairs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], int, int]:
-    """(input, output) pairs to do, how many --skip-existing left alone, and how many files
-    of the input are not images (named on stderr)."""
-    pairs, left = planned(args, args.output)
+def pending_pairs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], int, list[Path]]:
+    """(input, output) pairs to do, how many --skip-existing left alone, and the files of the
+    input that are not images (for :func:`say_left_out`)."""
+    pairs, others = planned(args, args.output)
     todo, skipped = without_existing_outputs(pairs) if args.skip_existing else (pairs, 0)
-    return todo, skipped, left
+    return todo, skipped, others
 
 
-def planned(args: argparse.Namespace, output: Path | None) -> tuple[list[tuple[Path, Path | None]], int]:
+def planned(
+    args: argparse.Namespace, output: Path | None
+) -> tuple[list[tuple[Path, Path | None]], list[Path]]:
     """The input folder or file, or only the files ``--files-from`` lists inside the folder;
-    and how many files of the folder are left out for not being images (named in one line)."""
+    and the files of the folder left out for not being images (none for a list)."""
     if args.files_from is not None:
-        return plan_listed(args.input, read_file_list(args.files_from), output), 0
+        return plan_listed(args.input, read_file_list(args.files_from), output), []
     pairs = plan(args.input, output, folder=getattr(args, "output_is_folder", False))
-    return pairs, say_left_out(args.command, args.input, output)
+    return pairs, left_out(args.input, output)
 
 
-def say_left_out(action: str, source: Path, output: Path | None) -> int:
-    """Name, in one line on stderr, the files of the input folder that are not images; how many."""
-    others = left_out(source, output)
+def say_left_out(action: str, source: Path, others: list[Path]) -> int:
+    """Name, in one line on stderr, the files of the input folder that are not images (once
+    the command is sure to run); returns how many."""
     if others:
         shown = [str(p.relative_to(source)) for p in others[:LEFT_OUT_NAMED]]
         more = f" and {len(others) - len(shown)} more" if len(others) > len(shown) else ""
@@ -195,7 +198,10 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     # Each ciphertext's scheme checks that it can use the key; without -k, only keyless images
     # are read, and those say they do not decrypt.
     key = load_key(args.key) if args.key is not None else NoKey()
-    pairs, skipped, left = pending_pairs(args)
+    pairs, skipped, others = pending_pairs(args)
+    if args.key is None:
+        refuse_keyed_without_key(pairs)
+    left = say_left_out(args.command, args.input, others)
     job = Job("decrypt", classifier_file=args.classifier)
     schemes = schemes_by_id(args.classifier)
     report = here_or_on_ray(
@@ -203,6 +209,20 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     )
     report.skipped, report.left_out = skipped, left
     return finish(report)
+
+
+def refuse_keyed_without_key(pairs: list[tuple[Path, Path]]) -> None:
+    """decrypt without -k: refused once, before any work, when a file to decrypt was made with
+    a key (its header carries a tag), as encrypt refuses; a keyless model's images (TransNet's)
+    need none and say on their own that they do not decrypt. Unreadable files fail later, each
+    on its FAILED line."""
+    for src, _ in pairs:
+        try:
+            authenticated = read_ciphertext(src).authenticated
+        except NoiseveilError:
+            continue
+        if authenticated:
+            raise KeyFileError(f"{src} was encrypted with a key: -k KEY, the key file it was encrypted with")
 
 
 @dataclass(frozen=True)
@@ -244,7 +264,7 @@ def torchscript_cloud(path: Path) -> CloudModel:
 def cmd_classify(args: argparse.Namespace) -> int:
     if args.json is not None and args.json.exists():
         raise CiphertextFileError(f"{args.json}: exists; refusing to overwrite")
-    pairs, left = planned(args, None)
+    pairs, others = planned(args, None)
     files = [src for src, _ in pairs]
     if args.classifier is not None:
         cloud = torchscript_cloud(args.classifier)  # the first readable image sets the shape
@@ -254,6 +274,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         groups, unread = {args.model: (cloud_model(args.model), files)}, Report("classify")
     else:
         groups, unread = models_named_in(files)
+    left = say_left_out(args.command, args.input, others)  # the classifier is loaded: it runs
     report, rows = unread, []
     for model_id, (cloud, group) in groups.items():
         part = classify_group(args, model_id, cloud, group)
