@@ -20,7 +20,7 @@ from torch import nn
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import DataError, load_image_folder, non_image_files, read_image, to_tensor, to_uint8
 from noiseveil.exceptions import NoiseveilError
-from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext, write_image
+from noiseveil.io.png import EXISTS, CiphertextFileError, read_ciphertext, write_ciphertext, write_image
 from noiseveil.progress import progress_bar
 from noiseveil.schemes.base import (
     RECOVERY_FIELD,
@@ -187,7 +187,7 @@ def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 def _claim(dst: Path) -> None:
     """Refuse early if the output exists (the final write also refuses, atomically)."""
     if dst.exists():
-        raise CiphertextFileError(f"{dst}: exists; refusing to overwrite")
+        raise CiphertextFileError(f"{dst}: {EXISTS}")
 
 
 def _write_each(

@@ -18,7 +18,7 @@ import pytest
 from conftest import run_cli
 from PIL import Image
 
-from noiseveil.app.exit_codes import EXIT_ERROR, EXIT_OK
+from noiseveil.app.exit_codes import EXIT_ERROR, EXIT_FAILED_FILES, EXIT_OK
 from noiseveil.data import read_image
 from noiseveil.io.png import read_ciphertext
 from noiseveil.zoo import load_scheme
@@ -128,3 +128,16 @@ def test_a_missing_key_is_refused_once_at_the_start_by_decrypt_too(tmp_path, key
         "encrypted with"
     ]
     assert not (tmp_path / "back").exists()
+
+
+def test_the_refusal_to_overwrite_says_how_to_do_only_the_rest(tmp_path, key) -> None:
+    photos(tmp_path / "photos", ["a.png", "b.png"])
+    encrypt = ["encrypt", "photos", "-o", "cipher", "-k", key, "-m", MODEL, "--quiet"]
+    assert nv(tmp_path, *encrypt).returncode == EXIT_OK
+    (tmp_path / "cipher" / "b.png").unlink()
+    again = nv(tmp_path, *encrypt)
+    assert again.returncode == EXIT_FAILED_FILES
+    lines = stderr_lines(again)
+    assert lines[0] == "FAILED photos/a.png: cipher/a.png: exists; refusing to overwrite"
+    assert lines[1] == "1 output exists already: --skip-existing leaves it as it is and does the rest"
+    assert lines[2].startswith("encrypt: 1 of 2 files done, 1 failed")

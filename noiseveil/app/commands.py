@@ -23,7 +23,7 @@ from noiseveil.classifiers.architectures import freeze
 from noiseveil.crypto.keys import Key, KeyFileError, NoKey, load_key
 from noiseveil.data import DataError, cache_dir, load_dataset, read_image
 from noiseveil.exceptions import NoiseveilError
-from noiseveil.io.png import CiphertextFileError, read_ciphertext
+from noiseveil.io.png import EXISTS, CiphertextFileError, read_ciphertext
 from noiseveil.pipeline import (
     Report,
     classify_files,
@@ -69,11 +69,17 @@ def open_scheme(model_id: str, classifier_file: Path | None) -> Scheme:
     return load_scheme(model_id, classifier=classifier, classifier_id=classifier_id)
 
 
-def finish(report: Report) -> int:
-    """Print each failure on one line, then a summary; exit status 1 if anything failed."""
+def finish(report: Report, resumable: bool = False) -> int:
+    """Print each failure on one line, then a summary; exit status 1 if anything failed. A
+    ``resumable`` run (one without --skip-existing) says once how to leave existing outputs."""
     for path, reason in report.failures:
         reason = reason if reason.startswith(str(path)) else f"{path}: {reason}"
         print(f"FAILED {reason}", file=sys.stderr)
+    existing = sum(reason.endswith(EXISTS) for _, reason in report.failures)
+    if resumable and existing:
+        them = "it as it is" if existing == 1 else "them as they are"
+        outputs = "1 output exists" if existing == 1 else f"{existing} outputs exist"
+        print(f"{outputs} already: --skip-existing leaves {them} and does the rest", file=sys.stderr)
     print(report.summary(), file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAILED_FILES
 
@@ -118,7 +124,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
         args, job, key, pairs, lambda: encrypt_files(scheme, key, pairs, args.batch_size, not args.quiet)
     )
     report.skipped, report.left_out = skipped, left
-    return finish(report)
+    return finish(report, resumable=not args.skip_existing)
 
 
 def here_or_on_ray(
@@ -208,7 +214,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         args, job, key, pairs, lambda: decrypt_files(schemes, key, pairs, args.batch_size, not args.quiet)
     )
     report.skipped, report.left_out = skipped, left
-    return finish(report)
+    return finish(report, resumable=not args.skip_existing)
 
 
 def refuse_keyed_without_key(pairs: list[tuple[Path, Path]]) -> None:

@@ -19,6 +19,7 @@ from noiseveil.exceptions import NoiseveilError
 from noiseveil.schemes.base import READABLE_VERSIONS, Ciphertext
 
 PREFIX = "noiseveil:"
+EXISTS = "exists; refusing to overwrite"  # how every refusal to overwrite an output ends
 _REQUIRED = ("version", "scheme", "model", "key_id")  # "tag" too, unless the scheme is keyless
 
 
@@ -123,14 +124,14 @@ def write_image(
     image = _pil_image(pixels)
     path.parent.mkdir(parents=True, exist_ok=True)  # only once there is something to write
     if path.exists():
-        raise CiphertextFileError(f"{path}: exists; refusing to overwrite")
+        raise CiphertextFileError(f"{path}: {EXISTS}")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             image.save(f, format="PNG", pnginfo=info)
         os.link(tmp, path)
     except FileExistsError:
-        raise CiphertextFileError(f"{path}: exists; refusing to overwrite") from None
+        raise CiphertextFileError(f"{path}: {EXISTS}") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
