@@ -134,3 +134,11 @@ def test_help_and_argument_errors_import_no_torch() -> None:
         assert "noiseveil.app" in imported, proc.stderr[-500:]  # the check sees imports at all
         heavy = sorted(m for m in imported if m.split(".")[0] in ("torch", "numpy", "PIL", "fastapi"))
         assert heavy == [], (argv, heavy[:5])
+
+
+def test_the_token_file_option_says_the_variable_holds_a_token_not_a_path() -> None:
+    """--token-file's help said "default: $NOISEVEIL_TOKEN", which holds a token (issue 27)."""
+    for name in ("cloud upload", "cloud list", "cloud fetch", "cloud token new"):
+        (option,) = [a for a in arguments(COMMANDS[name]) if "--token-file" in a.option_strings]
+        assert "default: $NOISEVEIL_TOKEN" not in option.help
+        assert "the token in the NOISEVEIL_TOKEN variable (a token itself, not a path)" in option.help

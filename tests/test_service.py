@@ -372,6 +372,23 @@ def test_the_readme_session_and_nothing_secret_reaches_the_server(tmp_path, corp
         assert not any(image.tobytes() in blob for image in plain)
 
 
+def test_a_new_token_sent_to_a_file_is_said_to_be_there(tmp_path) -> None:
+    """`cloud token new ... > provider.token`: stderr said "shown once, keep it:" with nothing
+    after the colon (the token went to the file); it now says where the token went (issue 27)."""
+    server = Server(tmp_path / "cloud")
+    try:
+        argv = ["cloud", "token", "new", "--role", "provider", "--name", "lab", "--url", server.base]
+        made = cli(*argv, token=server.admin_token)
+    finally:
+        server.stop()
+    assert made.returncode == 0, made.stderr
+    (line,) = made.stderr.strip().splitlines()
+    assert not line.endswith(":"), line
+    assert line.startswith("token 2 (provider, lab) written to standard output; shown once"), line
+    token = made.stdout.strip()
+    assert made.stdout == token + "\n" and len(token) > 20 and token not in made.stderr
+
+
 def test_killing_the_server_mid_upload_loses_nothing_acknowledged(tmp_path, database_url, corpus) -> None:
     """Uploads from 4 threads; the server is killed (SIGKILL) mid-run and restarted; every
     acknowledged image is there with its bytes, and the rerun stores each image exactly once."""
@@ -431,6 +448,29 @@ def test_the_api_is_documented() -> None:
     spec = TestClient(server.create_app(store)).get("/openapi.json").json()
     assert {"/v1/images", "/v1/images/{image_id}/file", "/v1/labels", "/v1/tokens"} <= set(spec["paths"])
     assert all(op.get("summary") for path in spec["paths"].values() for op in path.values())
+
+
+def test_the_api_docs_load_nothing_from_another_host() -> None:
+    """/docs and /redoc name only this server's own assets, and it serves them (issue 27: Swagger
+    UI came from a CDN, so the page was blank offline; "nothing is downloaded at run time")."""
+    import re
+
+    from noiseveil.app.service import server
+
+    store = type("NoStore", (), {"models": type("M", (), {"served": ()})()})()
+    client = TestClient(server.create_app(store))
+    for page, script in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        html = client.get(page)
+        assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+        urls = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html.text)
+        assert any(u.endswith(script) for u in urls), urls  # the check sees the page's assets
+        assert [u for u in urls if "//" in u] == [], page  # no http://, https:// or //host
+        assert "cdn" not in html.text.lower() and "googleapis" not in html.text
+        for url in urls:
+            asset = client.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 1000, url
+    assert '"validatorUrl": null' in client.get("/docs").text  # Swagger UI's online validator: off
+    assert "/v1/images" in client.get("/openapi.json").json()["paths"]
 
 
 def test_the_cloud_serves_transnets_protocol_to_providers(tmp_path) -> None:

@@ -379,7 +379,8 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
         q.add_argument(
             "--token-file",
             type=Path,
-            help="file holding the API token (default: $NOISEVEIL_TOKEN; never on the command line)",
+            help="file holding the API token; default: the token in the NOISEVEIL_TOKEN variable "
+            "(a token itself, not a path); never the token on the command line",
         )
         return q
 

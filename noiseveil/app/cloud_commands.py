@@ -191,7 +191,14 @@ def _decrypt(folder: Path, key: Key, args: argparse.Namespace) -> Report:
 def token(client: CloudClient, args: argparse.Namespace) -> int:
     if args.token_action == "new":
         made = client.new_token(args.name, args.role)
-        print(f"token {made['id']} ({made['role']}, {made['name']}); shown once, keep it:", file=sys.stderr)
+        # the token goes to stdout alone (`> provider.token`); this line says where it went
+        made_line = f"token {made['id']} ({made['role']}, {made['name']})"
+        if sys.stdout.isatty():
+            print(f"{made_line}; shown once, keep it:", file=sys.stderr)
+        else:
+            print(
+                f"{made_line} written to standard output; shown once, keep what it went to", file=sys.stderr
+            )
         print(made["token"])
     elif args.token_action == "list":
         for t in client.tokens():

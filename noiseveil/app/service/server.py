@@ -376,8 +376,11 @@ def create_app(store: CloudStore) -> FastAPI:
         title="noiseveil cloud",
         description="Stores and classifies ciphertext images; never holds a key or a plaintext.",
         version="1",
+        docs_url=None,  # FastAPI's own pages load their scripts from a CDN: served below, locally
+        redoc_url=None,
     )
     app.state.store = store
+    _add_offline_docs(app)
 
     @app.exception_handler(Refused)
     async def refused(_request: Request, err: Refused) -> Response:
@@ -460,6 +463,45 @@ def create_app(store: CloudStore) -> FastAPI:
         return HTMLResponse(gallery_page())
 
     return app
+
+
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's and ReDoc's scripts, from the fastapi-offline package
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with every asset served from this server: the
+    cloud may have no internet, and nothing is downloaded at run time. The assets are those the
+    fastapi-offline package ships (Swagger UI 5, ReDoc 2); the online validator is off."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    def page(request: Request) -> tuple[dict[str, str], str]:
+        """What both pages share (the spec, the title, the favicon), and where the assets are."""
+        root = request.scope.get("root_path", "")
+        here = f"{root}{DOCS_ASSETS}"
+        return {"openapi_url": f"{root}{app.openapi_url}", "title": f"{app.title} - API"}, here
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        common, here = page(request)
+        return get_swagger_ui_html(
+            **common,
+            swagger_js_url=f"{here}/swagger-ui-bundle.js",
+            swagger_css_url=f"{here}/swagger-ui.css",
+            swagger_favicon_url=f"{here}/favicon.png",
+            oauth2_redirect_url=None,
+            swagger_ui_parameters={"validatorUrl": None},  # else it asks validator.swagger.io
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        common, here = page(request)
+        js, icon = f"{here}/redoc.standalone.js", f"{here}/favicon.png"
+        return get_redoc_html(**common, redoc_js_url=js, redoc_favicon_url=icon, with_google_fonts=False)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
