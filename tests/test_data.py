@@ -310,16 +310,21 @@ def write_tiny_svhn(root: Path, seed: int = 0) -> None:
     write_svhn(root / "test_32x32.mat", rng_images(1, 32, 32, 3, seed + 1), np.array([4]))
 
 
-def test_decoded_datasets_are_cached(tmp_path: Path, private_cache: Path, monkeypatch) -> None:
+def test_decoded_datasets_are_cached(tmp_path: Path, private_cache: Path, monkeypatch, capsys) -> None:
     write_tiny_svhn(tmp_path)
     first = load_dataset("svhn", root=tmp_path)
     assert [p.suffix for p in private_cache.iterdir()] == [".npz"]  # no temporary file left over
+    # the decoding (tens of seconds for CIFAR-10) is said, not silent (issue 27); a cached load is quiet
+    said = capsys.readouterr().err.splitlines()
+    assert said[0] == f"svhn: decoding the dataset into the cache {next(private_cache.iterdir())} (once) ..."
+    assert said[1].startswith("svhn: decoded in ") and len(said) == 2
 
     def fail(*_: object) -> None:
         raise AssertionError("decoded again")
 
     monkeypatch.setattr(bundle, "read_svhn_dataset", fail)
     second = load_dataset("svhn", root=tmp_path)
+    assert capsys.readouterr().err == ""
     np.testing.assert_array_equal(second.x_train, first.x_train)
     assert second.source_id == first.source_id
 

@@ -21,3 +21,22 @@ def test_the_main_job_runs_every_shipped_model(tmp_path) -> None:
             assert float(psnr_column) > 12.0, rows[model_id]
         else:
             assert psnr_column == "-", rows[model_id]
+
+
+def test_the_demo_says_what_it_is_doing_at_every_step(tmp_path, capsys, monkeypatch) -> None:
+    """Issue 27: "avp-lfw (2 of 11)" and then nothing for about 30 s. Each step of a model's run
+    (loading, encrypting, decrypting, classifying) is a line before it starts; one model here."""
+    from noiseveil.app import commands
+    from noiseveil.app.cli import main
+
+    model = "etc-cifar10-convmixer"
+    monkeypatch.setattr(commands, "shipped_schemes", lambda: [model])
+    assert main(["demo", "--images", "2", "--out", str(tmp_path)]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("demo: ")]
+    assert said == [
+        f"demo: {model} (1 of 1) ...",
+        f"demo: {model}: loading the model and the cifar10 test images ...",
+        f"demo: {model}: encrypting 2 images ...",
+        f"demo: {model}: decrypting 2 images ...",
+        f"demo: {model}: classifying the plaintexts and the ciphertexts ...",
+    ]

@@ -436,7 +436,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     keys: dict[type[Key], Key] = {}  # one demo key per kind of key, shared by the models using it
     rows, grids, status = [], [], EXIT_OK
     for n, model_id in enumerate(shipped_schemes(), 1):
+        dataset = read_manifest()[model_id]["dataset"]
+
+        def say(doing: str, model_id: str = model_id) -> None:  # no step is silent for long
+            print(f"demo: {model_id}: {doing} ...", file=sys.stderr, flush=True)
+
         print(f"demo: {model_id} ({n} of {len(shipped_schemes())}) ...", file=sys.stderr, flush=True)
+        say(f"loading the model and the {dataset} test images")
         scheme = load_scheme(model_id)
         model_key = scheme.bound_key  # a key-bound model (EtC) works with its own (public) key only
         if model_key is None and scheme.key_type.secret_bits is None:  # a trained key: the shipped demo one
@@ -447,18 +453,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 if scheme.capabilities.key is not None and not key_path.exists():
                     keys[scheme.key_type].save(key_path)  # the demo's secret key, kept with its files
             model_key = keys[scheme.key_type]
-        data = load_dataset(read_manifest()[model_id]["dataset"])
+        data = load_dataset(dataset)
         idx = fixed_subset(len(data.x_test), args.images, seed=0)
         plain_dir, cipher_dir, rec_dir = (run / part / model_id for part in ("plain", "cipher", "recovered"))
         plain_dir.mkdir(parents=True)
         for i in idx:
             write_image(plain_dir / f"{i:05d}_{data.classes[data.y_test[i]]}.png", data.x_test[i])
+        say(f"encrypting {len(idx)} images")
         reports = [encrypt_files(scheme, model_key, plan(plain_dir, cipher_dir), progress=False)]
         recovers = scheme.capabilities.recovers  # TransNet's protected images are not recoverable
         if recovers:
+            say(f"decrypting {len(idx)} images")
             reports.append(
                 decrypt_files(lambda _m, s=scheme: s, model_key, plan(cipher_dir, rec_dir), progress=False)
             )
+        say("classifying the plaintexts and the ciphertexts")
         classifier, shape = scheme.cloud_classifier(), scheme.image_shape
         labels = [
             classify_files(classifier, shape, files_in(d), progress=False) for d in (plain_dir, cipher_dir)

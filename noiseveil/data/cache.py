@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 import tempfile
+import time
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -68,7 +70,11 @@ def cached_arrays(name: str, key: str, build: Callable[[], Arrays]) -> Arrays:
                 return {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             warnings.warn(f"{path}: unreadable cache, rebuilding ({exc})", stacklevel=2)
+    # Decoding a dataset takes tens of seconds (CIFAR-10's pickles): said, not silent.
+    print(f"{name}: decoding the dataset into the cache {path} (once) ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
     arrays = build()
+    print(f"{name}: decoded in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     try:
         save_arrays_atomic(path, arrays)
     except OSError as exc:
