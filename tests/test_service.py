@@ -389,6 +389,128 @@ def test_a_new_token_sent_to_a_file_is_said_to_be_there(tmp_path) -> None:
     assert made.stdout == token + "\n" and len(token) > 20 and token not in made.stderr
 
 
+def test_a_file_name_is_kept_only_when_sent_and_only_inside_its_folder(cloud, corpus) -> None:
+    """Issue 27: `cloud fetch` named files by server id. An uploader may send the file's name
+    (``?name=``); the cloud keeps it, the first upload's for the same bytes; a name that could
+    leave the folder it is fetched into (or hide in it) is refused and changes nothing."""
+    client, store, tokens = cloud
+    _, bodies, _, _ = corpus
+    provider = auth(tokens["provider"])
+    named = client.post("/v1/images", content=bodies[0], headers=provider, params={"name": "cat/0001.png"})
+    unnamed = client.post("/v1/images", content=bodies[1], headers=provider)
+    assert named.json()["file_name"] == "cat/0001.png" and unnamed.json()["file_name"] is None
+    again = client.post("/v1/images", content=bodies[0], headers=provider, params={"name": "other.png"})
+    assert again.status_code == 409
+    row = client.get(f"/v1/images/{named.json()['id']}", headers=auth(tokens["user"])).json()
+    assert row["file_name"] == "cat/0001.png"
+    before = state(store)
+    bad = ["../up.png", "/etc/x.png", "a/../../b.png", "a/./b.png", "a//b.png", ".hid.png", "d/.h/x.png"]
+    bad += ["a\\b.png", "new\nline.png", "notes.txt", "x" * 1100 + ".png"]
+    for name in bad:
+        r = client.post("/v1/images", content=bodies[2], headers=provider, params={"name": name})
+        assert r.status_code == 422 and "file name" in r.json()["detail"], (name, r.text)
+    assert state(store) == before
+
+
+def test_fetch_writes_only_names_inside_its_folder(tmp_path) -> None:
+    """The fetching side checks a stored name too (its files are at stake): a name that would
+    leave -o is a FAILED line and nothing is written outside; a missing name is ID.png."""
+    from noiseveil.app.cloud_commands import _download
+
+    class Cloud:
+        def download(self, image_id: int) -> bytes:
+            return b"png bytes of %d" % image_id
+
+    rows = [
+        {"id": 1, "file_name": "../escaped.png"},
+        {"id": 2, "file_name": None},
+        {"id": 3, "file_name": "cat/a.png"},
+        {"id": 4, "file_name": "cat/a.png"},  # the same name uploaded twice: the later keeps its id
+    ]
+    out = tmp_path / "out"
+    report = _download(Cloud(), rows, out, quiet=True)
+    assert not (tmp_path / "escaped.png").exists()
+    assert [reason for _, reason in report.failures] == [
+        "image 1: stored name '../escaped.png' not used: a file name is a relative path inside its folder "
+        "(no '..', no leading '/', no hidden part)"
+    ]
+    files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.png")}
+    assert files == {
+        "2.png": b"png bytes of 2",
+        "cat/a.png": b"png bytes of 3",
+        "cat/a-4.png": b"png bytes of 4",
+    }
+    again = _download(Cloud(), rows[1:2], out, quiet=True)  # never overwritten
+    assert again.done == 0 and again.failures[0][1].endswith("2.png: exists; refusing to overwrite")
+
+
+def test_a_database_of_the_first_schema_is_migrated_and_keeps_its_rows(tmp_path) -> None:
+    """0002 adds the nullable file_name column: a database made by 0001 keeps its rows (name None)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from noiseveil.app.service.database import MIGRATIONS, make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        token = (
+            "INSERT INTO tokens (id, name, role, token_hash, created_at) VALUES (1, 'a', 'admin', 'h', '')"
+        )
+        connection.execute(text(token))
+        image = "INSERT INTO images (sha256, model_id, scheme, label, size_bytes, uploaded_at, uploaded_by)"
+        connection.execute(text(f"{image} VALUES ('{'0' * 64}', 'm', 'etc', 3, 10, '2026-01-01', 1)"))
+    migrate(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT label, file_name FROM images")).all()
+    assert [tuple(r) for r in rows] == [(3, None)]
+    engine.dispose()
+
+
+def test_fetch_keeps_the_names_the_uploader_sent(tmp_path, corpus) -> None:
+    """`cloud upload --send-names`, then `cloud fetch` (and `--decrypt`) writes each file under
+    the name it was uploaded with; without --send-names the cloud learns none and fetch
+    writes ID.png; a second fetch overwrites nothing (issue 27)."""
+    plain, bodies, _, scheme = corpus
+    (tmp_path / "cipher" / "cat").mkdir(parents=True)
+    (tmp_path / "cipher" / "cat" / "a.png").write_bytes(bodies[0])
+    (tmp_path / "cipher" / "b.png").write_bytes(bodies[1])
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "c.png").write_bytes(bodies[2])
+    key = tmp_path / "demo.key"
+    scheme.demo_key().save(key)
+    server = Server(tmp_path / "cloud")
+    try:
+        url = ["--url", server.base]
+        provider, user = server.new_token("provider", "lab"), server.new_token("user", "doctor")
+        sent = cli("cloud", "upload", str(tmp_path / "cipher"), "--send-names", *url, token=provider)
+        assert sent.returncode == 0, sent.stderr
+        assert cli("cloud", "upload", str(tmp_path / "other"), *url, token=provider).returncode == 0
+        listed = cli("cloud", "list", *url, token=user).stdout.splitlines()
+        assert [line.split("\t")[-1] for line in listed] == ["b.png", "cat/a.png", "-"]
+        unnamed_id = listed[2].split("\t")[0]
+        fetched = cli("cloud", "fetch", "-o", str(tmp_path / "back"), *url, token=user)
+        assert fetched.returncode == 0, fetched.stderr
+        back = {
+            p.relative_to(tmp_path / "back").as_posix(): p.read_bytes()
+            for p in (tmp_path / "back").rglob("*.png")
+        }
+        assert back == {"cat/a.png": bodies[0], "b.png": bodies[1], f"{unnamed_id}.png": bodies[2]}
+        again = cli("cloud", "fetch", "-o", str(tmp_path / "back"), *url, token=user)
+        assert again.returncode == 1 and again.stderr.count("exists; refusing to overwrite") == 3
+        decrypted = cli(
+            "cloud", "fetch", "--decrypt", "-k", str(key), "-o", str(tmp_path / "rec"), *url, token=user
+        )
+        assert decrypted.returncode == 0, decrypted.stderr
+        assert np.array_equal(read_image(tmp_path / "rec" / "cat" / "a.png"), plain[0])
+        assert np.array_equal(read_image(tmp_path / "rec" / "b.png"), plain[1])
+    finally:
+        server.stop()
+
+
 def test_killing_the_server_mid_upload_loses_nothing_acknowledged(tmp_path, database_url, corpus) -> None:
     """Uploads from 4 threads; the server is killed (SIGKILL) mid-run and restarted; every
     acknowledged image is there with its bytes, and the rerun stores each image exactly once."""

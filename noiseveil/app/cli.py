@@ -419,6 +419,13 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
         help="where -m keeps the ciphertexts it uploads (default: INPUT-ciphertexts beside INPUT); "
         "a rerun encrypts only what is missing there and uploads only what the cloud lacks",
     )
+    q.add_argument(
+        "--send-names",
+        action="store_true",
+        help="also send each ciphertext's path inside the folder (the plaintext's, as .png), which the "
+        "cloud stores and 'cloud fetch' names files by; off, the cloud learns no names (they can tell "
+        "what the pixels hide: LFW's are the people's names) and fetch writes ID.png",
+    )
     _add_batch(q)
 
     q = client("list", "list stored ciphertexts, or count them per label (user or admin token)")
@@ -429,7 +436,11 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
     q = client("fetch", "download ciphertexts, and decrypt them locally with --decrypt (user or admin token)")
     selection(q)
     q.add_argument(
-        "-o", "--output", type=Path, required=True, help="folder for ID.png files (never overwritten)"
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="folder for the files, named as uploaded with --send-names, else ID.png (never overwritten)",
     )
     q.add_argument("--decrypt", action="store_true", help="write the decrypted images instead (needs -k)")
     q.add_argument(

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from noiseveil.app.exit_codes import EXIT_OK
 from noiseveil.app.service.client import CloudClient, CloudError
+from noiseveil.app.service.storage import name_problem
 from noiseveil.exceptions import NoiseveilError
-from noiseveil.io.png import CiphertextFileError
+from noiseveil.io.png import EXISTS, CiphertextFileError
 from noiseveil.pipeline import Report, left_out, plan, without_existing_outputs
 from noiseveil.progress import progress_bar
 
@@ -66,15 +67,17 @@ def upload(client: CloudClient, args: argparse.Namespace) -> int:
 
     report, start = Report("upload"), time.perf_counter()
     if args.model is not None:
-        files, encrypted = _encrypt_for_upload(args)
+        files, folder, encrypted = _encrypt_for_upload(args)
         report.absorb(encrypted)
     else:
         files = [src for src, _ in plan(args.input, None)]
+        folder = args.input if args.input.is_dir() else args.input.parent
         report.left_out = say_left_out("upload", args.input, left_out(args.input, None))
     duplicates = 0
     for path in progress_bar(files, desc="upload", unit="img", disable=args.quiet):
+        name = path.relative_to(folder).as_posix() if args.send_names else None
         try:
-            row = client.upload(path.read_bytes())
+            row = client.upload(path.read_bytes(), name)
         except CloudError as err:
             if err.status is None:  # the cloud is gone: the rest would fail alike
                 raise
@@ -91,9 +94,10 @@ def upload(client: CloudClient, args: argparse.Namespace) -> int:
     return finish(report)
 
 
-def _encrypt_for_upload(args: argparse.Namespace) -> tuple[list[Path], Report]:
+def _encrypt_for_upload(args: argparse.Namespace) -> tuple[list[Path], Path, Report]:
     """Encrypt the plaintexts into the ciphertext folder; those encrypted by an earlier run are
-    kept as they are (re-encrypting would make new bytes, and a second copy in the cloud)."""
+    kept as they are (re-encrypting would make new bytes, and a second copy in the cloud).
+    The ciphertexts to upload, their folder, and the encryption's report."""
     from noiseveil.app.commands import key_for, open_scheme, say_left_out
     from noiseveil.pipeline import encrypt_files
 
@@ -110,7 +114,7 @@ def _encrypt_for_upload(args: argparse.Namespace) -> tuple[list[Path], Report]:
     report = encrypt_files(scheme, key, todo, args.batch_size, progress=not args.quiet)
     report.done = 0  # counted once, when uploaded
     report.left_out = left
-    return [dst for _, dst in pairs if dst.exists()], report
+    return [dst for _, dst in pairs if dst.exists()], folder, report
 
 
 def _rows(client: CloudClient, args: argparse.Namespace) -> list[dict]:
@@ -130,14 +134,16 @@ def list_images(client: CloudClient, args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            print(f"{r['id']}\t{r['label']}\t{r['class_name'] or '-'}\t{r['model_id']}\t{r['uploaded_at']}")
+            columns = [r["id"], r["label"], r["class_name"] or "-", r["model_id"], r["uploaded_at"]]
+            print("\t".join(map(str, [*columns, r.get("file_name") or "-"])))
         print(f"{len(rows)} images", file=sys.stderr)
     return EXIT_OK
 
 
 def fetch(client: CloudClient, args: argparse.Namespace) -> int:
-    """Download the matching ciphertexts into -o (as ID.png); with --decrypt, decrypt them
-    there instead, locally, with the key (the ciphertexts go through a temporary folder)."""
+    """Download the matching ciphertexts into -o, under the names they were uploaded with
+    (else as ID.png); with --decrypt, decrypt them there instead, locally, with the key (the
+    ciphertexts go through a temporary folder)."""
     from noiseveil.app.commands import finish
 
     if args.decrypt:  # the key is checked before anything is asked of the cloud
@@ -161,14 +167,26 @@ def fetch(client: CloudClient, args: argparse.Namespace) -> int:
 def _download(client: CloudClient, rows: list[dict], folder: Path, quiet: bool) -> Report:
     report = Report("fetch")
     folder.mkdir(parents=True, exist_ok=True)
+    taken: set[Path] = set()
     for row in progress_bar(rows, desc="fetch", unit="img", disable=quiet):
-        target = folder / f"{row['id']}.png"
+        name = row.get("file_name") or f"{row['id']}.png"
+        problem = name_problem(name)  # checked here too: this machine's files are at stake
+        if problem is not None:
+            report.fail(
+                Path(f"{row['id']}.png"), f"image {row['id']}: stored name {name!r} not used: {problem}"
+            )
+            continue
+        target = folder / name
+        if target in taken:  # two uploads of one name: the later keeps its id beside it
+            target = target.with_name(f"{target.stem}-{row['id']}{target.suffix}")
+        taken.add(target)
         try:
             data = client.download(row["id"])
+            target.parent.mkdir(parents=True, exist_ok=True)
             with open(target, "xb") as f:  # never overwrite
                 f.write(data)
         except FileExistsError:
-            report.fail(target, CiphertextFileError(f"{target}: exists; refusing to overwrite"))
+            report.fail(target, CiphertextFileError(f"{target}: {EXISTS}"))
             continue
         except NoiseveilError as err:
             report.fail(target, err)
@@ -183,8 +201,10 @@ def _decrypt(folder: Path, key: Key, args: argparse.Namespace) -> Report:
 
     pairs = plan(folder, args.output)
     report = decrypt_files(schemes_by_id(None), key, pairs, args.batch_size, progress=not args.quiet)
-    # name failures by the image id, not the temporary folder that is about to go
-    report.failures = [(Path(p.name), r.replace(str(folder) + os.sep, "")) for p, r in report.failures]
+    # name failures by the fetched name, not the temporary folder that is about to go
+    report.failures = [
+        (p.relative_to(folder), r.replace(str(folder) + os.sep, "")) for p, r in report.failures
+    ]
     return report
 
 

@@ -75,11 +75,15 @@ class CloudClient:
             detail = response.text
         raise CloudError(f"cloud refused ({response.status_code}): {detail}", response.status_code)
 
-    def upload(self, data: bytes) -> dict[str, Any]:
-        """Store one ciphertext PNG; its row (``"duplicate": True`` if it was stored already)."""
+    def upload(self, data: bytes, name: str | None = None) -> dict[str, Any]:
+        """Store one ciphertext PNG, with the file ``name`` to fetch it back under (if given: the
+        cloud keeps it); its row (``"duplicate": True`` if it was stored already)."""
         digest = hashlib.sha256(data).hexdigest()
         headers = {"Content-Type": "image/png", DIGEST_HEADER: digest}
-        response = self._request("POST", "/v1/images", retry=True, content=data, headers=headers)
+        params = {} if name is None else {"name": name}
+        response = self._request(
+            "POST", "/v1/images", retry=True, content=data, headers=headers, params=params
+        )
         if response.status_code == 409:
             return {"sha256": digest, "duplicate": True, "detail": response.json().get("detail")}
         return {**self._check(response).json(), "duplicate": False}

@@ -68,6 +68,8 @@ class StoredImage(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     uploaded_by: Mapped[int] = mapped_column(ForeignKey("tokens.id"))
+    # the ciphertext's path as its uploader named it (relative, sent only with --send-names)
+    file_name: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
 def make_engine(url: str) -> Engine:

@@ -3,7 +3,8 @@
 ``noiseveil serve`` runs it: see :func:`serve`. Routes, with the permission each needs
 (:mod:`.auth`)::
 
-    POST   /v1/images             upload   a ciphertext PNG (body: image/png) -> id, label
+    POST   /v1/images             upload   a ciphertext PNG (body: image/png; ?name= its file name,
+                                           if the uploader sends it) -> id, label
     GET    /v1/images             read     list: ?label= &model= &since= &until= &newest= &cursor= &limit=
     GET    /v1/images/{id}        read     one row
     GET    /v1/images/{id}/file   read     the PNG, as uploaded
@@ -18,6 +19,12 @@
     GET    /                      -        the operator's gallery page (it asks for a token)
 
 Every refusal is a 4xx with ``{"detail": "one line"}`` and changes nothing.
+
+What the cloud stores per image: the ciphertext PNG as uploaded (by its SHA-256), the model
+id and scheme its header names, the label its model gives, the size, the upload time, the
+uploading token's id, and the file name only if the uploader sent one (``cloud upload
+--send-names``; off by default, since a name can tell what the pixels hide: LFW's are the
+people's names). Never a key or a plaintext.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ from noiseveil.app.service.database import (
     session_factory,
     utcnow,
 )
-from noiseveil.app.service.storage import BlobStore, content_hash
+from noiseveil.app.service.storage import BlobStore, content_hash, name_problem
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.protocol import CloudService, ProtocolError
 from noiseveil.protocol.transport import answer
@@ -159,6 +166,7 @@ class ImageRow(BaseModel):
     class_name: str | None
     size_bytes: int
     uploaded_at: datetime
+    file_name: str | None = None  # as its uploader named it, if it sent the name (--send-names)
 
 
 class ImageList(BaseModel):
@@ -223,9 +231,12 @@ class CloudStore:
         with self.sessions() as s:
             return auth.caller_for(s, token)
 
-    def store(self, body: bytes, caller: auth.Caller) -> ImageRow:
+    def store(self, body: bytes, caller: auth.Caller, file_name: str | None = None) -> ImageRow:
         from noiseveil.io.png import ciphertext_from_bytes
 
+        problem = None if file_name is None else name_problem(file_name)
+        if problem is not None:
+            raise Refused(422, f"file name {file_name!r} refused: {problem}")
         try:
             ct = ciphertext_from_bytes(body, "upload")
         except NoiseveilError as err:
@@ -251,6 +262,7 @@ class CloudStore:
             size_bytes=len(body),
             uploaded_at=utcnow(),
             uploaded_by=caller.token_id,
+            file_name=file_name,
         )
         try:
             with self.sessions.begin() as s:
@@ -393,12 +405,19 @@ def create_app(store: CloudStore) -> FastAPI:
         return {"status": "ok", "models": list(store.models.served)}
 
     @app.post("/v1/images", status_code=201, response_model=ImageRow, summary="Upload a ciphertext PNG")
-    async def upload(request: Request, caller: Uploader) -> ImageRow:
+    async def upload(
+        request: Request,
+        caller: Uploader,
+        name: Annotated[
+            str | None,
+            Query(description="the file's path as its uploader names it (relative, .png); default: none"),
+        ] = None,
+    ) -> ImageRow:
         body = await _read_limited(request, store.settings.max_upload_bytes)
         claimed = request.headers.get(DIGEST_HEADER)
         if claimed is not None and claimed.lower() != content_hash(body):
             raise Refused(400, f"body does not match its {DIGEST_HEADER}: changed or truncated in transit")
-        return await run_in_threadpool(store.store, body, caller)
+        return await run_in_threadpool(store.store, body, caller, name)
 
     @app.get("/v1/images", response_model=ImageList, summary="List stored ciphertexts, a page at a time")
     async def list_images(

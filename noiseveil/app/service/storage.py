@@ -14,6 +14,24 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+MAX_NAME_CHARACTERS = 1024
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a stored ciphertext's file name, or None if it can: a relative
+    path ('/'-separated) to a .png that stays inside whatever folder it is fetched into, with
+    no hidden part (a folder listing skips those) and no control character."""
+    parts = name.split("/")
+    if not name or len(name) > MAX_NAME_CHARACTERS:
+        return f"a file name has 1 to {MAX_NAME_CHARACTERS} characters"
+    if any(ord(c) < 32 or c in "\\\x7f" for c in name):
+        return "a file name has no control character or backslash"
+    if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
+        return "a file name is a relative path inside its folder (no '..', no leading '/', no hidden part)"
+    if not name.lower().endswith(".png"):
+        return "a ciphertext's file name ends in .png"
+    return None
+
 
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
