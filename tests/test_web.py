@@ -169,3 +169,23 @@ def test_load_more_shows_the_next_page_once_however_often_it_is_clicked(cloud, b
     gallery.wait_for_gallery(browser, len(ids))
     gallery.wait(browser).until(lambda _: not more.is_displayed())
     assert figure_ids(browser) == ids  # each once, newest first
+
+
+def test_the_api_docs_render_from_the_cloud_alone(cloud, browser, tmp_path) -> None:
+    """/docs in a real browser on a machine with no internet: Swagger UI lists the API, and every
+    resource the page loaded came from the cloud itself (issue 27: its scripts came from a CDN,
+    so the page was blank offline)."""
+    base = cloud.server.base
+    browser.get(f"{base}/docs")
+    titles = gallery.wait(browser).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title")
+    )
+    assert "noiseveil cloud" in text(titles[0])
+    assert gallery.wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+    paths = {text(e) for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/v1/images", "/v1/labels"} <= paths
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)"
+    )
+    assert loaded and set(loaded) == {base.removeprefix("http://")}, loaded
+    browser.save_screenshot(str(tmp_path / "docs.png"))
