@@ -34,8 +34,7 @@ def test_the_demo_says_what_it_is_doing_at_every_step(tmp_path, capsys, monkeypa
     assert main(["demo", "--images", "2", "--out", str(tmp_path)]) == 0
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("demo: ")]
     assert said == [
-        f"demo: {model} (1 of 1) ...",
-        f"demo: {model}: loading the model and the cifar10 test images ...",
+        f"demo: {model}: (1 of 1) loading the model and the cifar10 test images ...",
         f"demo: {model}: encrypting 2 images ...",
         f"demo: {model}: decrypting 2 images ...",
         f"demo: {model}: classifying the plaintexts and the ciphertexts ...",

@@ -441,8 +441,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         def say(doing: str, model_id: str = model_id) -> None:  # no step is silent for long
             print(f"demo: {model_id}: {doing} ...", file=sys.stderr, flush=True)
 
-        print(f"demo: {model_id} ({n} of {len(shipped_schemes())}) ...", file=sys.stderr, flush=True)
-        say(f"loading the model and the {dataset} test images")
+        say(f"({n} of {len(shipped_schemes())}) loading the model and the {dataset} test images")
         scheme = load_scheme(model_id)
         model_key = scheme.bound_key  # a key-bound model (EtC) works with its own (public) key only
         if model_key is None and scheme.key_type.secret_bits is None:  # a trained key: the shipped demo one
