@@ -26,10 +26,12 @@ from pathlib import Path
 from noiseveil.app.provenance import REPO_ROOT, RESULTS_DIR, provenance, write_result
 
 
-def timed(argv: list[str], pythonpath: Path) -> float:
-    env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": "1"}
+def timed(argv: list[str], tree: Path) -> float:
+    """Seconds of one run of ``argv`` on the noiseveil/ in ``tree`` (run there: ``-m`` puts the
+    working folder first on sys.path, before PYTHONPATH and the installed package)."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(argv, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -70,12 +72,15 @@ def main() -> None:
         parser.error("--repeats must be at least 1")
     commands = {"noiseveil --help": [sys.executable, "-m", "noiseveil.app.cli", "--help"]}
     floor = [sys.executable, "-c", "pass"]
+    which = [sys.executable, "-c", "import noiseveil, sys; sys.exit(noiseveil.__file__ != sys.argv[1])"]
     with tempfile.TemporaryDirectory(prefix="cli-startup-") as tmp:
         trees = {"checkout": REPO_ROOT}
         baseline_commit = None
         if args.baseline:
             baseline_commit = checkout_of(args.baseline, Path(tmp))
             trees["baseline"] = Path(tmp)
+        for path in trees.values():  # each tree's code is what its runs import, not another's
+            subprocess.run([*which, str(path / "noiseveil" / "__init__.py")], cwd=path, check=True)
         runs: dict[str, dict[str, list[float]]] = {t: {c: [] for c in commands} for t in trees}
         python_floor = []
         for _ in range(args.repeats):
