@@ -5,13 +5,17 @@ one endless line. :func:`progress_bar` takes tqdm's arguments and gives tqdm's b
 a terminal, and otherwise a :class:`PlainProgress` with the same methods that writes one line
 (``encrypt: 640/1000 img (64%), 12.1 s``) each time another tenth of the total is done, at
 most one a second, at least one every 10 s while counting, and a last one when it closes.
+:func:`heartbeat` is for a step that counts nothing it could show (one batch of a slow
+scheme): a line when it starts and one every 10 s until it ends.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 LINE_EVERY_SECONDS = 10.0  # a line at least this often while something is counted
@@ -129,3 +133,24 @@ class PlainProgress:
         postfix = f", {self.postfix}" if self.postfix else ""
         label = f"{self.desc}: " if self.desc else ""
         print(f"{label}{count}{share}, {now - self.start:.1f} s{postfix}", file=self.file, flush=True)
+
+
+@contextmanager
+def heartbeat(what: str, every: float = LINE_EVERY_SECONDS, file: TextIO | None = None) -> Iterator[None]:
+    """``what ...`` now, then ``what: still at it (N s)`` every ``every`` seconds until the
+    block ends: a long step with nothing to count is not silent."""
+    stream = file or sys.stderr
+    print(f"{what} ...", file=stream, flush=True)
+    done, start = threading.Event(), time.monotonic()
+
+    def beat() -> None:
+        while not done.wait(every):
+            print(f"{what}: still at it ({time.monotonic() - start:.0f} s)", file=stream, flush=True)
+
+    beating = threading.Thread(target=beat, daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        done.set()
+        beating.join()

@@ -33,6 +33,7 @@ def test_the_demo_says_what_it_is_doing_at_every_step(tmp_path, capsys, monkeypa
     monkeypatch.setattr(commands, "shipped_schemes", lambda: [model])
     assert main(["demo", "--images", "2", "--out", str(tmp_path)]) == 0
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("demo: ")]
+    said = [line for line in said if ": still at it (" not in line]  # a busy machine's heartbeats
     assert said == [
         f"demo: {model}: (1 of 1) loading the model and the cifar10 test images ...",
         f"demo: {model}: encrypting 2 images ...",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 from noiseveil import progress as progress_module
-from noiseveil.progress import PlainProgress, progress_bar
+from noiseveil.progress import PlainProgress, heartbeat, progress_bar
 
 
 class Terminal(io.StringIO):
@@ -64,3 +64,20 @@ def test_a_terminal_keeps_the_bar_and_disabled_prints_nothing() -> None:
     bar.update(3)
     bar.close()
     assert quiet.getvalue() == ""
+
+
+def test_a_step_with_nothing_to_count_still_says_it_is_alive() -> None:
+    """The demo's AVP encryption of 8 images ran 160 s on a busy machine without a line."""
+    import time
+
+    log = io.StringIO()
+    with heartbeat("demo: avp-lfw: encrypting 8 images", every=0.05, file=log):
+        time.sleep(0.3)
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "demo: avp-lfw: encrypting 8 images ..."
+    assert len(lines) >= 3 and all(
+        line.startswith("demo: avp-lfw: encrypting 8 images: still at it (") for line in lines[1:]
+    )
+    count = len(lines)
+    time.sleep(0.2)
+    assert len(log.getvalue().splitlines()) == count  # and it stops with the step

@@ -34,6 +34,7 @@ from noiseveil.pipeline import (
     plan_listed,
     without_existing_outputs,
 )
+from noiseveil.progress import heartbeat
 from noiseveil.schemes.base import Scheme
 from noiseveil.zoo import (
     ZooError,
@@ -438,11 +439,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for n, model_id in enumerate(shipped_schemes(), 1):
         dataset = read_manifest()[model_id]["dataset"]
 
-        def say(doing: str, model_id: str = model_id) -> None:  # no step is silent for long
-            print(f"demo: {model_id}: {doing} ...", file=sys.stderr, flush=True)
+        def step(doing: str, model_id: str = model_id):  # a line as each starts, then every 10 s
+            return heartbeat(f"demo: {model_id}: {doing}")
 
-        say(f"({n} of {len(shipped_schemes())}) loading the model and the {dataset} test images")
-        scheme = load_scheme(model_id)
+        with step(f"({n} of {len(shipped_schemes())}) loading the model and the {dataset} test images"):
+            scheme = load_scheme(model_id)
+            data = load_dataset(dataset)
         model_key = scheme.bound_key  # a key-bound model (EtC) works with its own (public) key only
         if model_key is None and scheme.key_type.secret_bits is None:  # a trained key: the shipped demo one
             model_key = scheme.demo_key()
@@ -452,25 +454,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 if scheme.capabilities.key is not None and not key_path.exists():
                     keys[scheme.key_type].save(key_path)  # the demo's secret key, kept with its files
             model_key = keys[scheme.key_type]
-        data = load_dataset(dataset)
         idx = fixed_subset(len(data.x_test), args.images, seed=0)
         plain_dir, cipher_dir, rec_dir = (run / part / model_id for part in ("plain", "cipher", "recovered"))
         plain_dir.mkdir(parents=True)
         for i in idx:
             write_image(plain_dir / f"{i:05d}_{data.classes[data.y_test[i]]}.png", data.x_test[i])
-        say(f"encrypting {len(idx)} images")
-        reports = [encrypt_files(scheme, model_key, plan(plain_dir, cipher_dir), progress=False)]
+        with step(f"encrypting {len(idx)} images"):
+            reports = [encrypt_files(scheme, model_key, plan(plain_dir, cipher_dir), progress=False)]
         recovers = scheme.capabilities.recovers  # TransNet's protected images are not recoverable
         if recovers:
-            say(f"decrypting {len(idx)} images")
-            reports.append(
-                decrypt_files(lambda _m, s=scheme: s, model_key, plan(cipher_dir, rec_dir), progress=False)
-            )
-        say("classifying the plaintexts and the ciphertexts")
-        classifier, shape = scheme.cloud_classifier(), scheme.image_shape
-        labels = [
-            classify_files(classifier, shape, files_in(d), progress=False) for d in (plain_dir, cipher_dir)
-        ]
+            with step(f"decrypting {len(idx)} images"):
+                schemes = lambda _m, s=scheme: s  # noqa: E731  (every file: this model)
+                reports.append(decrypt_files(schemes, model_key, plan(cipher_dir, rec_dir), progress=False))
+        with step("classifying the plaintexts and the ciphertexts"):
+            classifier, shape = scheme.cloud_classifier(), scheme.image_shape
+            labels = [
+                classify_files(classifier, shape, files_in(d), progress=False)
+                for d in (plain_dir, cipher_dir)
+            ]
         if not all(r.ok for r in [*reports, *labels]):
             status = EXIT_FAILED_FILES
             for r in [*reports, *labels]:
