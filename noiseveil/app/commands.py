@@ -199,7 +199,7 @@ def cloud_model(model_id: str, scheme: Scheme | None = None) -> CloudModel:
     reused rather than loaded again."""
     entry = read_manifest().get(model_id)
     if entry is None:
-        load_payload(model_id)  # raises the zoo's one-line "no shipped weights" error
+        load_payload(model_id)  # raises the zoo's one-line "no model" error
     if entry["kind"] == "classifier":
         payload = load_payload(model_id)
         return CloudModel(
