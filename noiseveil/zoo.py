@@ -283,7 +283,8 @@ def verified_file(model_id: str) -> tuple[Path, dict[str, Any]]:
         shipped = ", ".join(sorted(k for k, v in manifest.items() if v.get("zoo") != "user")) or "none"
         yours = ", ".join(sorted(k for k, v in manifest.items() if v.get("zoo") == "user")) or "none"
         raise ZooError(
-            f"no model {model_id!r} in the zoo (shipped: {shipped}; added with 'noiseveil model add': {yours})"
+            f"no model {model_id!r} in the zoo (shipped: {shipped}; "
+            f"added with 'noiseveil model add': {yours})"
         )
     path = _folder(entry) / entry["file"]
     if not path.exists():
@@ -615,8 +616,14 @@ def add_classifier(
     (:func:`~noiseveil.classifiers.imported.check_classifier`) before anything is written;
     ``calibration_images`` (name, uint8 HxWxC) measure the RIC model's digit split."""
     ric_id = lossless_ric_id(model_id)
+    manifest = read_manifest()
     for mid in (model_id, ric_id):
-        check_new_model_id(mid)
+        if mid in manifest and manifest[mid].get("zoo") != "user":
+            raise ZooError(f"{mid!r} is a shipped model (the shipped zoo is read-only): choose another id")
+        if mid in manifest:
+            raise ZooError(
+                f"{mid!r} exists in your zoo ({user_zoo_dir()}), never overwritten: choose another id"
+            )
     if isinstance(source, nn.Module):
         path, fmt, origin = temporary_torchscript(source, preprocessing), "torchscript", type(source).__name__
     else:

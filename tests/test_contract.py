@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from noiseveil.crypto.keys import KeyFileError, NoKey, load_key
-from noiseveil.data import load_dataset, to_tensor, to_uint8
+from noiseveil.data import PHOTOS, load_dataset, load_photos, same_size_batch, to_tensor, to_uint8
 from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
 from noiseveil.metrics import psnr
-from noiseveil.schemes.base import AuthenticationError, Capabilities, Scheme, SchemeError
+from noiseveil.schemes.base import MIN_SIDE, AuthenticationError, Capabilities, Scheme, SchemeError
 from noiseveil.zoo import load_scheme, read_manifest, shipped_schemes
 
 MODELS = shipped_schemes()
@@ -33,7 +33,11 @@ def another_key(scheme: Scheme, seed: bytes | None = None):
 def case(request):
     model_id = request.param
     scheme = load_scheme(model_id)
-    plain = load_dataset(read_manifest()[model_id]["dataset"]).x_test[5:9]
+    dataset = read_manifest()[model_id]["dataset"]
+    if dataset == PHOTOS:  # a model for photos of any size: real photos of one size, at their own size
+        plain = same_size_batch([image for _, image in load_photos()], 4)
+    else:
+        plain = load_dataset(dataset).x_test[5:9]
     key = scheme.demo_key()
     cts = scheme.encrypt(to_tensor(plain), key)
     return scheme, plain, key, cts
@@ -122,11 +126,16 @@ def test_the_payload_rebuilds_a_model_that_decrypts_the_same(case) -> None:
 
 
 def test_bad_input_is_one_line(case) -> None:
-    scheme, _, key, _ = case
-    h, w, c = scheme.image_shape
-    with pytest.raises(SchemeError) as info:
-        scheme.encrypt(torch.rand(1, c, h + 1, w), key)
-    assert "\n" not in str(info.value) and scheme.model_id in str(info.value)
+    scheme, plain, key, _ = case
+    if scheme.image_shape is None:  # any size: too small a side, or four channels, is refused
+        bad = [torch.rand(1, 3, MIN_SIDE - 1, 64), torch.rand(1, 4, 64, 64)]
+    else:
+        h, w, c = scheme.image_shape
+        bad = [torch.rand(1, c, h + 1, w)]
+    for images in bad:
+        with pytest.raises(SchemeError) as info:
+            scheme.encrypt(images, key)
+        assert "\n" not in str(info.value) and scheme.model_id in str(info.value)
 
 
 def test_every_scheme_class_declares_its_capabilities() -> None:

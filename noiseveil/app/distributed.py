@@ -94,7 +94,7 @@ def run_batch(job: Job, key: Key | None, batch: Sequence[Any]) -> Report:
         return decrypt_files(_decrypting_schemes(job.classifier_file), key, batch, len(batch), progress=False)
     cloud = _cloud(job.model_id, job.classifier_file)
     shape = cloud.image_shape or job.image_shape
-    return classify_files(cloud.classifier, shape, batch, batch_size=len(batch), progress=False)
+    return classify_files(cloud.classifier, shape, batch, len(batch), progress=False, any_size=cloud.any_size)
 
 
 def connect(address: str | None, action: str = "ray") -> None:

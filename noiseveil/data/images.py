@@ -138,6 +138,26 @@ def sample_photos() -> dict[str, Path]:
     return photos
 
 
+# The "dataset" of models made for photos of any size (ric-imagenet, a user's cards): real
+# photos at their native sizes, without ground-truth labels.
+PHOTOS = "photos"
+
+
+def load_photos(folder: Path | None = None) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 HxWxC) of every photo in ``folder`` (any sizes), or of :func:`sample_photos`."""
+    if folder is None:
+        return [(name, read_image(path)) for name, path in sample_photos().items()]
+    files, _, _ = load_image_folder(folder)
+    return [(str(f.relative_to(folder)), read_image(f)) for f in files]
+
+
+def same_size_batch(images: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Up to ``n`` images of the size most of ``images`` share, stacked (one tensor, one size)."""
+    shapes = [img.shape for img in images]
+    common = max(set(shapes), key=shapes.count)
+    return np.stack([img for img in images if img.shape == common][:n])
+
+
 def natural_images() -> list[np.ndarray]:
     """Photographs bundled with scikit-image (no download)."""
     import skimage.data

@@ -153,6 +153,9 @@ class Ciphertext:
     version: str = FORMAT_VERSION
     tag: bytes = b""
     read_as: str | None = None  # not authenticated: the model id an older format's id stands for now
+    # (digest of the contents, PNG bytes) once serialised: the self-check's bytes are written,
+    # not made twice (noiseveil.io.png.ciphertext_to_bytes)
+    encoded: tuple[bytes, bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def decrypt_model(self) -> str:

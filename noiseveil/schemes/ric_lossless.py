@@ -165,9 +165,10 @@ class PackedImage:
 def pack_image(image: np.ndarray, capacity: int) -> PackedImage:
     """Compress ``image`` (H, W, C) uint8 into exactly ``capacity − tag`` bytes, losslessly if it fits."""
     room = capacity - AEAD_TAG_BYTES - _PAYLOAD_HEADER.size
-    for dropped in range(8):
+    attempts = [(0, True)] + [(dropped, False) for dropped in range(8)]  # fast first, then best
+    for dropped, fast in attempts:
         coarse = image >> dropped if dropped else image
-        bitstream = lossless_encode(coarse)
+        bitstream = lossless_encode(coarse, fast=fast)
         if len(bitstream) <= room:
             header = _PAYLOAD_HEADER.pack(PAYLOAD_VERSION, dropped, len(bitstream))
             plaintext = header + bitstream + bytes(room - len(bitstream))
