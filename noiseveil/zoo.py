@@ -508,7 +508,14 @@ def training_plan(card: SchemeCard, image_shape: tuple[int, int, int], **overrid
 
 
 def shipped_schemes() -> list[str]:
-    """Model ids of the shipped scheme models (not classifiers)."""
+    """Model ids of the shipped scheme models (not classifiers, not the user's)."""
+    return sorted(
+        k for k, v in read_manifest().items() if v.get("kind") == "scheme" and v.get("zoo") != "user"
+    )
+
+
+def scheme_models() -> list[str]:
+    """Model ids of every scheme model of both zoos: the shipped ones and the user's."""
     return sorted(k for k, v in read_manifest().items() if v.get("kind") == "scheme")
 
 

@@ -137,3 +137,31 @@ def test_a_killed_worker_loses_no_finished_output_and_the_rerun_completes_the_re
     assert f"{left} of {left} files done, 0 failed, {done} already done" in r["rerun_summary"], r
     assert r["finished_outputs_untouched_by_rerun"] and r["outputs_after_rerun"] == IMAGES
     assert r["all_recovered_exactly_after_rerun"]
+
+
+def test_photos_of_several_sizes_on_ray_match_one_process(tmp_path, ray_head) -> None:
+    """ric-imagenet on Ray: real photos of four sizes (grey and colour) in batches of 2, each
+    worker loading the photo card; labels as one process gives them, the plaintexts' labels,
+    every photo recovered bit for bit."""
+    from noiseveil.data import load_photos
+
+    for name, image in load_photos():
+        if name in ("chelsea", "coins", "coffee", "moon"):
+            write_image(tmp_path / "plain" / f"{name}.png", image)
+    key = tmp_path / "k.key"
+    assert cli("keygen", str(key), "--model", "ric-imagenet").returncode == 0
+    ray = ["--ray", "auto", "--batch-size", "2", "--quiet"]
+    plain, cipher = str(tmp_path / "plain"), str(tmp_path / "c")
+    enc = cli("encrypt", plain, "-o", cipher, "-k", str(key), "-m", "ric-imagenet", *ray)
+    assert enc.returncode == 0 and "4 of 4 files done, 0 failed" in enc.stderr, enc.stderr
+    on_ray = cli("classify", str(tmp_path / "c"), *ray)
+    here = cli("classify", str(tmp_path / "plain"), "-m", "imagenet-squeezenet", "--quiet")
+    assert on_ray.returncode == here.returncode == 0, on_ray.stderr
+    assert [ln.split("\t")[1:] for ln in on_ray.stdout.splitlines()] == [
+        ln.split("\t")[1:] for ln in here.stdout.splitlines()
+    ]
+    assert (
+        cli("decrypt", str(tmp_path / "c"), "-o", str(tmp_path / "r"), "-k", str(key), *ray).returncode == 0
+    )
+    for path in (tmp_path / "plain").iterdir():
+        assert np.array_equal(read_image(tmp_path / "r" / path.name), read_image(path))

@@ -30,6 +30,15 @@ from noiseveil.schemes.ric_lossless import bytes_to_digits, digits_to_bytes
 CLASSES = [f"class {i}" for i in range(10)]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _own_zoo(tmp_path_factory: pytest.TempPathFactory):
+    """This file's models go to a zoo of its own (other test files in this process never see them)."""
+    previous = os.environ["NOISEVEIL_WEIGHTS"]
+    os.environ["NOISEVEIL_WEIGHTS"] = str(tmp_path_factory.mktemp("own-classifier-zoo"))
+    yield
+    os.environ["NOISEVEIL_WEIGHTS"] = previous
+
+
 class SmallNet(nn.Module):
     """A small ImageNet-style CNN at 48x48 (random weights, fixed seed): fast on two cores."""
 
@@ -334,3 +343,39 @@ def test_the_cli_offers_every_named_pipeline() -> None:
     from noiseveil.app.cli import PRESET_NAMES  # kept beside the parser so that --help imports no torch
 
     assert set(PRESET_NAMES) == set(PRESETS)
+
+
+def test_the_cloud_serves_a_users_card_and_a_multi_megapixel_photo(tmp_path) -> None:
+    """Over HTTP: the cloud, serving every model of both zoos by default, stores and labels a
+    3-megapixel photo's ciphertext (ric-imagenet) and one made for a user's own card, each with
+    the label its card's pipeline gives; the key holder downloads and recovers the photo."""
+    from fastapi.testclient import TestClient
+
+    import noiseveil as nv
+    from noiseveil.app.service.server import CloudStore, ServiceSettings, create_app
+    from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
+
+    pipeline = Preprocessing(input_size=(48, 48), resize=56)
+    nv.add_classifier("served-net", SmallNet(), pipeline, CLASSES)
+    chelsea = next(img for name, img in load_photos() if name == "chelsea")
+    large = np.asarray(Image.fromarray(chelsea).resize((2048, 1536), Image.Resampling.LANCZOS))
+    key = SecretKey.generate()
+    store = CloudStore(ServiceSettings(tmp_path / "cloud"))
+    assert {"ric-imagenet", "ric-served-net"} <= set(store.models.served)
+    provider, reader = store.new_token("p", "provider").token, store.new_token("u", "user").token
+    with TestClient(create_app(store)) as client:
+        for model_id, photo in (("ric-imagenet", large), ("ric-served-net", chelsea)):
+            scheme = nv.load_scheme(model_id)
+            (ct,) = scheme.encrypt(to_tensor(photo[None]), key)
+            body = ciphertext_to_bytes(ct)
+            r = client.post("/v1/images", content=body, headers={"Authorization": f"Bearer {provider}"})
+            assert r.status_code == 201, r.text
+            with torch.no_grad():
+                expected = int(scheme.cloud_classifier()(to_tensor(photo[None])).argmax(1))
+            assert r.json()["label"] == expected and r.json()["model_id"] == model_id
+            got = client.get(
+                f"/v1/images/{r.json()['id']}/file", headers={"Authorization": f"Bearer {reader}"}
+            )
+            back = scheme.decrypt_images([ciphertext_from_bytes(got.content)], key)[0]
+            assert np.array_equal(back, photo)
+    store.engine.dispose()

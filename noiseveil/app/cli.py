@@ -420,7 +420,10 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
         "(default: $NOISEVEIL_DATABASE_URL, else SQLite in --data-dir)",
     )
     p.add_argument(
-        "--models", nargs="+", metavar="ID", help="scheme models served (default: every shipped one)"
+        "--models",
+        nargs="+",
+        metavar="ID",
+        help="scheme models served (default: every one of the shipped zoo and yours)",
     )
     p.add_argument(
         "--protocol-classifiers",
@@ -431,7 +434,12 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=positive_int, default=8000, help="port")
-    p.add_argument("--max-upload-bytes", type=positive_int, default=1 << 20, help="largest upload accepted")
+    p.add_argument(
+        "--max-upload-bytes",
+        type=positive_int,
+        default=64 << 20,
+        help="largest upload accepted (a 12-megapixel RGB ciphertext is 36 MB)",
+    )
 
     p = _add_command(sub, "cloud", "talk to a noiseveil cloud: upload, list, fetch and decrypt, tokens")
     csub = p.add_subparsers(

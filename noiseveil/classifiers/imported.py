@@ -24,6 +24,7 @@ from noiseveil.classifiers.preprocessing import PreprocessedClassifier, Preproce
 from noiseveil.exceptions import NoiseveilError
 
 IMPORTED_FORMATS = ("torchscript", "onnx")
+ONNX2TORCH_OPSET = 17  # the newest opset whose operators onnx2torch 1.5 converts
 
 
 class ClassifierImportError(NoiseveilError):
@@ -62,7 +63,17 @@ def load_network(path: Path, fmt: str) -> nn.Module:
         onnx2torch = _onnx2torch()
         try:
             return onnx2torch.convert(str(path)).eval()
-        except NotImplementedError as err:
+        except NotImplementedError:
+            pass
+        # onnx2torch knows operators up to an older opset than today's exporters write (e.g.
+        # Constant of opset 19): the graph converted down to that opset by onnx's own converter
+        import onnx
+        from onnx import version_converter
+
+        try:
+            older = version_converter.convert_version(onnx.load(str(path)), ONNX2TORCH_OPSET)
+            return onnx2torch.convert(older).eval()
+        except Exception as err:  # the converter's and onnx2torch's errors have no common base
             raise ClassifierImportError(
                 f"{path}: onnx2torch cannot convert this graph ({_first_line(err)})"
             ) from None
