@@ -9,6 +9,7 @@ and repeatability. Nothing here names a scheme.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -29,18 +30,39 @@ def another_key(scheme: Scheme, seed: bytes | None = None):
     return scheme.keygen(seed, budget=2)
 
 
-@pytest.fixture(scope="module", params=MODELS)
-def case(request):
-    model_id = request.param
+ADDED = "ric-contract-net"  # a model a user adds (`noiseveil model add`) keeps the same contract
+
+
+def added_model(folder) -> str:
+    """A user's own classifier (a small CNN behind an ImageNet-style pipeline) in a zoo of its own."""
+    from torch import nn
+
+    from noiseveil.classifiers.preprocessing import Preprocessing
+    from noiseveil.zoo import add_classifier
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5)
+    )
+    os.environ["NOISEVEIL_WEIGHTS"] = str(folder)
+    add_classifier("contract-net", net, Preprocessing(input_size=(40, 40), resize=48), list("abcde"))
+    return ADDED
+
+
+@pytest.fixture(scope="module", params=[*MODELS, ADDED])
+def case(request, tmp_path_factory):
+    previous = os.environ["NOISEVEIL_WEIGHTS"]
+    model_id = added_model(tmp_path_factory.mktemp("added")) if request.param == ADDED else request.param
     scheme = load_scheme(model_id)
     dataset = read_manifest()[model_id]["dataset"]
-    if dataset == PHOTOS:  # a model for photos of any size: real photos of one size, at their own size
+    if dataset in (PHOTOS, None):  # a model for photos of any size: real photos of one size, at their size
         plain = same_size_batch([image for _, image in load_photos()], 4)
     else:
         plain = load_dataset(dataset).x_test[5:9]
     key = scheme.demo_key()
     cts = scheme.encrypt(to_tensor(plain), key)
-    return scheme, plain, key, cts
+    yield scheme, plain, key, cts
+    os.environ["NOISEVEIL_WEIGHTS"] = previous
 
 
 def test_capabilities_are_declared(case) -> None:

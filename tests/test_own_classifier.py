@@ -379,3 +379,14 @@ def test_the_cloud_serves_a_users_card_and_a_multi_megapixel_photo(tmp_path) -> 
             back = scheme.decrypt_images([ciphertext_from_bytes(got.content)], key)[0]
             assert np.array_equal(back, photo)
     store.engine.dispose()
+
+
+def test_evaluate_runs_a_photo_model_on_photos(tmp_path) -> None:
+    out = tmp_path / "eval.json"
+    proc = run_cli(["evaluate", "-m", "ric-imagenet", "-n", "3", "--out", str(out), "--quiet"], threads=2)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    summary = result["summary"]
+    assert summary["images"] == 3 and summary["label_agreement"] == 1.0 and summary["bit_exact_share"] == 1.0
+    assert summary["ssim_cipher_vs_plain"]["max"] < 0.05 and len(result["per_photo"]) == 3
+    assert "ric-imagenet" in proc.stdout and "100.00" in proc.stdout
