@@ -390,3 +390,17 @@ def test_evaluate_runs_a_photo_model_on_photos(tmp_path) -> None:
     assert summary["images"] == 3 and summary["label_agreement"] == 1.0 and summary["bit_exact_share"] == 1.0
     assert summary["ssim_cipher_vs_plain"]["max"] < 0.05 and len(result["per_photo"]) == 3
     assert "ric-imagenet" in proc.stdout and "100.00" in proc.stdout
+
+
+def test_a_large_photo_is_compressed_in_strips_and_comes_back_whole() -> None:
+    """Above 4 M samples the payload holds row strips (decoded in parallel threads); the strips
+    put back give the photo bit for bit, and a small photo keeps the one-bitstream format."""
+    from noiseveil.schemes import ric_lossless as rl
+
+    retina = next(img for name, img in load_photos() if name == "retina")  # 1411x1411x3: 6 M samples
+    assert len(rl.strips_of(retina.shape)) == 2
+    packed = rl.pack_image(retina, rl.capacity_bytes(retina.shape, 6) - 16)
+    assert packed.plaintext[0] == rl.STRIPS_VERSION and packed.dropped_bits == 0
+    assert np.array_equal(rl.unpack_image(packed.plaintext, retina.shape), retina)
+    small = retina[:300, :400]
+    assert rl.pack_image(small, rl.capacity_bytes(small.shape, 6)).plaintext[0] == rl.PAYLOAD_VERSION
