@@ -8,12 +8,14 @@ plaintext on 8-bit images; SSIM between ciphertext and plaintext (what the cloud
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from noiseveil.classifiers.training import predict
+from noiseveil.crypto.keys import Key
 from noiseveil.data import ImageDataset, fixed_subset, to_tensor, to_uint8
 from noiseveil.metrics import accuracy_drop_proportion, describe, psnr, ssim
 from noiseveil.progress import progress_bar
@@ -135,3 +137,75 @@ def evaluate_images(
         lossy,
         failed,
     )
+
+
+def evaluate_photos(
+    scheme: Scheme, photos: Sequence[tuple[str, np.ndarray]], key: Key | None = None, progress: bool = False
+) -> dict:
+    """Encrypt, classify and decrypt photos of any sizes one at a time, as the file pipeline
+    does: each ciphertext goes through its PNG bytes, is classified by the cloud model and
+    decrypted from those bytes. Photos have no ground truth: label agreement, not accuracy.
+
+    Returns a summary (as :meth:`Evaluation.summary`, plus megapixels per second and the
+    observer's low-pass and local-contrast checks) and one row per photo."""
+    from noiseveil.attacks.filters import privacy_checks_each
+    from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
+
+    key = key or scheme.demo_key()
+    classifier = scheme.cloud_classifier()
+    rows, cipher, plain, recovered = [], [], [], []
+    enc_s = dec_s = 0.0
+    for name, image in progress_bar(
+        photos, desc=f"evaluate {scheme.model_id}", unit="photo", disable=not progress
+    ):
+        x = to_tensor(image[None])
+        t0 = time.perf_counter()
+        (result,) = scheme.encrypt_each(x, key)
+        t1 = time.perf_counter()
+        if isinstance(result, EncryptionError):
+            rows.append({"photo": name, "shape": list(image.shape), "refused": str(result)})
+            continue
+        ct = ciphertext_from_bytes(ciphertext_to_bytes(result))
+        t2 = time.perf_counter()
+        (back,) = scheme.decrypt_images([ct], key)
+        t3 = time.perf_counter()
+        enc_s, dec_s = enc_s + t1 - t0, dec_s + t3 - t2
+        with torch.no_grad():
+            labels = predict(classifier, torch.cat([x, to_tensor(ct.pixels[None])])).tolist()
+        rows.append(
+            {
+                "photo": name,
+                "shape": list(image.shape),
+                "label_plain": labels[0],
+                "label_cipher": labels[1],
+                "bit_exact": bool(np.array_equal(back, image)),
+                "recovery": ct.fields.get(RECOVERY_FIELD, "exact"),
+                "recovery_psnr_db": float(psnr(back[None], image[None])[0]),
+                "recovery_ssim": float(ssim(back[None], image[None])[0]),
+                "ssim_cipher_vs_plain": float(ssim(ct.pixels[None], image[None])[0]),
+                "encrypt_seconds": t1 - t0,
+                "decrypt_seconds": t3 - t2,
+            }
+        )
+        cipher.append(ct.pixels)
+        plain.append(image)
+        recovered.append(back)
+    done = [r for r in rows if "refused" not in r]
+    if not done:
+        raise EncryptionError("encryption refused every photo")
+    megapixels = sum(r["shape"][0] * r["shape"][1] for r in done) / 1e6
+    summary = {
+        "images": len(done),
+        "encryption_failures": len(rows) - len(done),
+        "label_agreement": float(np.mean([r["label_plain"] == r["label_cipher"] for r in done])),
+        "bit_exact_share": float(np.mean([r["bit_exact"] for r in done])),
+        "lossy_share": float(np.mean([r["recovery"] == "lossy" for r in done])),
+        "recovery_psnr_db": describe([r["recovery_psnr_db"] for r in done]),
+        "recovery_ssim": describe([r["recovery_ssim"] for r in done]),
+        "ssim_cipher_vs_plain": describe([r["ssim_cipher_vs_plain"] for r in done]),
+        "megapixels": megapixels,
+        "encrypt_seconds_per_megapixel": enc_s / megapixels,
+        "decrypt_megapixels_per_second": megapixels / dec_s,
+        "privacy": privacy_checks_each(cipher, plain) if len(plain) > 1 else None,
+    }
+    return {"summary": summary, "per_photo": rows}

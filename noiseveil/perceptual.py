@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from noiseveil.checksums import sha256_file
+from noiseveil.classifiers.squeezenet import SqueezeFeatures, max_pool
 from noiseveil.zoo import WEIGHTS_DIR, ZooError
 
 LPIPS_LABEL = (
@@ -71,58 +72,8 @@ PAYLOAD_FORMAT = "noiseveil-lpips-squeeze/1"
 # Caffe/Keras "caffe" preprocessing mean, here in RGB order (Keras lists it as B, G, R).
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 
-# (name, in, squeeze, expand) of SqueezeNet 1.1's fire modules.
-FIRE_SPECS = (
-    ("fire2", 64, 16, 64),
-    ("fire3", 128, 16, 64),
-    ("fire4", 128, 32, 128),
-    ("fire5", 256, 32, 128),
-    ("fire6", 256, 48, 192),
-    ("fire7", 384, 48, 192),
-    ("fire8", 384, 64, 256),
-    ("fire9", 512, 64, 256),
-)
 TAPPED_CHANNELS = (64, 128, 256, 384, 384, 512, 512)  # relu1, fire3, fire5, fire6..fire9
 MIN_SIZE = 17  # smallest height/width for which every pooled map is non-empty (checked in tests)
-
-
-class Fire(nn.Module):
-    def __init__(self, cin: int, squeeze: int, expand: int):
-        super().__init__()
-        self.squeeze = nn.Conv2d(cin, squeeze, 1)
-        self.expand1x1 = nn.Conv2d(squeeze, expand, 1)
-        self.expand3x3 = nn.Conv2d(squeeze, expand, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.squeeze(x))
-        return torch.cat([F.relu(self.expand1x1(x)), F.relu(self.expand3x3(x))], 1)
-
-
-def _pool(x: torch.Tensor) -> torch.Tensor:
-    return F.max_pool2d(x, 3, 2, ceil_mode=True)
-
-
-class SqueezeFeatures(nn.Module):
-    """SqueezeNet 1.1 up to fire9, returning the seven layers LPIPS taps.
-
-    Takes RGB pixels in 0-255 minus :data:`CAFFE_MEAN_RGB` (NCHW float).
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 3, stride=2)
-        for name, cin, s, e in FIRE_SPECS:
-            self.add_module(name, Fire(cin, s, e))
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        relu1 = F.relu(self.conv1(x))
-        fire3 = self.fire3(self.fire2(_pool(relu1)))
-        fire5 = self.fire5(self.fire4(_pool(fire3)))
-        fire6 = self.fire6(_pool(fire5))
-        fire7 = self.fire7(fire6)
-        fire8 = self.fire8(fire7)
-        fire9 = self.fire9(fire8)
-        return [relu1, fire3, fire5, fire6, fire7, fire8, fire9]
 
 
 class LPIPSSqueeze(nn.Module):
@@ -236,4 +187,4 @@ class ImageNetFeatureMap(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         net = self.lpips.net
         relu1 = F.relu(net.conv1(images * 255.0 - self.lpips.mean))
-        return (relu1 if self.layer == 0 else net.fire3(net.fire2(_pool(relu1)))) / self.scale
+        return (relu1 if self.layer == 0 else net.fire3(net.fire2(max_pool(relu1)))) / self.scale

@@ -1,8 +1,10 @@
 """Files in, files out: streaming encryption, classification and decryption of folders.
 
-Folders are processed in chunks of ``batch_size`` images, so memory stays flat whatever
-the folder holds. Each file that cannot be processed is recorded with a one-line reason
-and the run goes on; nothing existing is ever overwritten (outputs are opened with "x").
+Folders are processed in chunks of ``batch_size`` images, cut further so that no more than
+:data:`SAMPLE_BUDGET` samples are decoded at once (large photos go one at a time), so memory
+stays flat whatever the folder holds; images of different sizes are batched by size. Each
+file that cannot be processed is recorded with a one-line reason and the run goes on;
+nothing existing is ever overwritten (outputs are opened with "x").
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from noiseveil.crypto.keys import SecretKey
-from noiseveil.data import DataError, load_image_folder, non_image_files, read_image, to_tensor, to_uint8
+from noiseveil.data import DataError, load_image_folder, non_image_files, read_image, to_tensor
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import EXISTS, CiphertextFileError, read_ciphertext, write_ciphertext, write_image
 from noiseveil.progress import progress_bar
@@ -29,6 +31,7 @@ from noiseveil.schemes.base import (
     EncryptionError,
     Scheme,
     SchemeError,
+    same_shape_groups,
 )
 
 
@@ -220,6 +223,31 @@ def _run(
     return report
 
 
+# Samples held decoded at once: a batch is cut when it reaches this, so a folder of
+# 12-megapixel photos (36 M samples each) is processed one photo at a time whatever
+# --batch-size says, and small images still go in full batches.
+SAMPLE_BUDGET = 1 << 24
+
+
+def _bounded(items: Iterable[Any], samples: Callable[[Any], int]) -> Iterator[list[Any]]:
+    """``items`` in lists that hold at most :data:`SAMPLE_BUDGET` samples (or one item)."""
+    batch, held = [], 0
+    for item in items:
+        if batch and held + samples(item) > SAMPLE_BUDGET:
+            yield batch
+            batch, held = [], 0
+        batch.append(item)
+        held += samples(item)
+    if batch:
+        yield batch
+
+
+def _by_shape(items: Sequence[Any], shape: Callable[[Any], tuple[int, ...]]) -> Iterator[list[Any]]:
+    """``items`` grouped by image shape, in order of first appearance (a tensor needs one size)."""
+    for group in same_shape_groups([shape(item) for item in items]):
+        yield [items[i] for i in group]
+
+
 def encrypt_files(
     scheme: Scheme,
     key: SecretKey,
@@ -230,8 +258,9 @@ def encrypt_files(
     """Encrypt image files into ciphertext PNGs (refused up front if the cloud model cannot use the key)."""
     scheme.check_key(key)
 
-    def step(chunk: Sequence[tuple[Path, Path]], report: Report) -> None:
-        ready, images = [], []
+    def readable(
+        chunk: Sequence[tuple[Path, Path]], report: Report
+    ) -> Iterator[tuple[Path, Path, np.ndarray]]:
         for src, dst in chunk:
             try:
                 _claim(dst)
@@ -240,19 +269,20 @@ def encrypt_files(
             except NoiseveilError as err:
                 report.fail(src, err)
                 continue
-            ready.append((src, dst))
-            images.append(image)
-        if not images:
-            return
-        written = []
-        for (src, dst), result in zip(
-            ready, scheme.encrypt_each(to_tensor(np.stack(images)), key), strict=True
-        ):
-            if isinstance(result, EncryptionError):
-                report.fail(src, f"{src}: not encrypted: {result}")
-                continue
-            written.append((src, dst, result, result))
-        _write_each(report, written, write_ciphertext)
+            yield src, dst, image
+
+    def step(chunk: Sequence[tuple[Path, Path]], report: Report) -> None:
+        for held in _bounded(readable(chunk, report), lambda item: item[2].size):
+            for group in _by_shape(held, lambda item: item[2].shape):
+                images = to_tensor(np.stack([image for _, _, image in group]))
+                written = []
+                for (src, dst, _), result in zip(group, scheme.encrypt_each(images, key), strict=True):
+                    if isinstance(result, EncryptionError):
+                        report.fail(src, f"{src}: not encrypted: {result}")
+                        continue
+                    written.append((src, dst, result, result))
+                del images
+                _write_each(report, written, write_ciphertext)
 
     return _run("encrypt", pairs, batch_size, step, progress)
 
@@ -266,8 +296,9 @@ def decrypt_files(
 ) -> Report:
     """Decrypt ciphertext PNGs; ``scheme_for(model_id)`` supplies each file's scheme."""
 
-    def step(chunk: Sequence[tuple[Path, Path]], report: Report) -> None:
-        groups: dict[str, list[tuple[Path, Path, Ciphertext]]] = {}
+    def readable(
+        chunk: Sequence[tuple[Path, Path]], report: Report
+    ) -> Iterator[tuple[Path, Path, Ciphertext]]:
         for src, dst in chunk:
             try:
                 _claim(dst)
@@ -276,25 +307,37 @@ def decrypt_files(
             except NoiseveilError as err:
                 report.fail(src, err)
                 continue
-            groups.setdefault(ct.decrypt_model, []).append((src, dst, ct))
-        for model_id, items in groups.items():
-            scheme = scheme_for(model_id)
-            try:
-                batches = [(items, scheme.decrypt([ct for _, _, ct in items], key))]
-            except NoiseveilError:
-                # An authentic file the scheme still refuses (e.g. made with another classifier)
-                # must not sink the rest of the batch: retry one by one (the NAE is batch-exact).
-                batches = []
-                for item in items:
-                    try:
-                        batches.append(([item], scheme.decrypt([item[2]], key)))
-                    except NoiseveilError as err:
-                        report.fail(item[0], err)
-            for batch, recovered in batches:
-                outputs = ((s, d, px, ct) for (s, d, ct), px in zip(batch, to_uint8(recovered), strict=True))
-                _write_each(report, outputs, write_image)
+            yield src, dst, ct
+
+    def step(chunk: Sequence[tuple[Path, Path]], report: Report) -> None:
+        for held in _bounded(readable(chunk, report), lambda item: item[2].pixels.size):
+            groups: dict[str, list[tuple[Path, Path, Ciphertext]]] = {}
+            for item in held:
+                groups.setdefault(item[2].decrypt_model, []).append(item)
+            for model_id, items in groups.items():
+                _decrypt_group(scheme_for(model_id), key, items, report)
 
     return _run("decrypt", pairs, batch_size, step, progress)
+
+
+def _decrypt_group(
+    scheme: Scheme, key: SecretKey, items: list[tuple[Path, Path, Ciphertext]], report: Report
+) -> None:
+    """Decrypt and write one model's verified ciphertexts."""
+    try:
+        batches = [(items, scheme.decrypt_images([ct for _, _, ct in items], key))]
+    except NoiseveilError:
+        # An authentic file the scheme still refuses (e.g. made with another classifier)
+        # must not sink the rest of the batch: retry one by one (the NAE is batch-exact).
+        batches = []
+        for item in items:
+            try:
+                batches.append(([item], scheme.decrypt_images([item[2]], key)))
+            except NoiseveilError as err:
+                report.fail(item[0], err)
+    for batch, recovered in batches:
+        outputs = ((s, d, px, ct) for (s, d, ct), px in zip(batch, recovered, strict=True))
+        _write_each(report, outputs, write_image)
 
 
 @torch.no_grad()
@@ -304,33 +347,39 @@ def classify_files(
     files: Iterable[Path],
     batch_size: int = 256,
     progress: bool = True,
+    any_size: bool = False,
 ) -> Report:
     """Classify image files (plaintexts or ciphertexts alike: the cloud sees only pixels).
 
-    ``image_shape`` (H, W, C) is what the classifier takes; ``None`` (a model that does not
-    say, such as a TorchScript file) lets the first readable image set it.
+    ``image_shape`` (H, W, C) is what the classifier takes; ``any_size`` says it takes images of
+    every size (a classifier card's pipeline resizes them); otherwise ``None`` (a model that does
+    not say, such as a TorchScript file) lets the first readable image set it.
     """
     classifier.eval()
     expected = image_shape
 
-    def step(chunk: Sequence[Path], report: Report) -> None:
+    def readable(chunk: Sequence[Path], report: Report) -> Iterator[tuple[Path, np.ndarray]]:
         nonlocal expected
-        ready, images = [], []
         for src in chunk:
             try:
                 image = read_image(src, channels=None)
-                expected = expected or image.shape
-                if image.shape != tuple(expected):
-                    got, want = ("x".join(map(str, s)) for s in (image.shape, expected))
-                    raise SchemeError(f"{src}: image is {got}, the classifier takes {want} (HxWxC)")
+                if not any_size:
+                    expected = expected or image.shape
+                    if image.shape != tuple(expected):
+                        got, want = ("x".join(map(str, s)) for s in (image.shape, expected))
+                        raise SchemeError(f"{src}: image is {got}, the classifier takes {want} (HxWxC)")
             except NoiseveilError as err:
                 report.fail(src, err)
                 continue
-            ready.append(src)
-            images.append(image)
-        if images:
-            labels = classifier(to_tensor(np.stack(images))).argmax(1).tolist()
-            report.results += list(zip(ready, labels, strict=True))
-            report.done += len(ready)
+            yield src, image
+
+    def step(chunk: Sequence[Path], report: Report) -> None:
+        for held in _bounded(readable(chunk, report), lambda item: item[1].size):
+            labels: dict[Path, int] = {}
+            for group in _by_shape(held, lambda item: item[1].shape):
+                scores = classifier(to_tensor(np.stack([image for _, image in group])))
+                labels.update(zip([src for src, _ in group], scores.argmax(1).tolist(), strict=True))
+            report.results += [(src, labels[src]) for src, _ in held]  # in input order
+            report.done += len(held)
 
     return _run("classify", list(files), batch_size, step, progress)

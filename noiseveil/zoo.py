@@ -13,28 +13,52 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from noiseveil.checksums import sha256_file
-from noiseveil.classifiers.architectures import build_classifier, classifier_from_payload
+from noiseveil.classifiers.architectures import build_classifier, classifier_from_payload, freeze
+from noiseveil.classifiers.imported import (
+    IMPORTED_FORMATS,
+    check_classifier,
+    detect_format,
+    imported_classifier,
+    load_network,
+    temporary_torchscript,
+)
+from noiseveil.classifiers.preprocessing import PreprocessedClassifier, Preprocessing
 from noiseveil.classifiers.training import TrainConfig
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.schemes.avp import AVPScheme
 from noiseveil.schemes.base import CloudModel, Scheme, TrainingPlan
 from noiseveil.schemes.etc import EtCScheme
+from noiseveil.schemes.nae import DiscreteNAEConfig
 from noiseveil.schemes.ric import RICScheme
-from noiseveil.schemes.ric_lossless import LosslessRICScheme
+from noiseveil.schemes.ric_lossless import LosslessRICScheme, calibrate_digit_bits
 from noiseveil.schemes.transnet import FEATURE_SCALE, TransNetScheme
 
-# NOISEVEIL_WEIGHTS points the zoo at another folder with a manifest.json (a private zoo, or a
-# decrypting machine that holds only what decryption needs).
-WEIGHTS_DIR = Path(os.environ.get("NOISEVEIL_WEIGHTS") or Path(__file__).resolve().parent / "weights")
+# Two zoos: the shipped one inside the package (read-only to users; `noiseveil train` writes it in
+# a checkout) and the user's own (`noiseveil model add`), at $NOISEVEIL_WEIGHTS or a per-user
+# data folder. NOISEVEIL_SHIPPED_WEIGHTS points the shipped zoo at another folder with a
+# manifest.json (a decrypting machine that holds only what decryption needs).
+WEIGHTS_DIR = Path(os.environ.get("NOISEVEIL_SHIPPED_WEIGHTS") or Path(__file__).resolve().parent / "weights")
 MANIFEST = WEIGHTS_DIR / "manifest.json"
+
+
+def user_zoo_dir() -> Path:
+    """The user's zoo: ``$NOISEVEIL_WEIGHTS``, else ``$XDG_DATA_HOME/noiseveil/models`` (default
+    ``~/.local/share/noiseveil/models``). Read each time, so a test or a script may point it."""
+    if os.environ.get("NOISEVEIL_WEIGHTS"):
+        return Path(os.environ["NOISEVEIL_WEIGHTS"])
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "noiseveil" / "models"
 
 
 class ZooError(NoiseveilError):
@@ -165,83 +189,137 @@ CLASSIFIERS: dict[str, ClassifierCard] = {
 }
 
 
+def _read(manifest: Path) -> dict[str, dict[str, Any]]:
+    return json.loads(manifest.read_text()) if manifest.exists() else {}
+
+
 def read_manifest() -> dict[str, dict[str, Any]]:
-    if not MANIFEST.exists():
-        return {}
-    return json.loads(MANIFEST.read_text())
+    """Every model of both zoos by id; the user's entries say ``"zoo": "user"``."""
+    user = {k: {**v, "zoo": "user"} for k, v in _read(user_zoo_dir() / "manifest.json").items()}
+    return {**user, **_read(MANIFEST)}  # an id is in one zoo only (model add refuses shipped ids)
+
+
+def _folder(entry: dict[str, Any]) -> Path:
+    return user_zoo_dir() if entry.get("zoo") == "user" else WEIGHTS_DIR
 
 
 def check_new_model_id(model_id: str, replace: bool = False) -> None:
     """Refuse, before any training, to ship over an existing model unless ``replace`` is given."""
-    if model_id in read_manifest() and not replace:
+    entry = read_manifest().get(model_id)
+    if entry is not None and not replace:
         raise ZooError(
             f"model {model_id!r} exists; ship the new weights under another id (--as ID) "
             "or pass --replace (the old weights stay loadable as ID@SHA)"
         )
 
 
-def archive_weights(model_id: str) -> str | None:
+def archive_weights(model_id: str, user: bool = False) -> str | None:
     """Keep ``model_id``'s current weights loadable as ``<id>@<sha256[:12]>`` before a replacement."""
-    manifest = read_manifest()
+    folder = user_zoo_dir() if user else WEIGHTS_DIR
+    manifest = _read(folder / "manifest.json")
     entry = manifest.get(model_id)
     if entry is None:
         return None
     archived = f"{model_id}@{entry['sha256'][:12]}"
-    old, new = WEIGHTS_DIR / entry["file"], WEIGHTS_DIR / f"{archived}.pt"
+    old = folder / entry["file"]
+    new = folder / f"{archived}{Path(entry['file']).suffix}"
     if old.exists() and not new.exists():
         os.replace(old, new)
     manifest[archived] = {**entry, "file": new.name, "archived_from": model_id}
-    _write_manifest(manifest)
+    _write_manifest(folder / "manifest.json", manifest)
     return archived
 
 
-def _write_manifest(manifest: dict[str, Any]) -> None:
-    tmp_manifest = MANIFEST.with_suffix(".json.tmp")  # readers never see a half-written manifest
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    tmp_manifest = path.with_suffix(".json.tmp")  # readers never see a half-written manifest
     tmp_manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp_manifest, MANIFEST)
+    os.replace(tmp_manifest, path)
 
 
-def save_weights(model_id: str, payload: dict[str, Any], info: dict[str, Any], replace: bool = False) -> Path:
-    """Store ``payload`` as ``weights/<model_id>.pt`` and record its checksum in the manifest.
+def save_weights(
+    model_id: str, payload: dict[str, Any], info: dict[str, Any], replace: bool = False, user: bool = False
+) -> Path:
+    """Store ``payload`` as ``<model_id>.pt`` in the shipped zoo (or the user's, with ``user``)
+    and record its checksum in that zoo's manifest.
 
     An existing model is never overwritten silently: without ``replace`` this raises
     :class:`ZooError`; with it, the old weights are archived (:func:`archive_weights`)."""
+    folder = user_zoo_dir() if user else WEIGHTS_DIR
+    return _store(model_id, folder, lambda tmp: torch.save(payload, tmp), ".pt", info, replace)
+
+
+def store_file(model_id: str, source: Path, info: dict[str, Any], replace: bool = False) -> Path:
+    """Copy a model file a user imports (TorchScript, ONNX) into the user's zoo, checksummed."""
+    suffix = source.suffix.lower() or ".bin"
+    return _store(model_id, user_zoo_dir(), lambda tmp: shutil.copyfile(source, tmp), suffix, info, replace)
+
+
+def _store(model_id: str, folder: Path, write: Any, suffix: str, info: dict[str, Any], replace: bool) -> Path:
     check_new_model_id(model_id, replace)
-    archive_weights(model_id)
-    WEIGHTS_DIR.mkdir(exist_ok=True)
-    path = WEIGHTS_DIR / f"{model_id}.pt"
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(payload, tmp)
+    if model_id in _read(MANIFEST) and folder != WEIGHTS_DIR:
+        raise ZooError(f"model {model_id!r} is a shipped model: the shipped zoo is read-only")
+    archive_weights(model_id, user=folder != WEIGHTS_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{model_id}{suffix}"
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
     os.replace(tmp, path)
-    manifest = read_manifest()
+    manifest = _read(folder / "manifest.json")
     manifest[model_id] = {
         "file": path.name,
         "sha256": sha256_file(path),
         "bytes": path.stat().st_size,
         **info,
     }
-    _write_manifest(manifest)
+    _write_manifest(folder / "manifest.json", manifest)
     return path
 
 
-def load_payload(model_id: str) -> dict[str, Any]:
-    """Read shipped weights after checking them against the manifest's SHA-256."""
-    entry = read_manifest().get(model_id)
+def verified_file(model_id: str) -> tuple[Path, dict[str, Any]]:
+    """A model's file and manifest entry, after checking the file against its SHA-256."""
+    manifest = read_manifest()
+    entry = manifest.get(model_id)
     if entry is None:
-        known = ", ".join(sorted(read_manifest())) or "none"
-        raise ZooError(f"no shipped weights for model id {model_id!r} (shipped: {known})")
-    path = WEIGHTS_DIR / entry["file"]
+        shipped = ", ".join(sorted(k for k, v in manifest.items() if v.get("zoo") != "user")) or "none"
+        yours = ", ".join(sorted(k for k, v in manifest.items() if v.get("zoo") == "user")) or "none"
+        raise ZooError(
+            f"no model {model_id!r} in the zoo (shipped: {shipped}; "
+            f"added with 'noiseveil model add': {yours})"
+        )
+    path = _folder(entry) / entry["file"]
     if not path.exists():
         raise ZooError(f"{path}: weights file missing")
     if sha256_file(path) != entry["sha256"]:
         raise ZooError(f"{path}: checksum mismatch, the weights file is corrupt or was modified")
+    return path, entry
+
+
+def load_payload(model_id: str) -> dict[str, Any]:
+    """Read a model's payload after checking it against the manifest's SHA-256."""
+    path, entry = verified_file(model_id)
+    if entry.get("format") in IMPORTED_FORMATS:
+        raise ZooError(f"{model_id} is an imported {entry['format']} classifier, not a noiseveil payload")
     return torch.load(path, weights_only=False, map_location="cpu")
 
 
+def classifier_info(model_id: str) -> tuple[tuple[int, int, int] | None, list[str] | None]:
+    """A classifier's fixed input shape (None: photos of any size) and its class names."""
+    path, entry = verified_file(model_id)
+    if entry.get("format") in IMPORTED_FORMATS:
+        return None, entry.get("classes")
+    payload = torch.load(path, weights_only=False, map_location="cpu")
+    shape = payload.get("image_shape")
+    return (tuple(shape) if shape is not None else None), payload.get("classes")
+
+
 def load_classifier(model_id: str, pretrained: bool = True) -> nn.Module:
-    """A registered classifier by id, with its shipped weights when ``pretrained``."""
+    """A registered classifier by id, with its weights when ``pretrained`` (a user's imported
+    TorchScript or ONNX network comes behind its card's preprocessing)."""
     if pretrained:
-        return classifier_from_payload(load_payload(model_id))
+        path, entry = verified_file(model_id)
+        if entry.get("format") in IMPORTED_FORMATS:
+            return imported_classifier(path, entry["format"], Preprocessing.from_dict(entry["preprocessing"]))
+        return classifier_from_payload(torch.load(path, weights_only=False, map_location="cpu"))
     if model_id not in CLASSIFIERS:
         raise ZooError(f"unknown classifier {model_id!r}; known: {', '.join(CLASSIFIERS)}")
     card = CLASSIFIERS[model_id]
@@ -430,7 +508,14 @@ def training_plan(card: SchemeCard, image_shape: tuple[int, int, int], **overrid
 
 
 def shipped_schemes() -> list[str]:
-    """Model ids of the shipped scheme models (not classifiers)."""
+    """Model ids of the shipped scheme models (not classifiers, not the user's)."""
+    return sorted(
+        k for k, v in read_manifest().items() if v.get("kind") == "scheme" and v.get("zoo") != "user"
+    )
+
+
+def scheme_models() -> list[str]:
+    """Model ids of every scheme model of both zoos: the shipped ones and the user's."""
     return sorted(k for k, v in read_manifest().items() if v.get("kind") == "scheme")
 
 
@@ -471,3 +556,99 @@ def shipped_classifier(payload: dict[str, Any]) -> CloudModel | None:
     if classifier_id is None:
         return None
     return lambda: load_classifier(classifier_id)
+
+
+# -- a user's own classifier --------------------------------------------------------------
+def lossless_ric_id(classifier_id: str) -> str:
+    """The id of the lossless RIC model ``model add`` makes on a classifier."""
+    return f"ric-{classifier_id}"
+
+
+def add_lossless_ric(
+    model_id: str,
+    classifier_id: str,
+    classifier: CloudModel,
+    calibration: dict[str, Any] | None,
+    *,
+    digit_bits: int | None = None,
+    nae: dict[str, Any] | None = None,
+    user: bool = True,
+    replace: bool = False,
+    info: dict[str, Any] | None = None,
+) -> Path:
+    """Store a lossless RIC model (settings only) on ``classifier_id``, for photos of any size.
+
+    Its digit split b is ``digit_bits`` if given, else the one ``calibration``
+    (:func:`~noiseveil.schemes.ric_lossless.calibrate_digit_bits`) measured, else 6."""
+    bits = digit_bits or (calibration or {}).get("digit_bits") or 6
+    scheme = LosslessRICScheme(
+        classifier=classifier,
+        model_id=model_id,
+        image_shape=None,
+        classifier_id=classifier_id,
+        digit_bits=bits,
+        nae=DiscreteNAEConfig(**(nae or {})),
+    )
+    entry = {
+        "kind": "scheme",
+        "scheme": LosslessRICScheme.name,
+        "dataset": None,
+        "classifier_id": classifier_id,
+        "preset": "lossless",
+        "digit_bits": bits,
+        "digit_bits_from": "given" if digit_bits else ("calibration" if calibration else "default"),
+        "calibration": calibration,
+        "train_seconds": 0.0,
+        **(info or {}),
+    }
+    payload = scheme.payload({"scheme": LosslessRICScheme.name, "dataset": None})
+    return save_weights(model_id, payload, entry, replace=replace, user=user)
+
+
+def add_classifier(
+    model_id: str,
+    source: Path | nn.Module,
+    preprocessing: Preprocessing,
+    classes: list[str],
+    *,
+    calibration_images: Iterable[tuple[str, np.ndarray]] = (),
+    digit_bits: int | None = None,
+    nae: dict[str, Any] | None = None,
+    info: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+    """Import a classifier into the user's zoo with a lossless RIC model on it; returns their ids.
+
+    ``source`` is a TorchScript or ONNX file, or an ``nn.Module`` (traced to TorchScript, so the
+    zoo holds a file that loads without the user's code). The network is checked
+    (:func:`~noiseveil.classifiers.imported.check_classifier`) before anything is written;
+    ``calibration_images`` (name, uint8 HxWxC) measure the RIC model's digit split."""
+    ric_id = lossless_ric_id(model_id)
+    manifest = read_manifest()
+    for mid in (model_id, ric_id):
+        if mid in manifest and manifest[mid].get("zoo") != "user":
+            raise ZooError(f"{mid!r} is a shipped model (the shipped zoo is read-only): choose another id")
+        if mid in manifest:
+            raise ZooError(
+                f"{mid!r} exists in your zoo ({user_zoo_dir()}), never overwritten: choose another id"
+            )
+    if isinstance(source, nn.Module):
+        path, fmt, origin = temporary_torchscript(source, preprocessing), "torchscript", type(source).__name__
+    else:
+        path, origin = Path(source), Path(source).name
+        fmt = detect_format(path)
+    network = load_network(path, fmt)
+    classifier = freeze(PreprocessedClassifier(network, preprocessing))
+    check_classifier(classifier, classes, str(source) if isinstance(source, Path) else origin)
+    calibration = calibrate_digit_bits(calibration_images) if calibration_images else None
+    card = {
+        "kind": "classifier",
+        "format": fmt,
+        "dataset": None,
+        "origin": origin,
+        "preprocessing": preprocessing.to_dict(),
+        "classes": list(classes),
+        **(info or {}),
+    }
+    store_file(model_id, path, card)
+    add_lossless_ric(ric_id, model_id, classifier, calibration, digit_bits=digit_bits, nae=nae, info=info)
+    return model_id, ric_id

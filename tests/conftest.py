@@ -39,6 +39,19 @@ def make_tiny_ric(seed: int = 0) -> RICScheme:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _own_user_zoo(tmp_path_factory: pytest.TempPathFactory):
+    """The user's zoo (``noiseveil model add``) in a folder of the test run, for this process and
+    the CLI processes it starts: no test reads or writes the real per-user folder."""
+    previous = os.environ.get("NOISEVEIL_WEIGHTS")
+    os.environ["NOISEVEIL_WEIGHTS"] = str(tmp_path_factory.mktemp("user-zoo"))
+    yield
+    if previous is None:
+        os.environ.pop("NOISEVEIL_WEIGHTS", None)
+    else:
+        os.environ["NOISEVEIL_WEIGHTS"] = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _one_thread():
     """Be gentle with the shared machine: one intra-op thread unless a test asks for more."""
     previous = torch.get_num_threads()

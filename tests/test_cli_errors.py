@@ -162,13 +162,13 @@ def test_encrypt_garbage_key(results: dict, workdir: Path) -> None:
 
 def test_encrypt_unknown_model(results: dict, workdir: Path) -> None:
     (proc,) = results["encrypt-unknown-model"]
-    assert_one_line_error(proc, "encrypt", "no shipped weights for model id 'no-such-model'", "shipped: ")
+    assert_one_line_error(proc, "encrypt", "no model 'no-such-model' in the zoo", "shipped: ")
     assert not (workdir / "out3").exists()
 
 
 def test_classify_unknown_model(results: dict) -> None:
     (proc,) = results["classify-unknown-model"]
-    assert_one_line_error(proc, "classify", "no shipped weights for model id 'no-such-model'")
+    assert_one_line_error(proc, "classify", "no model 'no-such-model' in the zoo")
     assert proc.stdout == ""
 
 
@@ -208,7 +208,7 @@ def test_decrypt_unknown_model(results: dict, workdir: Path) -> None:
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 2, proc.stderr
-    assert lines[0].startswith("FAILED unknown-model.png: no shipped weights for model id 'no-such-model'")
+    assert lines[0].startswith("FAILED unknown-model.png: no model 'no-such-model' in the zoo")
     assert lines[1] == "decrypt: 0 of 1 files done, 1 failed"
     assert not (workdir / "rec2.png").exists()
 

@@ -9,16 +9,17 @@ and repeatability. Nothing here names a scheme.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
 import torch
 
 from noiseveil.crypto.keys import KeyFileError, NoKey, load_key
-from noiseveil.data import load_dataset, to_tensor, to_uint8
+from noiseveil.data import PHOTOS, load_dataset, load_photos, same_size_batch, to_tensor, to_uint8
 from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
 from noiseveil.metrics import psnr
-from noiseveil.schemes.base import AuthenticationError, Capabilities, Scheme, SchemeError
+from noiseveil.schemes.base import MIN_SIDE, AuthenticationError, Capabilities, Scheme, SchemeError
 from noiseveil.zoo import load_scheme, read_manifest, shipped_schemes
 
 MODELS = shipped_schemes()
@@ -29,14 +30,39 @@ def another_key(scheme: Scheme, seed: bytes | None = None):
     return scheme.keygen(seed, budget=2)
 
 
-@pytest.fixture(scope="module", params=MODELS)
-def case(request):
-    model_id = request.param
+ADDED = "ric-contract-net"  # a model a user adds (`noiseveil model add`) keeps the same contract
+
+
+def added_model(folder) -> str:
+    """A user's own classifier (a small CNN behind an ImageNet-style pipeline) in a zoo of its own."""
+    from torch import nn
+
+    from noiseveil.classifiers.preprocessing import Preprocessing
+    from noiseveil.zoo import add_classifier
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5)
+    )
+    os.environ["NOISEVEIL_WEIGHTS"] = str(folder)
+    add_classifier("contract-net", net, Preprocessing(input_size=(40, 40), resize=48), list("abcde"))
+    return ADDED
+
+
+@pytest.fixture(scope="module", params=[*MODELS, ADDED])
+def case(request, tmp_path_factory):
+    previous = os.environ["NOISEVEIL_WEIGHTS"]
+    model_id = added_model(tmp_path_factory.mktemp("added")) if request.param == ADDED else request.param
     scheme = load_scheme(model_id)
-    plain = load_dataset(read_manifest()[model_id]["dataset"]).x_test[5:9]
+    dataset = read_manifest()[model_id]["dataset"]
+    if dataset in (PHOTOS, None):  # a model for photos of any size: real photos of one size, at their size
+        plain = same_size_batch([image for _, image in load_photos()], 4)
+    else:
+        plain = load_dataset(dataset).x_test[5:9]
     key = scheme.demo_key()
     cts = scheme.encrypt(to_tensor(plain), key)
-    return scheme, plain, key, cts
+    yield scheme, plain, key, cts
+    os.environ["NOISEVEIL_WEIGHTS"] = previous
 
 
 def test_capabilities_are_declared(case) -> None:
@@ -122,11 +148,16 @@ def test_the_payload_rebuilds_a_model_that_decrypts_the_same(case) -> None:
 
 
 def test_bad_input_is_one_line(case) -> None:
-    scheme, _, key, _ = case
-    h, w, c = scheme.image_shape
-    with pytest.raises(SchemeError) as info:
-        scheme.encrypt(torch.rand(1, c, h + 1, w), key)
-    assert "\n" not in str(info.value) and scheme.model_id in str(info.value)
+    scheme, plain, key, _ = case
+    if scheme.image_shape is None:  # any size: too small a side, or four channels, is refused
+        bad = [torch.rand(1, 3, MIN_SIDE - 1, 64), torch.rand(1, 4, 64, 64)]
+    else:
+        h, w, c = scheme.image_shape
+        bad = [torch.rand(1, c, h + 1, w)]
+    for images in bad:
+        with pytest.raises(SchemeError) as info:
+            scheme.encrypt(images, key)
+        assert "\n" not in str(info.value) and scheme.model_id in str(info.value)
 
 
 def test_every_scheme_class_declares_its_capabilities() -> None:

@@ -137,3 +137,79 @@ def test_a_killed_worker_loses_no_finished_output_and_the_rerun_completes_the_re
     assert f"{left} of {IMAGES} files done, 0 failed, {done} already done" in r["rerun_summary"], r
     assert r["finished_outputs_untouched_by_rerun"] and r["outputs_after_rerun"] == IMAGES
     assert r["all_recovered_exactly_after_rerun"]
+
+
+def test_photos_of_several_sizes_on_ray_match_one_process(tmp_path, ray_head) -> None:
+    """ric-imagenet on Ray: real photos of four sizes (grey and colour) in batches of 2, each
+    worker loading the photo card; labels as one process gives them, the plaintexts' labels,
+    every photo recovered bit for bit."""
+    from noiseveil.data import load_photos
+
+    for name, image in load_photos():
+        if name in ("chelsea", "coins", "coffee", "moon"):
+            write_image(tmp_path / "plain" / f"{name}.png", image)
+    key = tmp_path / "k.key"
+    assert cli("keygen", str(key), "--model", "ric-imagenet").returncode == 0
+    ray = ["--ray", "auto", "--batch-size", "2", "--quiet"]
+    plain, cipher = str(tmp_path / "plain"), str(tmp_path / "c")
+    enc = cli("encrypt", plain, "-o", cipher, "-k", str(key), "-m", "ric-imagenet", *ray)
+    assert enc.returncode == 0 and "4 of 4 files done, 0 failed" in enc.stderr, enc.stderr
+    on_ray = cli("classify", str(tmp_path / "c"), *ray)
+    here = cli("classify", str(tmp_path / "plain"), "-m", "imagenet-squeezenet", "--quiet")
+    assert on_ray.returncode == here.returncode == 0, on_ray.stderr
+    assert [ln.split("\t")[1:] for ln in on_ray.stdout.splitlines()] == [
+        ln.split("\t")[1:] for ln in here.stdout.splitlines()
+    ]
+    assert (
+        cli("decrypt", str(tmp_path / "c"), "-o", str(tmp_path / "r"), "-k", str(key), *ray).returncode == 0
+    )
+    for path in (tmp_path / "plain").iterdir():
+        assert np.array_equal(read_image(tmp_path / "r" / path.name), read_image(path))
+
+
+def test_a_users_own_card_on_ray(tmp_path, ray_head) -> None:
+    """Workers started by `ray start` do not share the driver's environment: the job carries
+    the driver's user zoo, so a card only that zoo holds encrypts and classifies on Ray."""
+    import torch
+    from torch import nn
+
+    from noiseveil.data import load_photos
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)
+    )
+    torch.jit.save(torch.jit.trace(net.eval(), torch.rand(2, 3, 40, 40)), str(tmp_path / "net.pt"))
+    (tmp_path / "labels.txt").write_text("a\nb\nc\n")
+    for name, image in load_photos():
+        if name in ("chelsea", "camera"):
+            write_image(tmp_path / "plain" / f"{name}.png", image)
+    env = {"NOISEVEIL_WEIGHTS": str(tmp_path / "zoo")}
+    run = lambda *args: run_cli(list(args), env=env, timeout=600)  # noqa: E731
+    added = run(
+        "model",
+        "add",
+        "mine",
+        "--classifier",
+        str(tmp_path / "net.pt"),
+        "--labels",
+        str(tmp_path / "labels.txt"),
+        "--input-size",
+        "40",
+    )
+    assert added.returncode == 0, added.stderr
+    key = tmp_path / "k.key"
+    assert run("keygen", str(key), "--model", "ric-mine").returncode == 0
+    ray = ["--ray", "auto", "--quiet"]
+    enc = run(
+        "encrypt", str(tmp_path / "plain"), "-o", str(tmp_path / "c"), "-k", str(key), "-m", "ric-mine", *ray
+    )
+    assert enc.returncode == 0, enc.stderr
+    on_ray, here = (
+        run("classify", str(tmp_path / "c"), *ray),
+        run("classify", str(tmp_path / "plain"), "-m", "mine"),
+    )
+    assert on_ray.returncode == here.returncode == 0, on_ray.stderr
+    assert [ln.split("\t")[1:] for ln in on_ray.stdout.splitlines()] == [
+        ln.split("\t")[1:] for ln in here.stdout.splitlines()
+    ]

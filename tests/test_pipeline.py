@@ -281,7 +281,7 @@ def test_decrypt_model_lookup_failure_is_per_file(
     from noiseveil.zoo import ZooError
 
     def no_scheme(model_id: str) -> RICScheme:
-        raise ZooError(f"no shipped weights for model id {model_id!r}")
+        raise ZooError(f"no model {model_id!r} in the zoo")
 
     out, _ = encrypted
     report = decrypt_files(no_scheme, key, plan(out, tmp_path / "rec"), progress=False)

@@ -206,7 +206,7 @@ def test_decryption_needs_no_classifier_weights(tmp_path: Path) -> None:
     dec = _run(
         ["decrypt", str(tmp_path / "c"), "-o", str(tmp_path / "r"), "-k", str(key), "--quiet"],
         threads=1,
-        env={"NOISEVEIL_WEIGHTS": str(bare)},
+        env={"NOISEVEIL_SHIPPED_WEIGHTS": str(bare)},
     )
     assert dec.returncode == 0, dec.stderr
     assert np.array_equal(_read_folder(tmp_path / "r", n), plain)
@@ -223,7 +223,7 @@ def test_decryption_needs_no_classifier_weights(tmp_path: Path) -> None:
             "ric-lfw",
             "--quiet",
         ],
-        env={"NOISEVEIL_WEIGHTS": str(bare)},
+        env={"NOISEVEIL_SHIPPED_WEIGHTS": str(bare)},
     )
     assert enc2.returncode != 0 and "lfw-resnet" in enc2.stderr and "Traceback" not in enc2.stderr
 

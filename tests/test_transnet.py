@@ -143,7 +143,7 @@ def test_protected_images_through_the_cli(trained, tmp_path, monkeypatch) -> Non
         write_image(tmp_path / "plain" / f"{i}.png", data.x_test[i])
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "NOISEVEIL_WEIGHTS": str(weights), "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "NOISEVEIL_SHIPPED_WEIGHTS": str(weights), "OMP_NUM_THREADS": "1"}
         command = [sys.executable, "-m", "noiseveil.app.cli", *args]
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 

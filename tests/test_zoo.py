@@ -44,7 +44,7 @@ def test_corrupt_weights_are_refused(tmp_path, monkeypatch):
 
 
 def test_unknown_model_id_names_the_shipped_ones():
-    with pytest.raises(zoo.ZooError, match="no shipped weights for model id 'nope'"):
+    with pytest.raises(zoo.ZooError, match="no model 'nope' in the zoo"):
         zoo.load_payload("nope")
 
 

@@ -15,6 +15,10 @@ import os
 import sys
 from pathlib import Path
 
+# The --preset names of `model add` (noiseveil.classifiers.preprocessing.PRESETS), kept here so
+# that building the parser imports no torch; tests/test_cli_help.py checks they match.
+PRESET_NAMES = ("caffe", "imagenet", "inception")
+
 
 def positive_int(text: str) -> int:
     """argparse type: an integer of at least 1 (a batch of 0 or a negative count means nothing)."""
@@ -221,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", default="ric-cifar10", help="scheme model id (see 'noiseveil models')")
     p.add_argument("-d", "--dataset", help="dataset name (default: the one the model was trained on)")
     p.add_argument(
+        "--photos",
+        type=Path,
+        metavar="DIR",
+        help="evaluate on these photos of any sizes instead (models for photos; no ground truth: label "
+        "agreement, not accuracy); default for such a model: the photos scikit-image and matplotlib ship",
+    )
+    p.add_argument(
         "-n",
         "--images",
         type=positive_int,
@@ -244,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--images", type=positive_int, default=8, help="images per model")
 
     _add_command(sub, "models", "list the model zoo")
+    _add_model_commands(sub)
 
     p = _add_command(sub, "train-classifier", "train a zoo classifier on plaintext and ship it")
     p.add_argument("model_id", help="the zoo classifier card to train (e.g. cifar10-resnet)")
@@ -341,6 +353,82 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_model_commands(sub: argparse._SubParsersAction) -> None:
+    """`model add`: the user's own classifier into the user's zoo, with lossless RIC on it."""
+    p = _add_command(sub, "model", "add your own classifier to your zoo (lossless RIC protects it at once)")
+    msub = p.add_subparsers(dest="model_action", required=True, metavar="ACTION", help="add")
+    q = _add_command(
+        msub,
+        "add",
+        "import a TorchScript or ONNX classifier with its labels and input pipeline, and make the lossless "
+        "RIC model ric-ID on it ($NOISEVEIL_WEIGHTS, else ~/.local/share/noiseveil/models; never overwrites)",
+    )
+    q.add_argument("id", help="the classifier's id in your zoo (RIC's model on it is ric-ID)")
+    q.add_argument(
+        "--classifier",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="a TorchScript (.pt) or ONNX (.onnx) file",
+    )
+    q.add_argument(
+        "--labels", type=Path, required=True, help="class names, one per line in the network's output order"
+    )
+    q.add_argument(
+        "--preset",
+        choices=sorted(PRESET_NAMES),
+        help="a named input pipeline (imagenet: resize 256, crop 224, torchvision's mean/std; inception: "
+        "299, [-1, 1]; caffe: 227, BGR 0-255 minus the mean); the options below override it (default: none)",
+    )
+    q.add_argument(
+        "--input-size",
+        type=positive_int,
+        nargs="+",
+        metavar="N",
+        help="the network's input: N, or H W (default: the preset's)",
+    )
+    q.add_argument(
+        "--resize", type=positive_int, help="shorter side resized to this first (default: the crop's side)"
+    )
+    q.add_argument(
+        "--crop",
+        choices=["center", "none"],
+        help="centre crop after the resize, or squash to the input size (default: center)",
+    )
+    q.add_argument(
+        "--mean",
+        type=float,
+        nargs="+",
+        help="per channel, in [0, 1] units and the network's channel order (default: the preset's, else 0)",
+    )
+    q.add_argument(
+        "--std",
+        type=float,
+        nargs="+",
+        help="per channel, in [0, 1] units, Caffe's: 1/255 (default: the preset's, else 1)",
+    )
+    q.add_argument(
+        "--channel-order",
+        choices=["RGB", "BGR"],
+        help="what the network takes (default: the preset's, else RGB)",
+    )
+    q.add_argument("--channels", type=int, choices=[1, 3], help="grey or colour network (default: 3)")
+    q.add_argument("--interpolation", choices=["bilinear", "bicubic"], help="resizing (default: bilinear)")
+    q.add_argument(
+        "--calibrate",
+        type=Path,
+        metavar="SAMPLE_DIR",
+        help="measure RIC's digit split on these sample photos: the smallest that every one fits bit-exactly "
+        "(default: 6 bits, unmeasured)",
+    )
+    q.add_argument(
+        "--digit-bits",
+        type=int,
+        choices=range(1, 8),
+        help="set the digit split instead, 1-7 (default: measured with --calibrate, else 6)",
+    )
+
+
 def _add_service_commands(sub: argparse._SubParsersAction) -> None:
     """`serve` (the cloud) and `cloud ...` (its clients)."""
     p = _add_command(sub, "serve", "run the cloud service: store, classify and serve ciphertexts (HTTP API)")
@@ -351,7 +439,10 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
         "(default: $NOISEVEIL_DATABASE_URL, else SQLite in --data-dir)",
     )
     p.add_argument(
-        "--models", nargs="+", metavar="ID", help="scheme models served (default: every shipped one)"
+        "--models",
+        nargs="+",
+        metavar="ID",
+        help="scheme models served (default: every one of the shipped zoo and yours)",
     )
     p.add_argument(
         "--protocol-classifiers",
@@ -362,7 +453,12 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=positive_int, default=8000, help="port")
-    p.add_argument("--max-upload-bytes", type=positive_int, default=1 << 20, help="largest upload accepted")
+    p.add_argument(
+        "--max-upload-bytes",
+        type=positive_int,
+        default=64 << 20,
+        help="largest upload accepted (a 12-megapixel RGB ciphertext is 36 MB)",
+    )
 
     p = _add_command(sub, "cloud", "talk to a noiseveil cloud: upload, list, fetch and decrypt, tokens")
     csub = p.add_subparsers(

@@ -18,10 +18,12 @@ from torch import nn
 from noiseveil.app.cloud_commands import cmd_cloud, cmd_serve  # noqa: F401  (dispatched by name)
 from noiseveil.app.distributed import Job
 from noiseveil.app.exit_codes import EXIT_FAILED_FILES, EXIT_OK
+from noiseveil.app.model_commands import cmd_model  # noqa: F401  (dispatched by name)
 from noiseveil.checksums import sha256_bytes, sha256_file
 from noiseveil.classifiers.architectures import freeze
+from noiseveil.classifiers.preprocessing import Preprocessing
 from noiseveil.crypto.keys import Key, KeyFileError, NoKey, load_key
-from noiseveil.data import DataError, cache_dir, load_dataset, read_image
+from noiseveil.data import PHOTOS, DataError, cache_dir, load_dataset, read_image
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.io.png import EXISTS, CiphertextFileError, read_ciphertext
 from noiseveil.pipeline import (
@@ -38,6 +40,7 @@ from noiseveil.progress import heartbeat
 from noiseveil.schemes.base import Scheme
 from noiseveil.zoo import (
     ZooError,
+    classifier_info,
     load_classifier,
     load_payload,
     load_scheme,
@@ -241,25 +244,25 @@ class CloudModel:
     classifier: nn.Module
     image_shape: tuple[int, int, int] | None
     classes: list[str] | None
+    any_size: bool = False  # a classifier card's pipeline takes photos of every size
 
 
 def cloud_model(model_id: str, scheme: Scheme | None = None) -> CloudModel:
-    """The cloud's model for ``model_id``; a scheme model's ``scheme``, if already loaded, is
-    reused rather than loaded again."""
+    """The cloud's model for ``model_id``, applying the card's input pipeline if it has one; a
+    scheme model's ``scheme``, if already loaded, is reused rather than loaded again."""
     entry = read_manifest().get(model_id)
     if entry is None:
-        load_payload(model_id)  # raises the zoo's one-line "no shipped weights" error
+        load_payload(model_id)  # raises the zoo's one-line "no model" error
     if entry["kind"] == "classifier":
-        payload = load_payload(model_id)
-        return CloudModel(
-            model_id, load_classifier(model_id), tuple(payload["image_shape"]), payload["classes"]
-        )
+        shape, classes = classifier_info(model_id)
+        return CloudModel(model_id, load_classifier(model_id), shape, classes, any_size=shape is None)
     scheme = scheme or load_scheme(model_id)
     # A classifier that knows the class names: EtC's plaintext twin, RIC's cloud classifier.
     named_by = entry.get("plain_twin") or entry.get("classifier_id")
     is_classifier = read_manifest().get(named_by, {}).get("kind") == "classifier"
-    classes = load_payload(named_by).get("classes") if is_classifier else None
-    return CloudModel(model_id, scheme.cloud_classifier(), scheme.image_shape, classes)
+    classes = classifier_info(named_by)[1] if is_classifier else None
+    shape = scheme.image_shape
+    return CloudModel(model_id, scheme.cloud_classifier(), shape, classes, any_size=shape is None)
 
 
 def torchscript_cloud(path: Path) -> CloudModel:
@@ -308,10 +311,13 @@ def classify_group(args: argparse.Namespace, model_id: str, cloud: CloudModel, f
     """Classify one model's files, in this process or as Ray tasks (``--ray``)."""
 
     def here() -> Report:
-        return classify_files(cloud.classifier, cloud.image_shape, files, args.batch_size, not args.quiet)
+        return classify_files(
+            cloud.classifier, cloud.image_shape, files, args.batch_size, not args.quiet, cloud.any_size
+        )
 
     # On Ray, every batch checks against the shape one process would take: the first readable image's.
-    shape = cloud.image_shape or (first_readable_shape(files) if args.ray is not None else None)
+    fixed = cloud.image_shape or cloud.any_size
+    shape = cloud.image_shape or (first_readable_shape(files) if args.ray is not None and not fixed else None)
     job = Job("classify", None if args.classifier else model_id, args.classifier, image_shape=shape)
     return here_or_on_ray(args, job, None, files, here)
 
@@ -352,6 +358,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scheme = load_scheme(args.model)
     entry = read_manifest()[args.model]
     dataset = args.dataset or entry["dataset"]
+    if args.photos is not None or dataset == PHOTOS:
+        return evaluate_on_photos(args, scheme, entry)
     data = load_dataset(dataset)
     scheme.check_shape(data.image_shape, f"a {dataset} test image")
     ev, idx = evaluate_scheme(scheme, data, args.images, progress=not args.quiet)
@@ -372,18 +380,47 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def evaluate_on_photos(args: argparse.Namespace, scheme: Scheme, entry: dict) -> int:
+    """``evaluate`` on photos of any sizes (``--photos DIR``, or the sample photos), one at a time."""
+    from noiseveil.app.provenance import provenance, write_result
+    from noiseveil.data import load_photos
+    from noiseveil.evaluation import evaluate_photos
+
+    photos = load_photos(args.photos)[: args.images]
+    for _, image in photos:
+        scheme.check_shape(image.shape, "a photo")
+    result = evaluate_photos(scheme, photos, progress=not args.quiet)
+    source = str(args.photos) if args.photos is not None else "sample photos (scikit-image, matplotlib)"
+    out = args.out or Path("results") / "evaluate" / f"{args.model}-photos.json"
+    write_result(
+        out,
+        {
+            **provenance([source], [args.model, entry["classifier_id"]]),
+            "scheme_model": args.model,
+            "photos": source,
+            **result,
+        },
+    )
+    print(
+        format_table([evaluation_row(args.model, "photos", result["summary"], scheme.keeps_plaintext_label)])
+    )
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
 def evaluation_row(model: str, dataset: str, s: dict, keeps_plaintext_label: bool) -> dict[str, str]:
     """The figures that mean something for the scheme: ACC_p, ADP and label agreement only
     where the cloud runs the plaintext classifier (an EtC model on plaintexts means nothing)."""
+    labelled = "acc_plain" in s  # photos have no ground truth
     accuracy = (
         {
-            "ACC_p %": f"{100 * s['acc_plain']:.2f}",
-            "ACC_e %": f"{100 * s['acc_encrypted']:.2f}",
-            "ADP %": f"{s['adp_percent']:.2f}",
+            "ACC_p %": f"{100 * s['acc_plain']:.2f}" if labelled else "-",
+            "ACC_e %": f"{100 * s['acc_encrypted']:.2f}" if labelled else "-",
+            "ADP %": f"{s['adp_percent']:.2f}" if labelled else "-",
             "label agreement %": f"{100 * s['label_agreement']:.2f}",
         }
         if keeps_plaintext_label
-        else {"accuracy on ciphertexts %": f"{100 * s['acc_encrypted']:.2f}"}
+        else {"accuracy on ciphertexts %": f"{100 * s['acc_encrypted']:.2f}" if labelled else "-"}
     )
     return {
         "model": model,
@@ -411,23 +448,46 @@ def files_in(folder: Path) -> list[Path]:
     return [src for src, _ in plan(folder, None)]
 
 
-def recovery_columns(recovered: np.ndarray | None, plain: np.ndarray) -> dict[str, str]:
+def recovery_columns(recovered: list[np.ndarray] | None, plain: list[np.ndarray]) -> dict[str, str]:
     """The demo's recovery figures; "-" for a scheme that does not recover (by design)."""
     from noiseveil.metrics import psnr, ssim
 
     if recovered is None:
         return {"bit-exact %": "-", "PSNR dB": "-", "SSIM": "-"}
+    pairs = list(zip(recovered, plain, strict=True))
     return {
-        "bit-exact %": f"{100 * np.mean((recovered == plain).reshape(len(plain), -1).all(1)):.1f}",
-        "PSNR dB": f"{psnr(recovered, plain).mean():.2f}",
-        "SSIM": f"{ssim(recovered, plain).mean():.4f}",
+        "bit-exact %": f"{100 * np.mean([np.array_equal(r, p) for r, p in pairs]):.1f}",
+        "PSNR dB": f"{np.mean([psnr(r[None], p[None])[0] for r, p in pairs]):.2f}",
+        "SSIM": f"{np.mean([ssim(r[None], p[None])[0] for r, p in pairs]):.4f}",
     }
+
+
+def demo_images(dataset: str, n: int) -> list[tuple[str, np.ndarray, int | None]]:
+    """(file name, image, true label or None) of the demo's test images: a fixed subset of the
+    dataset's test split, or for a model of photos the ``n`` largest sample photos (no labels)."""
+    from noiseveil.data import PHOTOS, fixed_subset, load_photos
+
+    if dataset == PHOTOS:
+        photos = sorted(load_photos(), key=lambda p: -p[1].size)[:n]
+        return [(f"{name}.png", image, None) for name, image in photos]
+    data = load_dataset(dataset)
+    idx = fixed_subset(len(data.x_test), n, seed=0)
+    return [(f"{i:05d}_{data.classes[data.y_test[i]]}.png", data.x_test[i], int(data.y_test[i])) for i in idx]
+
+
+def demo_grid(rows: list[list[np.ndarray]], titles: list[str], path: Path) -> Path:
+    """The demo's picture: one column per image; images of several sizes (photos) are shown
+    one large photo per column, at the figure's size (the files keep theirs)."""
+    from noiseveil.app.figures import picture_grid
+
+    if len({image.shape for image in rows[0]}) == 1:
+        return picture_grid([np.stack(row) for row in rows], titles, path)
+    largest = max(range(len(rows[0])), key=lambda i: rows[0][i].size)  # a photo row: the largest photo
+    return picture_grid([row[largest][None] for row in rows], titles, path, scale=4.0)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: real test images through the real file pipeline, for every shipped model."""
-    from noiseveil.app.figures import picture_grid
-    from noiseveil.data import fixed_subset
     from noiseveil.io.png import write_image
     from noiseveil.metrics import ssim
 
@@ -444,7 +504,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         with step(f"({n} of {len(shipped_schemes())}) loading the model and the {dataset} test images"):
             scheme = load_scheme(model_id)
-            data = load_dataset(dataset)
+            samples = demo_images(dataset, args.images)
         model_key = scheme.bound_key  # a key-bound model (EtC) works with its own (public) key only
         if model_key is None and scheme.key_type.secret_bits is None:  # a trained key: the shipped demo one
             model_key = scheme.demo_key()
@@ -454,22 +514,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 if scheme.capabilities.key is not None and not key_path.exists():
                     keys[scheme.key_type].save(key_path)  # the demo's secret key, kept with its files
             model_key = keys[scheme.key_type]
-        idx = fixed_subset(len(data.x_test), args.images, seed=0)
         plain_dir, cipher_dir, rec_dir = (run / part / model_id for part in ("plain", "cipher", "recovered"))
         plain_dir.mkdir(parents=True)
-        for i in idx:
-            write_image(plain_dir / f"{i:05d}_{data.classes[data.y_test[i]]}.png", data.x_test[i])
-        with step(f"encrypting {len(idx)} images"):
+        for name, image, _ in samples:
+            write_image(plain_dir / name, image)
+        with step(f"encrypting {len(samples)} images"):
             reports = [encrypt_files(scheme, model_key, plan(plain_dir, cipher_dir), progress=False)]
         recovers = scheme.capabilities.recovers  # TransNet's protected images are not recoverable
         if recovers:
-            with step(f"decrypting {len(idx)} images"):
+            with step(f"decrypting {len(samples)} images"):
                 schemes = lambda _m, s=scheme: s  # noqa: E731  (every file: this model)
                 reports.append(decrypt_files(schemes, model_key, plan(cipher_dir, rec_dir), progress=False))
         with step("classifying the plaintexts and the ciphertexts"):
-            classifier, shape = scheme.cloud_classifier(), scheme.image_shape
+            cloud = cloud_model(model_id, scheme)
             labels = [
-                classify_files(classifier, shape, files_in(d), progress=False)
+                classify_files(
+                    cloud.classifier, cloud.image_shape, files_in(d), progress=False, any_size=cloud.any_size
+                )
                 for d in (plain_dir, cipher_dir)
             ]
         if not all(r.ok for r in [*reports, *labels]):
@@ -477,26 +538,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
             for r in [*reports, *labels]:
                 finish(r)
             continue
-        plain, cipher = (np.stack([read_image(p) for p in files_in(d)]) for d in (plain_dir, cipher_dir))
-        recovered = np.stack([read_image(p) for p in files_in(rec_dir)]) if recovers else None
+        plain, cipher = ([read_image(p) for p in files_in(d)] for d in (plain_dir, cipher_dir))
+        recovered = [read_image(p) for p in files_in(rec_dir)] if recovers else None
         plain_labels, cipher_labels = (np.array([r[1] for r in report.results]) for report in labels)
-        truth = data.y_test[idx]  # files sort by test index, as idx does
+        truth = [t for _, _, t in sorted(samples, key=lambda s: s[0])]  # files sort by name
         # RIC's cloud model is the plaintext model, so C(x') = C(x) is the check; an EtC model
         # only knows EtC images, so its labels on plaintexts mean nothing.
         agree = f"{100 * np.mean(plain_labels == cipher_labels):.1f}" if scheme.keeps_plaintext_label else "-"
+        pairs = list(zip(cipher, plain, strict=True))
+        accuracy = "-" if truth[0] is None else f"{100 * np.mean(cipher_labels == np.array(truth)):.1f}"
         rows.append(
             {
                 "model": model_id,
                 "images": str(len(plain)),
                 "label agreement %": agree,
-                "cipher accuracy %": f"{100 * np.mean(cipher_labels == truth):.1f}",
+                "cipher accuracy %": accuracy,
                 **recovery_columns(recovered, plain),
-                "SSIM(cipher, plain)": f"{ssim(cipher, plain).mean():.4f}",
+                "SSIM(cipher, plain)": f"{np.mean([ssim(c[None], p[None])[0] for c, p in pairs]):.4f}",
             }
         )
         shown = [plain, cipher] + ([recovered] if recovers else [])
         titles = ["plaintext", "ciphertext", "recovered"][: len(shown)]
-        grids.append(picture_grid(shown, titles, run / f"grid-{model_id}.png"))
+        grids.append(demo_grid(shown, titles, run / f"grid-{model_id}.png"))
     if not rows:
         raise ZooError("no shipped scheme model could run")
     print(format_table(rows))
@@ -517,8 +580,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         rows.append(
             {
                 "id": model_id,
+                "zoo": "yours" if e.get("zoo") == "user" else "shipped",
                 "kind": e["kind"],
-                "dataset": e["dataset"],
+                "dataset": e.get("dataset") or "-",
                 "figure": metric,
                 "size": f"{e['bytes'] / 1e6:.2f} MB",
                 "sha256": e["sha256"][:12],
@@ -532,6 +596,10 @@ def model_figure(entry: dict) -> str:
     """The figure that means something for a zoo entry: accuracy, recovery, or fidelity."""
     if "test_accuracy" in entry:  # a classifier, or an EtC cloud model trained on ciphertexts
         return f"test acc {100 * entry['test_accuracy']:.2f}%"
+    if entry.get("preprocessing"):  # a classifier card that takes photos of any size
+        classes = len(entry.get("classes") or []) or entry.get("classes_count", "?")
+        pipeline = Preprocessing.from_dict(entry["preprocessing"]).describe()
+        return f"{classes} classes, photos of any size: {pipeline}"
     if "digit_bits" in entry:  # RIC's lossless preset
         nae_bits = 8 - entry["digit_bits"]
         return f"bit-exact recovery, {nae_bits} NAE bits/sample (classifier {entry['classifier_id']})"

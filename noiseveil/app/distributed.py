@@ -29,7 +29,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from noiseveil.crypto.keys import Key
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.pipeline import Report, chunks
 from noiseveil.progress import progress_bar
+from noiseveil.zoo import user_zoo_dir
 
 
 class RayError(NoiseveilError):
@@ -53,6 +54,9 @@ class Job:
     nae_steps: int | None = None
     publish_key_id: bool = True
     image_shape: tuple[int, int, int] | None = None  # classify: the shape every batch checks
+    # The driver's user zoo (noiseveil model add), on storage the workers share as they share the
+    # images: a worker started by `ray start` does not inherit the driver's environment.
+    user_zoo: str = field(default_factory=lambda: str(user_zoo_dir()))
 
 
 @functools.cache
@@ -86,6 +90,7 @@ def run_batch(job: Job, key: Key | None, batch: Sequence[Any]) -> Report:
     """One batch, exactly as the single-process pipeline runs it (this is the Ray task's body)."""
     from noiseveil.pipeline import classify_files, decrypt_files, encrypt_files
 
+    os.environ["NOISEVEIL_WEIGHTS"] = job.user_zoo  # before any model is looked up
     if job.action == "encrypt":
         scheme = _scheme(job.model_id, job.classifier_file, job.nae_steps, job.publish_key_id)
         return encrypt_files(scheme, key, batch, batch_size=len(batch), progress=False)
@@ -93,7 +98,7 @@ def run_batch(job: Job, key: Key | None, batch: Sequence[Any]) -> Report:
         return decrypt_files(_decrypting_schemes(job.classifier_file), key, batch, len(batch), progress=False)
     cloud = _cloud(job.model_id, job.classifier_file)
     shape = cloud.image_shape or job.image_shape
-    return classify_files(cloud.classifier, shape, batch, batch_size=len(batch), progress=False)
+    return classify_files(cloud.classifier, shape, batch, len(batch), progress=False, any_size=cloud.any_size)
 
 
 def connect(address: str | None, action: str = "ray") -> None:

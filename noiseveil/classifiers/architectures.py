@@ -214,6 +214,8 @@ class VGG(nn.Module):
 
 # Imported here, after Normalize exists, because isotropic.py builds on it.
 from noiseveil.classifiers.isotropic import ConvMixer, ViT  # noqa: E402
+from noiseveil.classifiers.preprocessing import PreprocessedClassifier, Preprocessing  # noqa: E402
+from noiseveil.classifiers.squeezenet import SqueezeNet  # noqa: E402
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "mnist-cnn": MnistCNN,
@@ -222,6 +224,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "vgg": VGG,
     "convmixer": ConvMixer,
     "vit": ViT,
+    "squeezenet": SqueezeNet,
 }
 
 
@@ -241,7 +244,10 @@ def freeze(model: nn.Module) -> nn.Module:
 
 
 def classifier_from_payload(payload: dict[str, Any]) -> nn.Module:
-    """The frozen classifier a payload describes ("arch", "config", "state_dict")."""
+    """The frozen classifier a payload describes ("arch", "config", "state_dict"), behind its
+    card's input pipeline when it has one ("preprocessing": it then takes photos of any size)."""
     model = build_classifier(payload["arch"], **payload["config"])
     model.load_state_dict(payload["state_dict"])
+    if payload.get("preprocessing") is not None:
+        model = PreprocessedClassifier(model, Preprocessing.from_dict(payload["preprocessing"]))
     return freeze(model)

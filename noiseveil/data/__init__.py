@@ -9,11 +9,14 @@ from .bundle import DATASETS, data_dir, load_dataset
 from .cache import cache_dir
 from .dataset import ImageDataset, fixed_subset
 from .errors import DataError
-from .images import load_image_folder, non_image_files, read_image
+from .images import PHOTOS, load_image_folder, load_photos, non_image_files, read_image, same_size_batch
 from .tensors import to_tensor, to_uint8
 
 __all__ = [
     "DATASETS",
+    "PHOTOS",
+    "load_photos",
+    "same_size_batch",
     "DataError",
     "ImageDataset",
     "cache_dir",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .errors import DataError
 
@@ -16,6 +16,24 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 _GREY_MODES = frozenset({"1", "L", "LA"})
 # Photographs bundled with scikit-image (no download): images from outside every dataset.
 NATURAL_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "moon", "horse")
+# Real photographs that installed packages ship as files, at their native sizes (300x451 to
+# 1411x1411; colour and grey, PNG and JPEG): scikit-image's data folder (no download needed for
+# these) and matplotlib's sample data. Drawings, binary masks and synthetic images are left out.
+SKIMAGE_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "ihc.png",
+    "camera.png",
+    "coins.png",
+    "moon.png",
+    "cell.png",
+)
 
 # What Pillow raises for missing, non-image, corrupt or truncated files (SyntaxError and
 # struct.error come from some format plugins on malformed headers).
@@ -37,7 +55,10 @@ def decode_image(source: Path | BinaryIO, channels: int | None, where: str) -> n
         with Image.open(source) as img:
             img.load()  # Pillow decodes lazily: a truncated file only fails here
             grey = channels == 1 or (channels is None and img.mode in _GREY_MODES)
-            pixels = np.array(img.convert("L" if grey else "RGB"), dtype=np.uint8)
+            # A phone's JPEG stores the sensor's rows and says how to turn them (EXIF
+            # Orientation): the image is what a viewer shows, so the turn is applied first.
+            upright = ImageOps.exif_transpose(img)
+            pixels = np.array(upright.convert("L" if grey else "RGB"), dtype=np.uint8)
     except _PIL_ERRORS as exc:
         raise DataError(f"{where}: not a readable image ({exc})") from exc
     return pixels.reshape(pixels.shape[0], pixels.shape[1], -1)  # grey (H, W) -> (H, W, 1)
@@ -112,6 +133,40 @@ def conform(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
         arr = np.asarray(pil)
         out.append(arr[..., None] if c == 1 else arr)
     return np.stack(out)
+
+
+def sample_photos() -> dict[str, Path]:
+    """The real photographs installed packages ship (:data:`SKIMAGE_PHOTOS` and matplotlib's
+    Grace Hopper portrait), by name, as files: what a user's own photos look like to noiseveil."""
+    import matplotlib.cbook
+    import skimage.data
+
+    photos = {Path(name).stem: Path(skimage.data.data_dir) / name for name in SKIMAGE_PHOTOS}
+    photos["grace_hopper"] = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    missing = [str(p) for p in photos.values() if not p.is_file()]
+    if missing:
+        raise DataError(f"sample photos missing from the installed packages: {', '.join(missing)}")
+    return photos
+
+
+# The "dataset" of models made for photos of any size (ric-imagenet, a user's cards): real
+# photos at their native sizes, without ground-truth labels.
+PHOTOS = "photos"
+
+
+def load_photos(folder: Path | None = None) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 HxWxC) of every photo in ``folder`` (any sizes), or of :func:`sample_photos`."""
+    if folder is None:
+        return [(name, read_image(path)) for name, path in sample_photos().items()]
+    files, _, _ = load_image_folder(folder)
+    return [(str(f.relative_to(folder)), read_image(f)) for f in files]
+
+
+def same_size_batch(images: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Up to ``n`` images of the size most of ``images`` share, stacked (one tensor, one size)."""
+    shapes = [img.shape for img in images]
+    common = max(set(shapes), key=shapes.count)
+    return np.stack([img for img in images if img.shape == common][:n])
 
 
 def natural_images() -> list[np.ndarray]:

@@ -62,6 +62,9 @@ def png_sizes(images: np.ndarray, compress_level: int = 6) -> np.ndarray:
 # (20 bytes) are rebuilt on decoding instead of stored: at 28x28 they
 # would cost 0.2 bits per sample.
 _WEBP_METHOD, _WEBP_QUALITY = 3, 50  # effort settings; output is lossless whatever they are
+# The fast effort: measured on a 12-megapixel photo, method 0 encodes 5x faster than 3 for a
+# bitstream about 25 % larger (what fits is then kept; what does not is encoded again at 3).
+_WEBP_FAST = (0, 0)
 _RIFF_HEADER_BYTES = 20
 
 
@@ -69,10 +72,12 @@ class LosslessCodecError(NoiseveilError):
     """Bytes that do not decode to an image of the expected shape."""
 
 
-def lossless_encode(image: np.ndarray) -> bytes:
-    """A uint8 (H, W, C) image as a WebP lossless bitstream without its container headers."""
+def lossless_encode(image: np.ndarray, fast: bool = False) -> bytes:
+    """A uint8 (H, W, C) image as a WebP lossless bitstream without its container headers;
+    ``fast`` trades size for encoding time (decoding is as fast either way)."""
     buf = io.BytesIO()
-    _pil(image).save(buf, format="WEBP", lossless=True, method=_WEBP_METHOD, quality=_WEBP_QUALITY)
+    method, quality = _WEBP_FAST if fast else (_WEBP_METHOD, _WEBP_QUALITY)
+    _pil(image).save(buf, format="WEBP", lossless=True, method=method, quality=quality)
     data = buf.getvalue()
     if data[12:16] != b"VP8L":  # Pillow writes the simple lossless format for L and RGB images
         raise LosslessCodecError("the WebP encoder did not write a simple lossless (VP8L) file")

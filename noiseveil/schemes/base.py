@@ -32,6 +32,10 @@ from noiseveil.exceptions import NoiseveilError
 if TYPE_CHECKING:
     from noiseveil.data import ImageDataset
 
+# Sides of the images a model of any size takes: CIFAR-sized to beyond 4000x3000 photos; the
+# upper bound is WebP's (lossless RIC compresses each image into its own ciphertext).
+MIN_SIDE, MAX_SIDE = 32, 16383
+
 FORMAT_VERSION = "2"  # 2: RIC ciphertexts carry what decryption needs (no regenerated NAE)
 READABLE_VERSIONS = ("1", "2")
 # Optional public fields every scheme may set: what decryption promises for this image.
@@ -97,7 +101,7 @@ def plaintext_cloud_fields(
     return {
         "classifier": classifier,
         "model_id": model_id,
-        "image_shape": tuple(payload["image_shape"]),
+        "image_shape": None if payload["image_shape"] is None else tuple(payload["image_shape"]),
         "classifier_id": classifier_id or payload["classifier_id"],
     }
 
@@ -149,6 +153,9 @@ class Ciphertext:
     version: str = FORMAT_VERSION
     tag: bytes = b""
     read_as: str | None = None  # not authenticated: the model id an older format's id stands for now
+    # (digest of the contents, PNG bytes) once serialised: the self-check's bytes are written,
+    # not made twice (noiseveil.io.png.ciphertext_to_bytes)
+    encoded: tuple[bytes, bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def decrypt_model(self) -> str:
@@ -201,6 +208,14 @@ class Ciphertext:
             )
 
 
+def same_shape_groups(shapes: Sequence[tuple[int, ...]]) -> list[list[int]]:
+    """Indices of equal shapes, in order of first appearance (a batch needs one size)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, shape in enumerate(shapes):
+        groups.setdefault(tuple(shape), []).append(i)
+    return list(groups.values())
+
+
 def ciphertext_tensor(ciphertexts: Sequence[Ciphertext]) -> torch.Tensor:
     """Ciphertext pixels as a float (N, C, H, W) batch in [0, 1]: exactly what the cloud classifies."""
     pixels = torch.from_numpy(np.stack([ct.pixels for ct in ciphertexts])).permute(0, 3, 1, 2)
@@ -221,7 +236,9 @@ class Scheme(ABC):
     # (a "lossy" recovery field); inf = bit-exact.
     promised_psnr: float = float("inf")
     model_id: str
-    image_shape: tuple[int, int, int]  # (H, W, C) the scheme's models accept
+    # (H, W, C) the scheme's models accept; None: images of any size from MIN_SIDE to MAX_SIDE
+    # pixels a side, grey or RGB (a model on a classifier card that resizes its input itself).
+    image_shape: tuple[int, int, int] | None
     # Write the key's public fingerprint into each ciphertext's header. It lets anyone who sees
     # two files tell whether one key made both (linking them to one data provider) and lets
     # decryption name a wrong key at once; turn it off (`noiseveil encrypt --no-key-id`) to
@@ -338,6 +355,14 @@ class Scheme(ABC):
     # -- shared behaviour ------------------------------------------------------------------
     def check_shape(self, shape: Sequence[int], what: str = "image") -> None:
         """``shape`` is (H, W, C); raise a one-line error if the models cannot take it."""
+        if self.image_shape is None:
+            h, w, c = shape
+            if c not in (1, 3) or min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
+                raise SchemeError(
+                    f"{what} is {h}x{w}x{c}, model {self.model_id} takes grey or RGB images of "
+                    f"{MIN_SIDE} to {MAX_SIDE} pixels a side (HxWxC)"
+                )
+            return
         if tuple(shape) != tuple(self.image_shape):
             h, w, c = self.image_shape
             got = "x".join(str(s) for s in shape)
@@ -469,6 +494,24 @@ class Scheme(ABC):
         # Not through decrypt_unverified: a scheme may give attackers a view there (whatever a
         # wrong key yields); verified decryption must raise instead.
         return self._decrypt(ciphertext_tensor(ciphertexts), [ct.fields for ct in ciphertexts], key)
+
+    def decrypt_images(self, ciphertexts: Sequence[Ciphertext], key: Key) -> list[np.ndarray]:
+        """Verify then decrypt to uint8 (H, W, C) images, one per ciphertext; their sizes may
+        differ (photos). What the file pipeline writes."""
+        for ct in ciphertexts:
+            self.verify(ct, key)
+        return self._decrypt_images(ciphertexts, key)
+
+    def _decrypt_images(self, ciphertexts: Sequence[Ciphertext], key: Key) -> list[np.ndarray]:
+        """Verified ciphertexts to uint8 images, a batch per size (a scheme whose decryption is
+        integer arithmetic overrides this to skip the float round trip)."""
+        out: list[np.ndarray] = [np.empty(0)] * len(ciphertexts)
+        for group in same_shape_groups([ct.pixels.shape for ct in ciphertexts]):
+            cts = [ciphertexts[i] for i in group]
+            recovered = to_uint8(self._decrypt(ciphertext_tensor(cts), [ct.fields for ct in cts], key))
+            for i, image in zip(group, recovered, strict=True):
+                out[i] = image
+        return out
 
     def decrypt_unverified(self, ciphertexts: Sequence[Ciphertext], key: Key) -> torch.Tensor:
         """Decrypt WITHOUT checking the tag: what a brute-force attacker, who skips the MAC, gets

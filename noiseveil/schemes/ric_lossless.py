@@ -33,9 +33,12 @@ marked as hard to compress: the only thing the file reveals about it).
 
 from __future__ import annotations
 
+import math
+import os
 import struct
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -70,7 +73,11 @@ from noiseveil.schemes.base import (
 )
 from noiseveil.schemes.nae import DiscreteNAEConfig, discrete_nae
 
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 1  # one WebP bitstream
+STRIPS_VERSION = 2  # the image in row strips, a bitstream each (their count and sizes first)
+STRIP_SAMPLES = 1 << 22  # samples per strip, about: a 12-megapixel RGB photo is 9 strips
+# Samples attacked in one call (a 12-megapixel RGB photo is 36 M): see LosslessRICScheme._encrypt.
+ATTACK_SAMPLES = 1 << 22
 _PAYLOAD_HEADER = struct.Struct("<BBI")  # version, low bits dropped, bitstream length
 _PAYLOAD_USE = "ric-lossless/payload"
 
@@ -85,23 +92,53 @@ def capacity_bytes(shape: tuple[int, int, int], digit_bits: int) -> int:
     return h * w * c * digit_bits // 8
 
 
+def _group(digit_bits: int) -> tuple[int, int, type]:
+    """Digits and bytes of the smallest whole group (lcm(8, b) bits), and an integer type for it."""
+    bits = math.lcm(8, digit_bits)
+    return bits // digit_bits, bits // 8, np.uint32 if bits <= 32 else np.uint64
+
+
 def bytes_to_digits(data: bytes, samples: int, digit_bits: int) -> np.ndarray:
-    """``data`` as ``samples`` digits of ``digit_bits`` bits (MSB first); spare bits random."""
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
-    spare = samples * digit_bits - len(bits)
-    if spare < 0:
-        raise ValueError(f"{len(data)} bytes do not fit {samples} digits of {digit_bits} bits")
-    if spare:  # fewer than 8 bits: random, so that every digit stays uniform
-        bits = np.concatenate([bits, np.random.default_rng().integers(0, 2, spare, dtype=np.uint8)])
-    groups = bits.reshape(samples, digit_bits)
-    weights = (1 << np.arange(digit_bits - 1, -1, -1)).astype(np.uint8)
-    return (groups * weights).sum(axis=1, dtype=np.uint16).astype(np.uint8)
+    """``data`` as ``samples`` digits of ``digit_bits`` bits (MSB first); spare bits random.
+
+    Digits and bytes are cut in whole groups of lcm(8, b) bits (b = 6: 3 bytes, 4 digits), each
+    read as one big-endian integer, a column at a time (a 12-megapixel photo in tens of ms)."""
+    b = digit_bits
+    if len(data) * 8 > samples * b:
+        raise ValueError(f"{len(data)} bytes do not fit {samples} digits of {b} bits")
+    per_digits, per_bytes, kind = _group(b)
+    groups = -(-samples // per_digits)
+    # Spare bits (fewer than 8, plus the last group's unused digits) are random, so that every
+    # digit stays uniform; the digits past ``samples`` are dropped.
+    spare = np.random.default_rng().integers(0, 256, groups * per_bytes - len(data), dtype=np.uint8)
+    raw = np.concatenate([np.frombuffer(data, dtype=np.uint8), spare]).reshape(groups, per_bytes)
+    value = np.zeros(groups, dtype=kind)
+    for j in range(per_bytes):
+        value <<= kind(8)
+        value |= raw[:, j]
+    digits = np.empty((groups, per_digits), dtype=np.uint8)
+    for k in range(per_digits):
+        digits[:, k] = (value >> kind(b * (per_digits - 1 - k))) & kind((1 << b) - 1)
+    return digits.reshape(-1)[:samples]
 
 
 def digits_to_bytes(digits: np.ndarray, digit_bits: int, length: int) -> bytes:
     """Inverse of :func:`bytes_to_digits`: the first ``length`` bytes the digits carry."""
-    bits = np.unpackbits(digits.reshape(-1, 1).astype(np.uint8), axis=1)[:, 8 - digit_bits :]
-    return np.packbits(bits.reshape(-1)[: 8 * length]).tobytes()
+    b = digit_bits
+    per_digits, per_bytes, kind = _group(b)
+    flat = digits.reshape(-1)
+    groups = -(-len(flat) // per_digits)
+    if groups * per_digits != len(flat):
+        flat = np.concatenate([flat, np.zeros(groups * per_digits - len(flat), dtype=flat.dtype)])
+    table = flat.reshape(groups, per_digits)
+    value = np.zeros(groups, dtype=kind)
+    for k in range(per_digits):
+        value <<= kind(b)
+        value |= table[:, k]
+    raw = np.empty((groups, per_bytes), dtype=np.uint8)
+    for j in range(per_bytes):
+        raw[:, j] = (value >> kind(8 * (per_bytes - 1 - j))) & kind(0xFF)
+    return raw.reshape(-1)[:length].tobytes()
 
 
 def _dequantise(coarse: np.ndarray, dropped: int) -> np.ndarray:
@@ -129,15 +166,45 @@ class PackedImage:
     psnr_db: float  # inf when exact
 
 
+def strips_of(shape: tuple[int, int, int]) -> list[slice]:
+    """Row ranges an image is compressed in: one for up to :data:`STRIP_SAMPLES` samples, else
+    strips of about that many, compressed and decompressed in parallel threads (WebP lossless
+    runs on one core; a 12-megapixel photo decodes about twice as fast on two)."""
+    h, w, c = shape
+    n = max(1, -(-h * w * c // STRIP_SAMPLES))
+    rows = -(-h // n)
+    return [slice(top, min(top + rows, h)) for top in range(0, h, rows)]
+
+
+def _map(fn, items: list) -> list:
+    if len(items) == 1:
+        return [fn(items[0])]
+    with ThreadPoolExecutor(max_workers=min(len(items), os.cpu_count() or 1)) as pool:
+        return list(pool.map(fn, items))
+
+
+def _bitstreams(image: np.ndarray, fast: bool) -> tuple[bytes, list[bytes]]:
+    """The payload header and the bitstreams of ``image``'s strips (format 1: one strip)."""
+    parts = _map(lambda rows: lossless_encode(image[rows], fast=fast), strips_of(image.shape))
+    return (
+        (b"", parts)
+        if len(parts) == 1
+        else (struct.pack(f"<H{len(parts)}I", len(parts), *map(len, parts)), parts)
+    )
+
+
 def pack_image(image: np.ndarray, capacity: int) -> PackedImage:
     """Compress ``image`` (H, W, C) uint8 into exactly ``capacity − tag`` bytes, losslessly if it fits."""
-    room = capacity - AEAD_TAG_BYTES - _PAYLOAD_HEADER.size
-    for dropped in range(8):
+    attempts = [(0, True)] + [(dropped, False) for dropped in range(8)]  # fast first, then best
+    for dropped, fast in attempts:
         coarse = image >> dropped if dropped else image
-        bitstream = lossless_encode(coarse)
-        if len(bitstream) <= room:
-            header = _PAYLOAD_HEADER.pack(PAYLOAD_VERSION, dropped, len(bitstream))
-            plaintext = header + bitstream + bytes(room - len(bitstream))
+        strips, parts = _bitstreams(coarse, fast)
+        length = len(strips) + sum(map(len, parts))
+        version = PAYLOAD_VERSION if not strips else STRIPS_VERSION
+        room = capacity - AEAD_TAG_BYTES - _PAYLOAD_HEADER.size
+        if length <= room:
+            header = _PAYLOAD_HEADER.pack(version, dropped, length)
+            plaintext = b"".join([header, strips, *parts, bytes(room - length)])
             return PackedImage(
                 plaintext, dropped, _recovery_psnr(_dequantise(coarse, dropped), image, dropped)
             )
@@ -147,13 +214,63 @@ def pack_image(image: np.ndarray, capacity: int) -> PackedImage:
 def unpack_image(plaintext: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     """Inverse of :func:`pack_image`."""
     version, dropped, length = _PAYLOAD_HEADER.unpack_from(plaintext)
-    if version != PAYLOAD_VERSION or dropped > 7 or length > len(plaintext) - _PAYLOAD_HEADER.size:
+    if (
+        version not in (PAYLOAD_VERSION, STRIPS_VERSION)
+        or dropped > 7
+        or length > len(plaintext) - _PAYLOAD_HEADER.size
+    ):
         raise SchemeError("the decrypted payload is malformed")
-    bitstream = plaintext[_PAYLOAD_HEADER.size : _PAYLOAD_HEADER.size + length]
+    body = plaintext[_PAYLOAD_HEADER.size : _PAYLOAD_HEADER.size + length]
+    rows = [slice(0, shape[0])]
+    parts = [body]
+    if version == STRIPS_VERSION:
+        rows = strips_of(shape)
+        (count,) = struct.unpack_from("<H", body)
+        if count != len(rows):
+            raise SchemeError("the decrypted payload is malformed")
+        sizes = struct.unpack_from(f"<{count}I", body, 2)
+        ends = np.cumsum([2 + 4 * count, *sizes]).tolist()
+        parts = [body[a:b] for a, b in zip(ends[:-1], ends[1:], strict=True)]
     try:
-        return _dequantise(lossless_decode(bitstream, shape), dropped)
+        decoded = _map(
+            lambda item: lossless_decode(item[0], (item[1].stop - item[1].start, *shape[1:])),
+            list(zip(parts, rows, strict=True)),
+        )
     except LosslessCodecError as err:
         raise SchemeError(str(err)) from None
+    return _dequantise(decoded[0] if len(decoded) == 1 else np.concatenate(decoded), dropped)
+
+
+def calibrate_digit_bits(images: Iterable[tuple[str, np.ndarray]]) -> dict:
+    """Measure the digit split b for a model from sample images, never per image: each image's
+    compressed size in bits per sample, and which b lets it decrypt bit for bit. The chosen b
+    is the smallest at which every sample fits (so the NAE keeps the most bits); an image of
+    the model's later inputs that still does not fit takes the stated lossy fallback."""
+    overhead = AEAD_TAG_BYTES + _PAYLOAD_HEADER.size
+    rows = []
+    for name, image in images:
+        strips, parts = _bitstreams(image, fast=False)  # as pack_image compresses it at best
+        size = len(strips) + sum(map(len, parts))
+        rows.append({"image": name, "shape": list(image.shape), "bits_per_sample": 8 * size / image.size})
+        rows[-1]["fits_from_digit_bits"] = next(
+            (b for b in range(1, 8) if size + overhead <= capacity_bytes(image.shape, b)), None
+        )
+    if not rows:
+        raise SchemeError("calibration needs at least one image")
+    fits = {
+        b: sum(r["fits_from_digit_bits"] is not None and r["fits_from_digit_bits"] <= b for r in rows)
+        for b in range(1, 8)
+    }
+    chosen = next((b for b in range(1, 8) if fits[b] == len(rows)), 7)
+    bps = np.array([r["bits_per_sample"] for r in rows])
+    return {
+        "digit_bits": chosen,
+        "rule": "the smallest b at which every sample image compresses into its digits",
+        "images": len(rows),
+        "bits_per_sample": {"mean": float(bps.mean()), "max": float(bps.max()), "min": float(bps.min())},
+        "exact_share_by_digit_bits": {str(b): fits[b] / len(rows) for b in range(1, 8)},
+        "per_image": rows,
+    }
 
 
 @dataclass
@@ -162,7 +279,7 @@ class LosslessRICScheme(Scheme):
 
     classifier: CloudModel  # a loader until encryption first needs it (decryption never does)
     model_id: str
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, int, int] | None  # None: photos of any size (a classifier card's pipeline)
     classifier_id: str
     digit_bits: int = 7  # b: L = 2^b; the NAE gets the 8 − b high bits of every sample
     nae: DiscreteNAEConfig = field(default_factory=DiscreteNAEConfig)
@@ -183,52 +300,63 @@ class LosslessRICScheme(Scheme):
         """L, the size of the low part of a sample."""
         return 1 << self.digit_bits
 
-    @property
-    def capacity(self) -> int:
-        return capacity_bytes(self.image_shape, self.digit_bits)
+    def capacity(self, shape: tuple[int, int, int]) -> int:
+        """Bytes an image of ``shape`` (H, W, C) carries in its digits."""
+        return capacity_bytes(shape, self.digit_bits)
 
     def cloud_classifier(self) -> nn.Module:
         self.classifier = resolve_classifier(self.classifier)
         return self.classifier
 
-    def _aad(self) -> bytes:
-        h, w, c = self.image_shape
+    def _aad(self, shape: tuple[int, int, int]) -> bytes:
+        h, w, c = shape
         return f"{h}x{w}x{c}/{self.digit_bits}".encode()
 
     # -- encryption --------------------------------------------------------------------
-    def _seal_digits(self, key: SecretKey, nonce: bytes, packed: PackedImage) -> torch.Tensor:
-        sealed = seal_payload(key, nonce, _PAYLOAD_USE, packed.plaintext, self._aad())
-        h, w, c = self.image_shape
+    def _seal_digits(self, key: SecretKey, nonce: bytes, packed: PackedImage, shape: tuple) -> torch.Tensor:
+        sealed = seal_payload(key, nonce, _PAYLOAD_USE, packed.plaintext, self._aad(shape))
+        h, w, c = shape
         digits = bytes_to_digits(sealed, h * w * c, self.digit_bits).reshape(h, w, c)
         return torch.from_numpy(digits).permute(2, 0, 1)
 
-    def _start(self, key: SecretKey, nonces: Sequence[bytes]) -> torch.Tensor:
-        h, w, c = self.image_shape
+    def _start(self, key: SecretKey, nonces: Sequence[bytes], shape: tuple) -> torch.Tensor:
+        h, w, c = shape
         return torch.from_numpy(
             np.stack([keyed_uniform(key, n, "ric-lossless/start", (c, h, w)) for n in nonces])
         )
 
     @torch.no_grad()
     def _encrypt(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
+        # A batch of large photos is attacked a few at a time: the attack's state is several
+        # float copies of every sample, so memory follows the samples attacked at once.
+        per_call = max(1, ATTACK_SAMPLES // images[0].numel())
+        out: list[tuple[np.ndarray, dict[str, str]]] = []
+        for start in range(0, len(images), per_call):
+            out += self._encrypt_batch(images[start : start + per_call], key)
+        return out
+
+    def _encrypt_batch(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
         plain = to_uint8(images)
-        packed = [pack_image(image, self.capacity) for image in plain]
+        shape = tuple(plain.shape[1:])
+        packed = [pack_image(image, self.capacity(shape)) for image in plain]
         classifier = self.cloud_classifier()
         targets = classifier(images).argmax(1)
-        n = len(images)
-        pixels = torch.empty(images.shape, dtype=torch.uint8)
+        del images  # the pixels are in ``plain``; the float copy is not needed again
+        n = len(plain)
+        pixels = torch.empty((n, shape[2], shape[0], shape[1]), dtype=torch.uint8)
         nonces: list[bytes] = [b""] * n
         todo = torch.arange(n)
         for attempt in range(self.max_tries):
             fresh = [new_nonce() for _ in todo]
             digits = torch.stack(
                 [
-                    self._seal_digits(key, nonce, packed[i])
+                    self._seal_digits(key, nonce, packed[i], shape)
                     for i, nonce in zip(todo.tolist(), fresh, strict=True)
                 ]
             )
             cfg = replace(self.nae, steps=self.nae.steps * 2**attempt)
             high, kept = discrete_nae(
-                classifier, digits, targets[todo], self._start(key, fresh), self.modulus, cfg
+                classifier, digits, targets[todo], self._start(key, fresh, shape), self.modulus, cfg
             )
             pixels[todo] = (high * self.modulus + digits).to(torch.uint8)
             for i, nonce in zip(todo.tolist(), fresh, strict=True):
@@ -264,13 +392,17 @@ class LosslessRICScheme(Scheme):
             raise SchemeError(
                 f"ciphertext has {bits} digit bits, model {self.model_id} uses {self.digit_bits}"
             )
+        shape = tuple(pixels.shape)
         digits = np.bitwise_and(pixels.reshape(-1), self.modulus - 1)
-        sealed = digits_to_bytes(digits, self.digit_bits, self.capacity)
+        sealed = digits_to_bytes(digits, self.digit_bits, self.capacity(shape))
         try:
-            plaintext = open_payload(key, nonce, _PAYLOAD_USE, sealed, self._aad())
+            plaintext = open_payload(key, nonce, _PAYLOAD_USE, sealed, self._aad(shape))
         except PayloadError as err:
             raise SchemeError(str(err)) from None
-        return unpack_image(plaintext, self.image_shape)
+        return unpack_image(plaintext, shape)
+
+    def _decrypt_images(self, ciphertexts: Sequence[Ciphertext], key: SecretKey) -> list[np.ndarray]:
+        return [self.decrypt_pixels(ct.pixels, ct.fields, key) for ct in ciphertexts]
 
     def _decrypt(
         self, pixels: torch.Tensor, fields: Sequence[dict[str, str]], key: SecretKey
@@ -299,10 +431,11 @@ class LosslessRICScheme(Scheme):
             nonce = bytes.fromhex(ct.fields["nonce"])
         except (KeyError, ValueError):
             nonce = b""
+        shape = tuple(ct.pixels.shape)
         digits = np.bitwise_and(ct.pixels.reshape(-1), self.modulus - 1)
-        sealed = digits_to_bytes(digits, self.digit_bits, self.capacity)
+        sealed = digits_to_bytes(digits, self.digit_bits, self.capacity(shape))
         raw = np.frombuffer(open_payload_unauthenticated(key, nonce, _PAYLOAD_USE, sealed), dtype=np.uint8)
-        return np.resize(raw, self.image_shape)
+        return np.resize(raw, shape)
 
     # -- persistence -----------------------------------------------------------------------
     def payload(self, extra: Payload | None = None) -> Payload:

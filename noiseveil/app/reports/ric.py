@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter, uniform_filter
 
 from noiseveil.app.figures import line_plot, picture_grid
 from noiseveil.app.provenance import RESULTS_DIR, provenance, stages_to_run, write_result
+from noiseveil.attacks.filters import LOWPASS, PROCESSING, privacy_checks
 from noiseveil.classifiers.training import predict
 from noiseveil.crypto.keys import new_nonce
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor, to_uint8
@@ -132,51 +132,6 @@ def lsb_baseline(scheme: RICScheme, plain: np.ndarray, labels: np.ndarray) -> di
         **quality(recovered, plain),
         "ssim_cipher_vs_plain": describe(ssim(cipher, plain)),
     }
-
-
-# -- privacy: what simple processing of the ciphertext shows --------------------------------------
-def _stretch(x: np.ndarray) -> np.ndarray:
-    """Per-image, per-channel 1-99 % percentile stretch to uint8."""
-    lo = np.percentile(x, 1, axis=(1, 2), keepdims=True)
-    hi = np.percentile(x, 99, axis=(1, 2), keepdims=True)
-    return (np.clip((x - lo) / np.maximum(hi - lo, 1e-9), 0, 1) * 255).round().astype(np.uint8)
-
-
-def _local_std(x: np.ndarray) -> np.ndarray:
-    mean = uniform_filter(x, size=(1, 5, 5, 1))
-    return np.sqrt(np.maximum(uniform_filter(x * x, size=(1, 5, 5, 1)) - mean**2, 0))
-
-
-LOWPASS = "low-pass (Gaussian σ 1.5) + stretch"
-PROCESSING = {
-    "contrast stretch": lambda c: _stretch(c),
-    LOWPASS: lambda c: _stretch(gaussian_filter(c, sigma=(0, 1.5, 1.5, 0))),
-    "local contrast (5x5 std) + stretch": lambda c: _stretch(_local_std(c)),
-}
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.reshape(len(a), -1) - a.reshape(len(a), -1).mean(1, keepdims=True)
-    b = b.reshape(len(b), -1) - b.reshape(len(b), -1).mean(1, keepdims=True)
-    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1) + 1e-12)
-
-
-def privacy_checks(cipher: np.ndarray, plain: np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """SSIM and |correlation| of each processed ciphertext with its own plaintext, and with
-    another image's plaintext (chance): a leak is a gap between the two."""
-    other = np.roll(plain, 1, axis=0)
-    c = cipher.astype(np.float64)
-    out, shown = {}, {}
-    for name, process in PROCESSING.items():
-        seen = process(c)
-        shown[name] = seen
-        out[name] = {
-            "ssim": describe(ssim(seen, plain)),
-            "ssim_chance": describe(ssim(seen, other)),
-            "abs_correlation": describe(np.abs(_correlation(seen.astype(np.float64), plain))),
-            "abs_correlation_chance": describe(np.abs(_correlation(seen.astype(np.float64), other))),
-        }
-    return out, shown
 
 
 def without_pad(scheme: RICScheme) -> RICScheme:

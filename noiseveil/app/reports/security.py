@@ -43,7 +43,7 @@ from noiseveil.attacks import (
 from noiseveil.attacks.nes import NoiseKeyedScheme, estimate_alpha
 from noiseveil.classifiers.training import predict
 from noiseveil.crypto.keys import Key
-from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor
+from noiseveil.data import PHOTOS, ImageDataset, fixed_subset, load_dataset, to_tensor
 from noiseveil.metrics import describe
 from noiseveil.progress import progress_bar
 from noiseveil.schemes.base import Ciphertext, Scheme
@@ -231,7 +231,10 @@ def default_models() -> list[str]:
     """Every shipped model whose cloud runs the plaintext classifier and whose key is random
     bits. Trained keys (AVP's generators) cost minutes each, so their guessing attacks run in
     their own report (`noiseveil report avp`), on budgets sized for them."""
-    schemes = {m: load_scheme(m) for m in shipped_schemes()}
+    # Models for photos of any size have no dataset to train the attack networks on; their
+    # observer checks are measured by scripts/measure_photos.py.
+    on_datasets = [m for m in shipped_schemes() if read_manifest()[m].get("dataset") != PHOTOS]
+    schemes = {m: load_scheme(m) for m in on_datasets}
     return [m for m, s in schemes.items() if s.keeps_plaintext_label and s.key_type.secret_bits is not None]
 
 

@@ -74,7 +74,7 @@ class ServiceSettings:
     # classifiers offered for TransNet's training protocol; default: those of the served
     # protocol-trained models (their ψ)
     protocol_classifiers: tuple[str, ...] | None = None
-    max_upload_bytes: int = 1 << 20
+    max_upload_bytes: int = 64 << 20  # a 12-megapixel RGB ciphertext is 36 MB
 
     @property
     def url(self) -> str:
@@ -100,9 +100,9 @@ class ModelRegistry:
     """The models the cloud serves, each loaded on first use."""
 
     def __init__(self, served: tuple[str, ...] | None) -> None:
-        from noiseveil.zoo import shipped_schemes
+        from noiseveil.zoo import scheme_models
 
-        self.served = tuple(served) if served is not None else tuple(shipped_schemes())
+        self.served = tuple(served) if served is not None else tuple(scheme_models())
         self._loaded: dict[str, ServedModel] = {}
         self._lock = threading.Lock()
 
