@@ -119,7 +119,7 @@ def connect(address: str | None, action: str = "ray") -> None:
         ray.init(
             address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR", **options
         )
-    except (ConnectionError, RuntimeError, ValueError) as err:
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as err:
         hint = ""
         if address not in (None, "auto") and os.environ.get("RAY_AUTH_MODE") != "token":
             # Ray >= 2.59 starts local clusters with token authentication; only "auto" finds out
