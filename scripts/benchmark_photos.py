@@ -23,7 +23,7 @@ cores, one run for each size above 3 MP, the median of 3 below. For each photo:
 from __future__ import annotations
 
 import io
-import os
+import json
 import statistics
 import subprocess
 import sys
@@ -52,6 +52,15 @@ from noiseveil.pipeline import decrypt_files, plan  # noqa: E402
 from noiseveil.zoo import load_scheme  # noqa: E402
 
 MODEL = "ric-imagenet"
+# Runs argv[1:] and prints its exit code, stderr and peak RSS (kB) as JSON (see peak_memory).
+LAUNCHER = (
+    "import json, os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:], stderr=subprocess.PIPE, text=True)\n"
+    "err = p.stderr.read()\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "print(json.dumps({'exit_code': os.waitstatus_to_exitcode(status), 'stderr': err,"
+    " 'maxrss_kb': usage.ru_maxrss}))"
+)
 
 
 class Stages:
@@ -142,10 +151,12 @@ def measure(scheme, counter: PassCounter, name: str, image: np.ndarray, key: Sec
     decrypt_api, back = median_seconds(lambda: scheme.decrypt_images([parsed], key), 3)
     assert np.array_equal(back[0], image), name
 
-    def through_files() -> None:
-        folder = Path(tempfile.mkdtemp(dir=work))
-        write_ciphertext(folder / "c" / "photo.png", ct)
-        decrypt_files(lambda _m: scheme, key, plan(folder / "c", folder / "r"), progress=False)
+    written = Path(tempfile.mkdtemp(dir=work))
+    write_ciphertext(written / "c" / "photo.png", ct)
+
+    def through_files() -> None:  # read, verify, decrypt, write the photo's PNG (a new folder each run)
+        target = Path(tempfile.mkdtemp(dir=work))
+        decrypt_files(lambda _m: scheme, key, plan(written / "c", target / "r"), progress=False)
 
     decrypt_files_s, _ = median_seconds(through_files, 3)
     return {
@@ -168,8 +179,7 @@ def measure(scheme, counter: PassCounter, name: str, image: np.ndarray, key: Sec
 
 
 def peak_memory(image: np.ndarray, work: Path) -> dict:
-    """Peak RSS of fresh CLI processes encrypting and decrypting one 12 MP photo (each
-    process's own, from wait4)."""
+    """Peak RSS of fresh CLI processes encrypting and decrypting one 12 MP photo."""
     (work / "photo").mkdir()
     Image.fromarray(image).save(work / "photo" / "photo.jpg", quality=92)
     SecretKey.generate().save(work / "k.key")
@@ -179,14 +189,17 @@ def peak_memory(image: np.ndarray, work: Path) -> dict:
         ("decrypt", ["decrypt", str(work / "c"), "-o", str(work / "r")]),
     ):
         command = [sys.executable, "-m", "noiseveil.app.cli", *args, "-k", str(work / "k.key"), "--quiet"]
-        with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as proc:
-            stderr = proc.stderr.read()
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+        # Through a small launcher: Linux carries a process's peak RSS across fork and exec, so
+        # a child forked from this (large) process would report this process's peak as its own.
+        launcher = [sys.executable, "-c", LAUNCHER, *command]
+        proc = subprocess.run(launcher, capture_output=True, text=True)
+        usage = json.loads(proc.stdout.strip().splitlines()[-1])
+        stderr = usage["stderr"]
+        proc.returncode = usage["exit_code"]
         out[action] = {
             "exit_code": proc.returncode,
             "summary": stderr.strip().splitlines()[-1],
-            "peak_rss_megabytes": usage.ru_maxrss / 1024,  # kB on Linux
+            "peak_rss_megabytes": usage["maxrss_kb"] / 1024,
         }
     return out
 
