@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -49,7 +50,12 @@ def start_local_head(num_cpus: int = 2) -> tuple[subprocess.CompletedProcess, in
         port = s.getsockname()[1]
     command = [*RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1"]
     command += [f"--num-cpus={num_cpus}", "--include-dashboard=false"]
-    env = {**os.environ, **RAY_ENV}
+    # Token authentication whatever Ray's default (2.59 turned it on for `ray start` by itself,
+    # 2.60 only when a token exists already), as on a real cluster: a fresh token in the
+    # environment of this process, so the commands it starts have it too (with `auto`, Ray
+    # finds it there; an explicit address also needs RAY_AUTH_MODE=token).
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    env = {**os.environ, **RAY_ENV, "RAY_AUTH_MODE": "token"}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=180), port
 
 
