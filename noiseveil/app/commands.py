@@ -476,14 +476,15 @@ def demo_images(dataset: str, n: int) -> list[tuple[str, np.ndarray, int | None]
 
 
 def demo_grid(rows: list[list[np.ndarray]], titles: list[str], path: Path) -> Path:
-    """The demo's picture: one column per image; images of several sizes (photos) are shown
-    one large photo per column, at the figure's size (the files keep theirs)."""
+    """The demo's picture: a row per stage, a column per image; for images of several sizes
+    (photos), one row: the largest photo, its ciphertext and its recovery, side by side."""
     from noiseveil.app.figures import picture_grid
 
     if len({image.shape for image in rows[0]}) == 1:
         return picture_grid([np.stack(row) for row in rows], titles, path)
     largest = max(range(len(rows[0])), key=lambda i: rows[0][i].size)  # a photo row: the largest photo
-    return picture_grid([row[largest][None] for row in rows], titles, path, scale=4.0)
+    photo_row = np.stack([row[largest] for row in rows])  # ciphertext and recovery: the photo's own size
+    return picture_grid([photo_row], [" | ".join(titles)], path, scale=4.0)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
