@@ -153,7 +153,7 @@ def evaluate_photos(
 
     key = key or scheme.demo_key()
     classifier = scheme.cloud_classifier()
-    rows, cipher, plain, recovered = [], [], [], []
+    rows, cipher, plain = [], [], []
     enc_s = dec_s = 0.0
     for name, image in progress_bar(
         photos, desc=f"evaluate {scheme.model_id}", unit="photo", disable=not progress
@@ -189,7 +189,6 @@ def evaluate_photos(
         )
         cipher.append(ct.pixels)
         plain.append(image)
-        recovered.append(back)
     done = [r for r in rows if "refused" not in r]
     if not done:
         raise EncryptionError("encryption refused every photo")

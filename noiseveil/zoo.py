@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +25,15 @@ import torch
 from torch import nn
 
 from noiseveil.checksums import sha256_file
-from noiseveil.classifiers.architectures import build_classifier, classifier_from_payload, freeze
+from noiseveil.classifiers.architectures import build_classifier, classifier_from_payload
 from noiseveil.classifiers.imported import (
     IMPORTED_FORMATS,
     check_classifier,
     detect_format,
     imported_classifier,
-    load_network,
-    temporary_torchscript,
+    module_to_torchscript,
 )
-from noiseveil.classifiers.preprocessing import PreprocessedClassifier, Preprocessing
+from noiseveil.classifiers.preprocessing import Preprocessing
 from noiseveil.classifiers.training import TrainConfig
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.schemes.avp import AVPScheme
@@ -205,8 +205,7 @@ def _folder(entry: dict[str, Any]) -> Path:
 
 def check_new_model_id(model_id: str, replace: bool = False) -> None:
     """Refuse, before any training, to ship over an existing model unless ``replace`` is given."""
-    entry = read_manifest().get(model_id)
-    if entry is not None and not replace:
+    if model_id in read_manifest() and not replace:
         raise ZooError(
             f"model {model_id!r} exists; ship the new weights under another id (--as ID) "
             "or pass --replace (the old weights stay loadable as ID@SHA)"
@@ -623,6 +622,7 @@ def add_classifier(
     (:func:`~noiseveil.classifiers.imported.check_classifier`) before anything is written;
     ``calibration_images`` (name, uint8 HxWxC) measure the RIC model's digit split."""
     ric_id = lossless_ric_id(model_id)
+    settings = {"calibration_images": calibration_images, "digit_bits": digit_bits, "nae": nae, "info": info}
     manifest = read_manifest()
     for mid in (model_id, ric_id):
         if mid in manifest and manifest[mid].get("zoo") != "user":
@@ -631,15 +631,33 @@ def add_classifier(
             raise ZooError(
                 f"{mid!r} exists in your zoo ({user_zoo_dir()}), never overwritten: choose another id"
             )
-    if isinstance(source, nn.Module):
-        path, fmt, origin = temporary_torchscript(source, preprocessing), "torchscript", type(source).__name__
-    else:
-        path, origin = Path(source), Path(source).name
-        fmt = detect_format(path)
-    network = load_network(path, fmt)
-    classifier = freeze(PreprocessedClassifier(network, preprocessing))
-    check_classifier(classifier, classes, str(source) if isinstance(source, Path) else origin)
-    calibration = calibrate_digit_bits(calibration_images) if calibration_images else None
+    if not isinstance(source, nn.Module):
+        settings["where"] = str(source)  # errors name the user's file
+        _import_file(model_id, ric_id, Path(source), Path(source).name, preprocessing, classes, settings)
+        return model_id, ric_id
+    with tempfile.TemporaryDirectory(prefix="noiseveil-import-") as tmp:  # the zoo keeps its own copy
+        traced = Path(tmp) / "module.pt"
+        module_to_torchscript(source, preprocessing, traced)
+        settings["where"] = type(source).__name__  # errors name the module, not the temporary file
+        _import_file(model_id, ric_id, traced, type(source).__name__, preprocessing, classes, settings)
+    return model_id, ric_id
+
+
+def _import_file(
+    model_id: str,
+    ric_id: str,
+    path: Path,
+    origin: str,
+    preprocessing: Preprocessing,
+    classes: list[str],
+    settings: dict[str, Any],
+) -> None:
+    """Check the network in ``path``, then store it and the lossless RIC model on it."""
+    fmt = detect_format(path)
+    classifier = imported_classifier(path, fmt, preprocessing)
+    check_classifier(classifier, classes, settings["where"])
+    images = settings["calibration_images"]
+    calibration = calibrate_digit_bits(images) if images else None
     card = {
         "kind": "classifier",
         "format": fmt,
@@ -647,8 +665,15 @@ def add_classifier(
         "origin": origin,
         "preprocessing": preprocessing.to_dict(),
         "classes": list(classes),
-        **(info or {}),
+        **(settings["info"] or {}),
     }
     store_file(model_id, path, card)
-    add_lossless_ric(ric_id, model_id, classifier, calibration, digit_bits=digit_bits, nae=nae, info=info)
-    return model_id, ric_id
+    add_lossless_ric(
+        ric_id,
+        model_id,
+        classifier,
+        calibration,
+        digit_bits=settings["digit_bits"],
+        nae=settings["nae"],
+        info=settings["info"],
+    )

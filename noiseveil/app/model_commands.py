@@ -19,7 +19,7 @@ from noiseveil.app.provenance import provenance
 from noiseveil.classifiers.imported import ClassifierImportError
 from noiseveil.classifiers.preprocessing import PRESETS, Preprocessing
 from noiseveil.data import DataError, load_photos
-from noiseveil.zoo import add_classifier, user_zoo_dir
+from noiseveil.zoo import add_classifier, read_manifest, user_zoo_dir
 
 
 def read_labels(path: Path) -> list[str]:
@@ -86,8 +86,6 @@ def cmd_model(args: argparse.Namespace) -> int:
         digit_bits=args.digit_bits,
         info=info,
     )
-    from noiseveil.zoo import read_manifest
-
     ric = read_manifest()[ric_id]
     how = {
         "calibration": f"measured on {(ric.get('calibration') or {}).get('images')} sample photos",

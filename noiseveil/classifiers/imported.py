@@ -11,7 +11,6 @@ input cannot be attacked, so RIC could not keep its labels).
 from __future__ import annotations
 
 import sys
-import tempfile
 import types
 import zipfile
 from pathlib import Path
@@ -170,10 +169,3 @@ def module_to_torchscript(module: nn.Module, preprocessing: Preprocessing, path:
             f"the module cannot be traced to TorchScript ({_first_line(err)})"
         ) from None
     torch.jit.save(traced, str(path))
-
-
-def temporary_torchscript(module: nn.Module, preprocessing: Preprocessing) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="noiseveil-import-"))
-    path = folder / "module.pt"
-    module_to_torchscript(module, preprocessing, path)
-    return path

@@ -183,28 +183,25 @@ def _map(fn, items: list) -> list:
         return list(pool.map(fn, items))
 
 
-def _bitstreams(image: np.ndarray, fast: bool) -> tuple[bytes, list[bytes]]:
-    """The payload header and the bitstreams of ``image``'s strips (format 1: one strip)."""
+def _compressed(image: np.ndarray, fast: bool) -> tuple[int, bytes]:
+    """The payload format and body of ``image``: one bitstream (format 1), or its strips'
+    count and sizes followed by their bitstreams (format 2)."""
     parts = _map(lambda rows: lossless_encode(image[rows], fast=fast), strips_of(image.shape))
-    return (
-        (b"", parts)
-        if len(parts) == 1
-        else (struct.pack(f"<H{len(parts)}I", len(parts), *map(len, parts)), parts)
-    )
+    if len(parts) == 1:
+        return PAYLOAD_VERSION, parts[0]
+    return STRIPS_VERSION, b"".join([struct.pack(f"<H{len(parts)}I", len(parts), *map(len, parts)), *parts])
 
 
 def pack_image(image: np.ndarray, capacity: int) -> PackedImage:
     """Compress ``image`` (H, W, C) uint8 into exactly ``capacity − tag`` bytes, losslessly if it fits."""
+    room = capacity - AEAD_TAG_BYTES - _PAYLOAD_HEADER.size
     attempts = [(0, True)] + [(dropped, False) for dropped in range(8)]  # fast first, then best
     for dropped, fast in attempts:
         coarse = image >> dropped if dropped else image
-        strips, parts = _bitstreams(coarse, fast)
-        length = len(strips) + sum(map(len, parts))
-        version = PAYLOAD_VERSION if not strips else STRIPS_VERSION
-        room = capacity - AEAD_TAG_BYTES - _PAYLOAD_HEADER.size
-        if length <= room:
-            header = _PAYLOAD_HEADER.pack(version, dropped, length)
-            plaintext = b"".join([header, strips, *parts, bytes(room - length)])
+        version, body = _compressed(coarse, fast)
+        if len(body) <= room:
+            header = _PAYLOAD_HEADER.pack(version, dropped, len(body))
+            plaintext = b"".join([header, body, bytes(room - len(body))])
             return PackedImage(
                 plaintext, dropped, _recovery_psnr(_dequantise(coarse, dropped), image, dropped)
             )
@@ -249,8 +246,7 @@ def calibrate_digit_bits(images: Iterable[tuple[str, np.ndarray]]) -> dict:
     overhead = AEAD_TAG_BYTES + _PAYLOAD_HEADER.size
     rows = []
     for name, image in images:
-        strips, parts = _bitstreams(image, fast=False)  # as pack_image compresses it at best
-        size = len(strips) + sum(map(len, parts))
+        size = len(_compressed(image, fast=False)[1])  # as pack_image compresses it at best
         rows.append({"image": name, "shape": list(image.shape), "bits_per_sample": 8 * size / image.size})
         rows[-1]["fits_from_digit_bits"] = next(
             (b for b in range(1, 8) if size + overhead <= capacity_bytes(image.shape, b)), None
