@@ -36,6 +36,7 @@ from noiseveil.classifiers.imported import (
 from noiseveil.classifiers.preprocessing import Preprocessing
 from noiseveil.classifiers.training import TrainConfig
 from noiseveil.exceptions import NoiseveilError
+from noiseveil.locations import source_checkout, user_data_home
 from noiseveil.schemes.avp import AVPScheme
 from noiseveil.schemes.base import CloudModel, Scheme, TrainingPlan
 from noiseveil.schemes.etc import EtCScheme
@@ -57,8 +58,7 @@ def user_zoo_dir() -> Path:
     ``~/.local/share/noiseveil/models``). Read each time, so a test or a script may point it."""
     if os.environ.get("NOISEVEIL_WEIGHTS"):
         return Path(os.environ["NOISEVEIL_WEIGHTS"])
-    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data_home) / "noiseveil" / "models"
+    return user_data_home() / "models"
 
 
 class ZooError(NoiseveilError):
@@ -236,13 +236,21 @@ def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
 
 def save_weights(
-    model_id: str, payload: dict[str, Any], info: dict[str, Any], replace: bool = False, user: bool = False
+    model_id: str,
+    payload: dict[str, Any],
+    info: dict[str, Any],
+    replace: bool = False,
+    user: bool | None = None,
 ) -> Path:
     """Store ``payload`` as ``<model_id>.pt`` in the shipped zoo (or the user's, with ``user``)
-    and record its checksum in that zoo's manifest.
+    and record its checksum in that zoo's manifest. By default the shipped zoo in a source
+    checkout (where models are made to ship) and the user's zoo in an installed wheel (whose
+    package folder is not the user's to write).
 
     An existing model is never overwritten silently: without ``replace`` this raises
     :class:`ZooError`; with it, the old weights are archived (:func:`archive_weights`)."""
+    if user is None:
+        user = source_checkout() is None
     folder = user_zoo_dir() if user else WEIGHTS_DIR
     return _store(model_id, folder, lambda tmp: torch.save(payload, tmp), ".pt", info, replace)
 

@@ -385,6 +385,24 @@ def test_data_dir_default_and_env_override(tmp_path: Path, monkeypatch) -> None:
     assert load_dataset("svhn").y_train.tolist() == [1, 2, 0]
 
 
+def test_an_installed_package_reads_the_per_user_data_folder(tmp_path: Path, monkeypatch) -> None:
+    """Outside a checkout (a wheel) there is no ../shared/data: the per-user folder is the default."""
+    monkeypatch.delenv("NOISEVEIL_DATA", raising=False)
+    monkeypatch.setattr(bundle, "source_checkout", lambda: None)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    folder = tmp_path / "xdg" / "noiseveil" / "data"
+    assert nd.data_dir() == folder
+    with pytest.raises(DataError) as missing:  # no folder at all: where to put the bundle, both ways
+        load_dataset("lfw")
+    message = str(missing.value)
+    assert "\n" not in message and "$NOISEVEIL_DATA" in message and str(folder) in message
+    folder.mkdir(parents=True)
+    with pytest.raises(DataError, match=r"lfw\.npz not found.*\$NOISEVEIL_DATA"):
+        load_dataset("lfw")
+    write_tiny_svhn(folder)
+    assert load_dataset("svhn").y_train.tolist() == [1, 2, 0]
+
+
 def test_cache_dir_default_and_env_override(tmp_path: Path, monkeypatch) -> None:
     assert nd.cache_dir() == tmp_path / "cache"
     monkeypatch.delenv("NOISEVEIL_CACHE")

@@ -96,6 +96,21 @@ def test_replacing_a_model_keeps_the_old_weights_loadable(tmp_path, monkeypatch)
     assert zoo.read_manifest()[archived]["archived_from"] == "m"
 
 
+def test_an_installed_package_saves_new_models_in_the_users_zoo(tmp_path, monkeypatch):
+    """A wheel's package folder is not the user's to write: outside a checkout, `train` goes to the
+    user's zoo and the shipped one is left as installed."""
+    shipped, user = tmp_path / "shipped", tmp_path / "user"
+    shipped.mkdir()
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", shipped)
+    monkeypatch.setattr(zoo, "MANIFEST", shipped / "manifest.json")
+    monkeypatch.setenv("NOISEVEIL_WEIGHTS", str(user))
+    monkeypatch.setattr(zoo, "source_checkout", lambda: None)
+    assert zoo.save_weights("m", {"v": 1}, {"kind": "classifier"}).parent == user
+    assert list(shipped.iterdir()) == [] and zoo.read_manifest()["m"]["zoo"] == "user"
+    monkeypatch.setattr(zoo, "source_checkout", lambda: tmp_path)
+    assert zoo.save_weights("n", {"v": 1}, {"kind": "classifier"}).parent == shipped
+
+
 @pytest.fixture
 def private_zoo(tmp_path, monkeypatch):
     """A zoo folder holding only the shipped MNIST classifier; results go to tmp_path too."""

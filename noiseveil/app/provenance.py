@@ -10,21 +10,26 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from noiseveil.exceptions import NoiseveilError
+from noiseveil.locations import source_checkout
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RESULTS_DIR = REPO_ROOT / "results"
+# In a checkout, results are the repository's; an installed wheel writes them where it runs.
+REPO_ROOT = source_checkout()
+RESULTS_DIR = (REPO_ROOT or Path.cwd()) / "results"
 
 
 def git_commit() -> str:
     """HEAD's hash, suffixed ``-dirty`` if the work tree has uncommitted changes to tracked files
     outside ``results/`` (results are outputs: one benchmark's fresh JSON does not change the
-    code the next one runs)."""
+    code the next one runs). An installed wheel has no work tree: its release, ``noiseveil==V``."""
+    if REPO_ROOT is None:
+        return f"noiseveil=={version('noiseveil')}"
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
@@ -44,7 +49,7 @@ def provenance(data_ids: list[str], model_ids: list[str]) -> dict[str, Any]:
     program = Path(sys.argv[0])
     if program.suffix == ".py":  # a script beside the library: say how to run it from the repo root
         try:
-            program_words = ["python", str(program.resolve().relative_to(REPO_ROOT))]
+            program_words = ["python", str(program.resolve().relative_to(REPO_ROOT or Path.cwd()))]
         except ValueError:
             program_words = ["python", str(program)]
     else:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from noiseveil.locations import source_checkout, user_data_home
+
 from .cache import cached_arrays, source_id
 from .dataset import ARRAY_KEYS, Arrays, ImageDataset
-from .errors import DataError
+from .errors import DataError, DataNotFound
 from .formats import (
     CIFAR_PYTHON_FILES,
     find_idx_files,
@@ -31,12 +33,21 @@ FASHION_MNIST_CLASSES = (
 DIGITS = tuple(str(d) for d in range(10))
 
 
+def user_data_dir() -> Path:
+    """The per-user data folder: ``$XDG_DATA_HOME/noiseveil/data`` (``~/.local/share/...``)."""
+    return user_data_home() / "data"
+
+
 def data_dir() -> Path:
-    """NOISEVEIL_DATA if set, else the shared bundle folder <repo root>/../shared/data."""
+    """Where datasets are read from: ``$NOISEVEIL_DATA`` if set; else, in a source checkout, the
+    shared bundle beside it (``../shared/data``) if present; else the per-user data folder."""
     env = os.environ.get("NOISEVEIL_DATA")
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    checkout = source_checkout()
+    if checkout is not None and (checkout.parent / "shared" / "data").is_dir():
+        return checkout.parent / "shared" / "data"
+    return user_data_dir()
 
 
 def load_dataset(name: str, root: Path | None = None) -> ImageDataset:
@@ -44,7 +55,16 @@ def load_dataset(name: str, root: Path | None = None) -> ImageDataset:
     loader = _LOADERS.get(name)
     if loader is None:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return loader(Path(root) if root is not None else data_dir())
+    if root is not None:
+        return loader(Path(root))
+    folder = data_dir()
+    hint = f"set $NOISEVEIL_DATA to the data bundle's folder or put the bundle in {user_data_dir()}"
+    if not folder.is_dir():
+        raise DataNotFound(f"{name}: no data folder ({folder} does not exist): {hint}")
+    try:
+        return loader(folder)
+    except DataNotFound as exc:  # say where a user puts the bundle, whichever folder was tried
+        raise DataNotFound(f"{exc}; {hint}") from None
 
 
 def _decoded(
@@ -58,7 +78,7 @@ def _decoded(
 def _load_npz(name: str, path: Path) -> ImageDataset:
     """A bundle .npz (keys `ARRAY_KEYS`); already decoded, so not cached again."""
     if not path.is_file():
-        raise DataError(f"{name}: {path} not found")
+        raise DataNotFound(f"{name}: {path} not found")
     try:
         with np.load(path) as z:
             if missing := [k for k in ARRAY_KEYS if k not in z.files]:
@@ -75,7 +95,7 @@ def _load_mnist(root: Path) -> ImageDataset:
         return _load_npz("mnist", root / "mnist.npz")
     files = find_idx_files(root / "mnist")
     if files is None:
-        raise DataError(f"mnist: neither {root / 'mnist.npz'} nor the idx files in {root / 'mnist'}")
+        raise DataNotFound(f"mnist: neither {root / 'mnist.npz'} nor the idx files in {root / 'mnist'}")
     return _decoded("mnist", files, lambda: read_idx_dataset(files, DIGITS), "mnist-idx")
 
 
@@ -108,14 +128,14 @@ def _load_cifar10(root: Path) -> ImageDataset:
         if missing := [f.name for f in files if not f.is_file()]:
             raise DataError(f"cifar10: {folder} lacks {', '.join(missing)}")
         return _decoded("cifar10", files, lambda: read_cifar_python(folder), "cifar-10-batches-py")
-    raise DataError(f"cifar10: none of {jpeg.name}, {tar.name} or {folder.name}/ in {root}")
+    raise DataNotFound(f"cifar10: none of {jpeg.name}, {tar.name} or {folder.name}/ in {root}")
 
 
 def _load_svhn(root: Path) -> ImageDataset:
     """The official root/train_32x32.mat and root/test_32x32.mat (extra_32x32.mat is ignored)."""
     files = [root / "train_32x32.mat", root / "test_32x32.mat"]
     if missing := [f.name for f in files if not f.is_file()]:
-        raise DataError(f"svhn: {', '.join(missing)} not found in {root}")
+        raise DataNotFound(f"svhn: {', '.join(missing)} not found in {root}")
     return _decoded("svhn", files, lambda: read_svhn_dataset(*files), "svhn-32x32.mat")
 
 
