@@ -19,6 +19,7 @@ Writes results/wheel/check.json (the wheel's size, each step's exit code and sec
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -132,6 +133,7 @@ def main() -> int:
             return 1
         contents = wheel_contents(wheel)
         steps |= user_steps(Path(tmp), venv, env, bundle)
+        steps = json.loads(json.dumps(steps).replace(tmp, "<tmp>"))  # the folder is gone after this
     ok = passed(contents, steps)
     result = {**provenance([str(bundle)], []), "wheel": contents, "steps": steps, "passed": ok}
     write_result(args.out, result)

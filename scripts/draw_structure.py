@@ -1,0 +1,184 @@
+"""Draw noiseveil's import structure and count its import cycles.
+
+    python scripts/draw_structure.py
+
+The module graph is grimp's (every ``import`` of a noiseveil module by another, including those
+inside functions). A cycle is a strongly connected component of more than one module. The
+drawing groups modules by subpackage (``noiseveil.schemes``, ``noiseveil.app.service``, ...)
+and stacks the groups in layers: each group sits above everything it imports, library groups
+in blue, application groups in orange. Writes results/structure/imports.json (modules, edges,
+cycles, the group graph) and results/structure/imports.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import grimp
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result  # noqa: E402
+
+PACKAGE = "noiseveil"
+# Groups one level deeper than the package: the application's parts are what a reader looks for.
+SPLIT_DEEPER = ("noiseveil.app",)
+
+
+def strongly_connected(nodes: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's components, iteratively (a deep import chain must not hit the recursion limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, successors = work[-1]
+            child = next(successors, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                components.append(sorted(component))
+    return components
+
+
+def group_of(module: str) -> str:
+    parts = module.split(".")
+    depth = 3 if any(module.startswith(p + ".") for p in SPLIT_DEEPER) else 2
+    return ".".join(parts[:depth]) if len(parts) >= depth else module
+
+
+def layers(groups: list[str], edges: dict[str, set[str]]) -> dict[str, int]:
+    """Each group's layer: one above the highest group it imports (group cycles are cut)."""
+    level: dict[str, int] = {}
+
+    def visit(group: str, path: frozenset[str]) -> int:
+        if group in level:
+            return level[group]
+        below = [visit(d, path | {group}) for d in edges.get(group, ()) if d not in path]
+        level[group] = 1 + max(below, default=-1)
+        return level[group]
+
+    for group in groups:
+        visit(group, frozenset())
+    return level
+
+
+def reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def transitive_reduction(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The edges no longer path implies (of an acyclic graph): what the drawing can show legibly."""
+    return {
+        source: {t for t in targets if not any(t in reachable(o, edges) for o in targets - {t})}
+        for source, targets in edges.items()
+    }
+
+
+def draw(groups: list[str], edges: dict[str, set[str]], level: dict[str, int], path: Path) -> None:
+    rows: dict[int, list[str]] = defaultdict(list)
+    for group in sorted(groups):
+        rows[level[group]].append(group)
+    width = max(len(r) for r in rows.values())
+    place = {g: ((i + 0.5) * width / len(row), lvl) for lvl, row in rows.items() for i, g in enumerate(row)}
+    fig, ax = plt.subplots(figsize=(2.2 * width + 1, 1.3 * len(rows) + 1))
+    for source, targets in edges.items():
+        for target in targets:
+            ax.annotate(
+                "", xy=place[target], xytext=place[source],
+                arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 0.7, "shrinkA": 14, "shrinkB": 14},
+            )  # fmt: skip
+    for group, (x, y) in place.items():
+        colour = "#fbd5a5" if group.startswith("noiseveil.app") else "#c6dbef"
+        label = group.removeprefix("noiseveil.") or group
+        ax.text(x, y, label, ha="center", va="center", fontsize=9,
+                bbox={"boxstyle": "round", "fc": colour, "ec": "0.3"})  # fmt: skip
+    ax.set_xlim(0, width)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.axis("off")
+    ax.set_title(
+        "noiseveil imports: each box imports only boxes below it (library blue, application orange);\n"
+        "an arrow a longer path implies is left out"
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "structure")
+    args = parser.parse_args()
+    graph = grimp.build_graph(PACKAGE)
+    modules = sorted(graph.modules)
+    imports = {m: set(graph.find_modules_directly_imported_by(m)) for m in modules}
+    cycles = [c for c in strongly_connected(modules, imports) if len(c) > 1]
+    group_edges: dict[str, set[str]] = defaultdict(set)
+    for source, targets in imports.items():
+        for target in targets:
+            if group_of(source) != group_of(target):
+                group_edges[group_of(source)].add(group_of(target))
+    groups = sorted({group_of(m) for m in modules} - {PACKAGE, "noiseveil.app"})
+    group_edges.pop(PACKAGE, None)  # the package's lazy __init__ re-exports; it is nobody's layer
+    group_edges = {s: ts & set(groups) for s, ts in group_edges.items() if s in groups}
+    level = layers(groups, group_edges)
+    group_cycles = [c for c in strongly_connected(groups, group_edges) if len(c) > 1]
+    # Drawn without the imports a longer path implies, when there is no cycle to hide.
+    drawn = group_edges if group_cycles else transitive_reduction(group_edges)
+    draw(groups, drawn, level, args.out / "imports.png")
+    result = {
+        **provenance([], []),
+        "modules": len(modules),
+        "import_edges": sum(len(t) for t in imports.values()),
+        "module_cycles": cycles,
+        "group_cycles": group_cycles,
+        "groups": {g: {"layer": level[g], "imports": sorted(group_edges.get(g, ()))} for g in groups},
+        "picture": "imports.png",
+    }
+    write_result(args.out / "imports.json", result)
+    print(f"{len(modules)} modules, {result['import_edges']} imports, {len(cycles)} import cycles")
+    for cycle in cycles:
+        print("  cycle: " + " <-> ".join(cycle))
+    print(f"wrote {args.out / 'imports.json'} and imports.png")
+
+
+if __name__ == "__main__":
+    main()
