@@ -18,18 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from noiseveil.app.cli import build_parser
-
-
-def commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
-    """Every command by its words ("encrypt", "cloud", "cloud token new"), nested ones included."""
-    found = {}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                words = f"{prefix} {name}".strip()
-                found[words] = sub
-                found.update(commands(sub, words))
-    return found
+from noiseveil.app.cli import subcommands as commands
 
 
 def arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:

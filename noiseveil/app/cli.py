@@ -115,6 +115,19 @@ def _add_shipping(p: argparse.ArgumentParser) -> None:
     )
 
 
+def subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every command by its words ("encrypt", "cloud", "cloud token new"), nested ones included:
+    what the help tests and the docs' CLI reference walk."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                words = f"{prefix} {name}".strip()
+                found[words] = sub
+                found.update(subcommands(sub, words))
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="noiseveil", description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
@@ -642,62 +642,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from noiseveil.app.provenance import RESULTS_DIR, ReportError
-    from noiseveil.app.reports import avp, etc, ric, security, transnet
-    from noiseveil.data import DataError
+    from noiseveil.app.provenance import RESULTS_DIR
+    from noiseveil.app.reports.registry import OPTION_FLAGS, REPORTS
 
-    out = args.out or RESULTS_DIR / args.paper
+    report, out = REPORTS[args.paper], args.out or RESULTS_DIR / args.paper
     if args.render_only:  # text changes only: every number is re-read from the JSON
-        saved = out / f"{args.paper}-report.json"
-        if not saved.exists():
-            raise DataError(f"{saved}: no report to render; run without --render-only first")
-        if args.paper == "ric":
-            ric.render(json.loads(saved.read_text()), out)
-        else:
-            module = {"etc": etc, "security": security, "avp": avp, "transnet": transnet}[args.paper]
-            (out / "report.md").write_text(module.markdown(json.loads(saved.read_text())))
+        saved = report.render_saved(out)
         print(f"wrote {out / 'report.md'} from {saved}")
         return EXIT_OK
-    if args.models:  # checked before anything runs, so that a typo costs no hour of work
-        ric_models = ric.shipped_ric_models() if args.paper == "ric" else security.default_models()
-        unknown = [m for m in args.models if m not in ric_models]
-        if unknown:
-            raise ZooError(f"not a shipped RIC model: {', '.join(unknown)}; shipped: {', '.join(ric_models)}")
-    if args.networks and args.paper != "transnet":
-        raise ReportError(f"--networks is for the transnet report; report {args.paper} has no sweep")
-    if args.stages and args.paper not in ("ric", "avp"):
-        raise ReportError(f"--stages is for the ric and avp reports; report {args.paper} runs whole")
-    options = {"images": args.images, "steps": args.steps, "pairs": args.itn_pairs}
-    given = {k: v for k, v in options.items() if v is not None}
-    if args.paper == "ric":
-        changes = {"ablation_steps": args.ablation_steps, "sweep_steps": args.sweep_steps}
-        changes["images"] = args.images
-        budget = replace(ric.RICReportBudget(), **{k: v for k, v in changes.items() if v is not None})
-        ric.run(out, budget, args.models, only_stages=args.stages)
-        print(f"wrote {out / 'report.md'} and {out / 'ric-report.json'}")
-    elif args.paper == "etc":
-        n = given.get("images", 1000)
-        etc.run(out, n, n, given.get("pairs", 10000), given.get("steps", 1500))
-        print(f"wrote {out / 'report.md'} and {out / 'etc-report.json'}")
-    elif args.paper == "avp":
-        names = {"images": "images", "steps": "attack_steps", "pairs": "attack_pairs"}
-        budget = replace(avp.AVPReportBudget(), **{names[k]: v for k, v in given.items()})
-        avp.run(out, budget, only_stages=args.stages)
-        print(f"wrote {out / 'report.md'} and {out / 'avp-report.json'}")
-    elif args.paper == "transnet":
-        names = {"images": "test_images", "steps": "itn_steps", "pairs": "itn_pairs"}
-        budget = replace(transnet.TransNetReportBudget(), **{names[k]: v for k, v in given.items()})
-        result = transnet.run(out, budget, max_networks=args.networks)
-        state = "complete" if result["complete"] else "partial: run again to continue the sweep"
-        print(f"wrote {out / 'report.md'} and {out / 'transnet-report.json'} ({state})")
-    else:
-        budget = security.SecurityBudget()
-        budget = replace(
-            budget,
-            test_images=given.get("images", budget.test_images),
-            network_steps=given.get("steps", budget.network_steps),
-            itn_pairs=given.get("pairs", budget.itn_pairs),
-        )
-        security.run(out, args.models, budget)
-        print(f"wrote {out / 'report.md'} and {out / 'security-report.json'}")
+    values = {flag: getattr(args, flag.replace("-", "_")) for flag in OPTION_FLAGS}
+    given = {flag: value for flag, value in values.items() if value is not None}
+    report.check_options(given)  # before anything runs, so that a typo costs no hour of work
+    print(report.run(out, given))
     return EXIT_OK

@@ -32,6 +32,7 @@ import torch
 
 from noiseveil.app.figures import picture_grid
 from noiseveil.app.provenance import RESULTS_DIR, provenance, stages_to_run, write_result
+from noiseveil.app.reports.markdown import Results, verdict_table
 from noiseveil.app.reports.security import SAME_LABEL_CONTROL, attack_table, measure
 from noiseveil.attacks import (
     BruteForceAttack,
@@ -511,3 +512,12 @@ def markdown(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def leaks(results: Results) -> str:
+    """The attacks on key 1's face ciphertexts: the verdicts the report's security stage drew."""
+    r = results.first()
+    if r is None or "security" not in r:
+        return ""
+    sec = r["security"]
+    return verdict_table([(f"`avp-lfw`, key 1, {sec['attack_images']} test faces", sec)])

@@ -27,6 +27,7 @@ import torch
 
 from noiseveil.app.figures import box_plot, picture_grid
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
+from noiseveil.app.reports.markdown import Results, verdict_table
 from noiseveil.attacks import (
     FeatureReconstructionAttack,
     ITNAttack,
@@ -288,3 +289,12 @@ def markdown(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def leaks(results: Results) -> str:
+    """The attacks on EtC images against the label-only baseline (no same-label control here)."""
+    r = results.first()
+    if r is None:
+        return ""
+    rob = r["robustness"]
+    return verdict_table([(f"block {r['block_size']}, {rob['images']} test images", rob)])

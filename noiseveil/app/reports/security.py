@@ -28,6 +28,7 @@ import numpy as np
 
 from noiseveil.app.figures import key_sweep_plot, picture_grid
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
+from noiseveil.app.reports.markdown import Results, verdict_table
 from noiseveil.attacks import (
     BruteForceAttack,
     CloudAttack,
@@ -390,3 +391,12 @@ def markdown(r: dict[str, Any]) -> str:
             f"![reconstructions](figures/attacks-{model_id}.png)",
         ]
     return "\n".join(lines) + "\n"
+
+
+def leaks(results: Results) -> str:
+    """Each RIC model's verdict: which attacks beat the label-only baseline, which are image-specific."""
+    r = results.first()
+    if r is None:
+        return ""
+    settings = [(f"`{model_id}`", m) for model_id, m in r["models"].items()]
+    return verdict_table(settings)

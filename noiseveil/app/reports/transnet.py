@@ -28,6 +28,7 @@ import torch
 
 from noiseveil.app.figures import box_plot, picture_grid
 from noiseveil.app.provenance import RESULTS_DIR, ReportError, provenance, write_result
+from noiseveil.app.reports.markdown import Results, from_file, table, verdict_table
 from noiseveil.app.reports.security import SAME_LABEL_CONTROL, attack_table, measure
 from noiseveil.attacks import ITNAttack, LabelOnlyBaseline, beating_baseline, image_specific, pixels_of
 from noiseveil.classifiers.training import predict
@@ -357,3 +358,37 @@ def markdown(r: dict[str, Any]) -> str:
     if r["itn"]:
         lines += ["![itn psnr](figures/transnet-itn-psnr.png)", "", "![itn](figures/transnet-itn.png)", ""]
     return "\n".join(lines)
+
+
+CALIBRATION = "transnet/feature-scale.json"  # python scripts/calibrate_transnet_feature_scale.py
+
+
+@from_file(CALIBRATION)
+def calibration(results: Results, name: str, r: dict[str, Any]) -> str:
+    """The three candidate units of L_feat at α = 0.005 and the one chosen (FEATURE_SCALE)."""
+    rows = [
+        [
+            name,
+            f"{c['scale']:.4g}",
+            f"{c['final_l_feat']:.3g}",
+            f"{100 * c['accuracy']:.1f}",
+            f"{c['ssim_to_plain']['mean']:.3f}",
+            f"{c['psnr_to_plain_db']['mean']:.2f}",
+        ]
+        for name, c in r["candidates"].items()
+    ]
+    header = ["candidate", "divisor", "final L_feat", "ψ accuracy %", "SSIM to plain", "PSNR dB"]
+    return (
+        f"**TransNet, calibrating L_feat's units** (`{r['command']}`, {results.link(name)}): h_θ "
+        f"trained {r['steps']} steps at α = {r['alpha']} against `cifar10-resnet20` (plain accuracy "
+        f"{100 * r['plain_accuracy']:.1f} % on these {r['images']} test images); "
+        f"chosen: {r['chosen']}.\n\n" + table(header, rows)
+    )
+
+
+def leaks(results: Results) -> str:
+    """The ITN attack on every h_θ it ran against, by cloud ψ and α."""
+    r = results.first()
+    if r is None:
+        return ""
+    return verdict_table([(f"ψ = `{psi}`, α = {alpha}", res) for psi, alpha, res in itn_results(r)])

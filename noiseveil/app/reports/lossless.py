@@ -1,0 +1,81 @@
+"""Lossless RIC, the default preset, measured outside the RIC report: through the command line as
+separate processes (``python scripts/evaluate_cli.py``), against the masked preset
+(``python scripts/benchmark_lossless.py``) and the codec it compresses with
+(``python scripts/benchmark_codecs.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from noiseveil.app.reports.markdown import Results, from_file, model_name, pct, table
+
+READS = ("evaluate/cli-*.json", "benchmark/lossless-vs-masked-cifar10.json", "benchmark/lossless-codecs.json")
+
+
+def cli_evaluations(results: Results) -> list[str]:
+    rows = [
+        [
+            model_name(r["model"]),
+            str(r["images"]),
+            str(r["encryption_failures"]),
+            pct(r["bit_exact_share"]),
+            pct(r["label_agreement"]),
+            pct(r["acc_plain"]),
+            pct(r["acc_encrypted"]),
+            f"{r['adp_percent']:.2f}",
+            f"{r['ssim_cipher_vs_plain']['mean']:.4f}",
+            f"`{r['command']}`",
+            results.link(name),
+        ]
+        for name, r in results.matching("evaluate/cli-*.json")
+    ]
+    if not rows:
+        return []
+    header = ["model", "images", "refused", "bit-exact %", "label agreement %", "ACC_p %", "ACC_e %", "ADP %"]
+    header += ["SSIM(cipher, plain)", "command", "JSON"]
+    return [
+        "**RIC lossless through the command line** (keygen, encrypt, classify and decrypt as separate "
+        "processes, decryption with another thread count):\n\n" + table(header, rows)
+    ]
+
+
+@from_file("benchmark/lossless-vs-masked-cifar10.json")
+def against_masked(results: Results, name: str, r: dict[str, Any]) -> str:
+    keys = list(r["ratio_lossless_to_masked"])
+    rows = [[model_name(m)] + [f"{rates[k]:.1f}" for k in keys] for m, rates in r["rates"].items()]
+    rows.append(["ratio"] + [f"{r['ratio_lossless_to_masked'][k]:.1f}x" for k in keys])
+    header = ["model"] + [k.replace("_images_per_second", "").replace("_", " ") + " img/s" for k in keys]
+    stages = r["lossless_seconds_per_image_by_stage"]
+    stage_rows = [[stage, f"{1e3 * v:.3f}"] for stage, v in stages.items()]
+    return (
+        f"**RIC throughput, lossless against masked** (`{r['command']}`, {r['images']} CIFAR-10 test "
+        f"images, batch {r['batch_size']}, {r['torch_threads']} threads, one run; {results.link(name)}):\n\n"
+        + table(header, rows)
+        + "\n\nWhere the lossless preset's time goes (ms per image, one batch):\n\n"
+        + table(["stage", "ms per image"], stage_rows)
+    )
+
+
+@from_file("benchmark/lossless-codecs.json")
+def codecs(results: Results, name: str, r: dict[str, Any]) -> str:
+    rows = [
+        [
+            dataset,
+            codec,
+            f"{m['bits_per_sample_mean']:.2f}",
+            f"{m['bits_per_sample_max']:.2f}",
+            f"{m['encode_ms_per_image']:.2f}",
+            f"{m['decode_ms_per_image']:.3f}",
+        ]
+        for dataset, by_codec in r["codecs"].items()
+        for codec, m in by_codec.items()
+    ]
+    header = ["dataset", "codec", "bits/sample mean", "max", "encode ms/image", "decode ms/image"]
+    return (
+        f"**Lossless codecs for the lossless preset** (`{r['command']}`, {r['images_per_dataset']} test "
+        f"images per dataset, round trips checked exact; {results.link(name)}):\n\n" + table(header, rows)
+    )
+
+
+def sections(results: Results) -> list[str]:
+    return cli_evaluations(results) + against_masked(results) + codecs(results)
