@@ -22,6 +22,7 @@ from noiseveil.app.reports import (
     demo,
     etc,
     lossless,
+    package,
     photos,
     ray,
     ric,
@@ -266,6 +267,14 @@ _ALL = [
             "python scripts/load_test.py",
             "python scripts/screenshot_gallery.py",
         ),
+    ),
+    Report(
+        "package",
+        "The wheel and the import structure",
+        package.READS,
+        package.sections,
+        ("python scripts/check_wheel.py", "python scripts/draw_structure.py"),
+        parts={"wheel": package.wheel, "structure": package.structure},
     ),
     Report(
         "ray",
