@@ -1,4 +1,5 @@
-"""The interface every scheme implements, and the authenticated ciphertext they all produce.
+"""The interface every scheme implements (the authenticated ciphertext they all produce is
+:class:`noiseveil.io.png.Ciphertext`, beside its PNG file).
 
 A scheme turns plaintext images into ciphertext *images* that a cloud classifier reads,
 and back. What differs between RIC, EtC, AVP and TransNet is only how the pixels are made;
@@ -13,7 +14,6 @@ metadata field, so a wrong key or a modified file is rejected before decryption 
 
 from __future__ import annotations
 
-import struct
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +27,9 @@ from torch import nn
 
 from noiseveil.crypto.keys import KEY_KINDS, TAG_BYTES, Key, KeyFileError, load_key
 from noiseveil.data.tensors import to_uint8
-from noiseveil.exceptions import NoiseveilError
+from noiseveil.exceptions import AuthenticationError as AuthenticationError  # re-exported
+from noiseveil.exceptions import SchemeError
+from noiseveil.io.png import Ciphertext, ciphertext_from_bytes, ciphertext_to_bytes
 
 if TYPE_CHECKING:
     from noiseveil.data import ImageDataset
@@ -36,8 +38,6 @@ if TYPE_CHECKING:
 # upper bound is WebP's (lossless RIC compresses each image into its own ciphertext).
 MIN_SIDE, MAX_SIDE = 32, 16383
 
-FORMAT_VERSION = "2"  # 2: RIC ciphertexts carry what decryption needs (no regenerated NAE)
-READABLE_VERSIONS = ("1", "2")
 # Optional public fields every scheme may set: what decryption promises for this image.
 RECOVERY_FIELD, RECOVERY_PSNR_FIELD = "recovery", "recovery_psnr"  # "exact" | "lossy" (+ PSNR dB)
 
@@ -46,14 +46,6 @@ Payload: TypeAlias = dict[str, Any]
 # The cloud's classifier, or how to load it when first needed (decryption may never need it).
 # The registry (noiseveil.zoo) supplies it; schemes never load models by id themselves.
 CloudModel: TypeAlias = nn.Module | Callable[[], nn.Module]
-
-
-class SchemeError(NoiseveilError):
-    """Input a scheme cannot process (wrong shape, wrong model...); one-line message."""
-
-
-class AuthenticationError(SchemeError):
-    """Wrong key or tampered ciphertext: nothing is decrypted."""
 
 
 @dataclass(frozen=True)
@@ -139,73 +131,6 @@ class TrainedScheme:
 class EncryptionError(SchemeError):
     """An image whose ciphertext failed its own check (it would not decrypt to the promised
     fidelity, or the cloud would label it differently): no ciphertext is produced for it."""
-
-
-@dataclass
-class Ciphertext:
-    """An encrypted image plus the public fields its scheme needs to decrypt it (never the key)."""
-
-    pixels: np.ndarray  # uint8 (H, W, C), C = 1 or 3
-    scheme: str
-    model_id: str
-    key_id: str
-    fields: dict[str, str] = field(default_factory=dict)
-    version: str = FORMAT_VERSION
-    tag: bytes = b""
-    read_as: str | None = None  # not authenticated: the model id an older format's id stands for now
-    # (digest of the contents, PNG bytes) once serialised: the self-check's bytes are written,
-    # not made twice (noiseveil.io.png.ciphertext_to_bytes)
-    encoded: tuple[bytes, bytes] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def decrypt_model(self) -> str:
-        """The model id to decrypt with (``model_id``, or its current name for an older file)."""
-        return self.read_as or self.model_id
-
-    def header(self) -> dict[str, str]:
-        """All metadata that is authenticated (everything but the tag)."""
-        return {
-            "version": self.version,
-            "scheme": self.scheme,
-            "model": self.model_id,
-            "key_id": self.key_id,
-            **{f"f.{k}": v for k, v in self.fields.items()},
-        }
-
-    def signed_bytes(self) -> bytes:
-        """Canonical serialisation of header and pixels, the message the tag covers.
-
-        Every key and value is length-prefixed, so no two different headers serialise alike
-        (a plain "k=v" join would let an attacker move bytes between adjacent fields).
-        """
-        out = [struct.pack("<I", len(self.header()))]
-        for k, v in sorted(self.header().items()):
-            for part in (k.encode(), v.encode()):
-                out += [struct.pack("<I", len(part)), part]
-        out.append(struct.pack("<3I", *self.pixels.shape))
-        out.append(np.ascontiguousarray(self.pixels).tobytes())
-        return b"".join(out)
-
-    def seal(self, key: Key) -> Ciphertext:
-        self.tag = key.mac(self.signed_bytes())
-        return self
-
-    @property
-    def authenticated(self) -> bool:
-        """False for a keyless scheme's image: its metadata carries no tag."""
-        return bool(self.tag)
-
-    def verify(self, key: Key) -> None:
-        """Raise :class:`AuthenticationError` unless ``key`` made this exact ciphertext."""
-        if self.key_id and self.key_id != key.key_id:
-            raise AuthenticationError(
-                f"wrong key: the ciphertext was made with key {self.key_id}, this key is {key.key_id}"
-            )
-        if not self.tag or not key.verify(self.signed_bytes(), self.tag):
-            which = "" if self.key_id else "the key is wrong, or "  # no public key id to tell them apart
-            raise AuthenticationError(
-                f"authentication failed: {which}the ciphertext or its metadata was modified"
-            )
 
 
 def same_shape_groups(shapes: Sequence[tuple[int, ...]]) -> list[list[int]]:
@@ -414,7 +339,6 @@ class Scheme(ABC):
         and compare: the image must come back at the promised fidelity and, where the cloud
         runs the plaintext classifier, the ciphertext must get the plaintext's label.
         Returns a reason per image, or None where all holds."""
-        from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
         from noiseveil.metrics import psnr
 
         reread = [ciphertext_from_bytes(ciphertext_to_bytes(ct)) for ct in ciphertexts]
