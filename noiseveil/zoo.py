@@ -36,7 +36,7 @@ from noiseveil.classifiers.imported import (
 from noiseveil.classifiers.preprocessing import Preprocessing
 from noiseveil.classifiers.training import TrainConfig
 from noiseveil.schemes.avp import AVPScheme
-from noiseveil.schemes.base import CloudModel, Scheme, TrainingPlan
+from noiseveil.schemes.base import CloudModel, Scheme, TrainingPlan, accuracy_figure
 from noiseveil.schemes.etc import EtCScheme
 from noiseveil.schemes.nae import DiscreteNAEConfig
 from noiseveil.schemes.ric import RICScheme
@@ -496,6 +496,21 @@ def training_plan(card: SchemeCard, image_shape: tuple[int, int, int], **overrid
         nae=card.nae,
         **overrides,
     )
+
+
+def model_figure(entry: dict[str, Any]) -> str:
+    """The figure that represents a zoo entry (``noiseveil models``): a scheme model's is its
+    scheme's to say (:meth:`~noiseveil.schemes.base.Scheme.figure`); a classifier's is its test
+    accuracy, or, for a card that takes photos of any size, its classes and input pipeline."""
+    if entry["kind"] == "scheme" and entry.get("scheme") in SCHEMES:
+        return SCHEMES[entry["scheme"]].figure(entry)
+    if "test_accuracy" in entry:
+        return accuracy_figure(entry)
+    if entry.get("preprocessing"):
+        classes = len(entry.get("classes") or []) or entry.get("classes_count", "?")
+        pipeline = Preprocessing.from_dict(entry["preprocessing"]).describe()
+        return f"{classes} classes, photos of any size: {pipeline}"
+    return f"(classifier {entry.get('classifier_id', '-')})"
 
 
 def shipped_schemes() -> list[str]:

@@ -133,6 +133,11 @@ class EncryptionError(SchemeError):
     fidelity, or the cloud would label it differently): no ciphertext is produced for it."""
 
 
+def accuracy_figure(entry: Mapping[str, Any]) -> str:
+    """A zoo entry's measured test accuracy, as ``noiseveil models`` shows it."""
+    return f"test acc {100 * entry['test_accuracy']:.2f}%"
+
+
 def same_shape_groups(shapes: Sequence[tuple[int, ...]]) -> list[list[int]]:
     """Indices of equal shapes, in order of first appearance (a batch needs one size)."""
     groups: dict[tuple[int, ...], list[int]] = {}
@@ -173,6 +178,22 @@ class Scheme(ABC):
     @property
     def keeps_plaintext_label(self) -> bool:
         return self.capabilities.keeps_plaintext_label
+
+    @property
+    def nae_settings(self) -> dict[str, Any] | None:
+        """The NAE attack settings this scheme encrypts with (what an evaluation records), or
+        None for a scheme that makes no NAE."""
+        return None
+
+    @classmethod
+    def figure(cls, entry: Mapping[str, Any]) -> str:
+        """The figure that represents one of this scheme's models in the zoo (``noiseveil
+        models``), read from the manifest entry its training recorded (``TrainedScheme.manifest``):
+        the cloud's measured accuracy where training measured one (EtC, TransNet), else the
+        classifier the model was made for. Schemes whose models promise more say so."""
+        if "test_accuracy" in entry:
+            return accuracy_figure(entry)
+        return f"(classifier {entry.get('classifier_id', '-')})"
 
     def with_nae(self, **changes: object) -> Scheme:
         """This scheme with other NAE attack settings (schemes that make NAEs override it)."""

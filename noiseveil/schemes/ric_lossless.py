@@ -37,11 +37,11 @@ import math
 import os
 import struct
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -407,6 +407,17 @@ class LosslessRICScheme(Scheme):
         raw = to_uint8(pixels)
         images = np.stack([self.decrypt_pixels(p, f, key) for p, f in zip(raw, fields, strict=True)])
         return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+
+    @property
+    def nae_settings(self) -> dict[str, Any]:
+        return asdict(self.nae)
+
+    @classmethod
+    def figure(cls, entry: Mapping[str, Any]) -> str:
+        if "digit_bits" not in entry:
+            return super().figure(entry)
+        nae_bits = 8 - entry["digit_bits"]
+        return f"bit-exact recovery, {nae_bits} NAE bits/sample (classifier {entry['classifier_id']})"
 
     def with_nae(self, **changes) -> LosslessRICScheme:
         return replace(self, nae=replace(self.nae, **changes), stats=Counter())

@@ -111,7 +111,7 @@ class ModelRegistry:
             raise Refused(422, f"model {model_id!r} is not served here; served: {', '.join(self.served)}")
         with self._lock:
             if model_id not in self._loaded:
-                from noiseveil.app.commands import cloud_model
+                from noiseveil.app.services import cloud_model
                 from noiseveil.classifiers.architectures import freeze
                 from noiseveil.zoo import load_scheme
 
@@ -142,7 +142,7 @@ class ProtocolClouds:
             raise Refused(404, f"no protocol with classifier {classifier_id!r} here; offered: {offered}")
         with self._lock:
             if classifier_id not in self._clouds:
-                from noiseveil.app.commands import cloud_model
+                from noiseveil.app.services import cloud_model
 
                 psi = cloud_model(classifier_id)
                 self._clouds[classifier_id] = CloudService(psi.classifier, psi.image_shape, len(psi.classes))
