@@ -133,6 +133,18 @@ class EncryptionError(SchemeError):
     fidelity, or the cloud would label it differently): no ciphertext is produced for it."""
 
 
+@dataclass(frozen=True)
+class SealedPayload:
+    """The bytes a ciphertext carries sealed under an AEAD (ChaCha20-Poly1305), with what they
+    were sealed for. Public: anyone holding the file reads them; only the key opens them."""
+
+    nonce: bytes
+    use: str  # the key-derivation label the payload was sealed under
+    sealed: bytes
+    aad: bytes  # the associated data the tag also covers
+    shape: tuple[int, int, int]  # (H, W, C) of the ciphertext that carries them
+
+
 def accuracy_figure(entry: Mapping[str, Any]) -> str:
     """A zoo entry's measured test accuracy, as ``noiseveil models`` shows it."""
     return f"test acc {100 * entry['test_accuracy']:.2f}%"
@@ -435,9 +447,15 @@ class Scheme(ABC):
         """Verify then decrypt; any wrong key or modification raises before any output exists."""
         for ct in ciphertexts:
             self.verify(ct, key)
-        # Not through decrypt_unverified: a scheme may give attackers a view there (whatever a
-        # wrong key yields); verified decryption must raise instead.
+        # Verified first, always: what a wrong key yields is only the attacks' to see
+        # (noiseveil.hazmat.decrypt_unverified); verified decryption raises instead.
         return self._decrypt(ciphertext_tensor(ciphertexts), [ct.fields for ct in ciphertexts], key)
+
+    def sealed_payload(self, ciphertext: Ciphertext) -> SealedPayload | None:
+        """The AEAD-sealed payload a ciphertext of this scheme carries, for a scheme that seals
+        its image into one (lossless RIC); None for a scheme whose decryption is arithmetic on
+        the pixels. Raises :class:`SchemeError` for metadata it cannot read."""
+        return None
 
     def decrypt_images(self, ciphertexts: Sequence[Ciphertext], key: Key) -> list[np.ndarray]:
         """Verify then decrypt to uint8 (H, W, C) images, one per ciphertext; their sizes may
@@ -456,9 +474,3 @@ class Scheme(ABC):
             for i, image in zip(group, recovered, strict=True):
                 out[i] = image
         return out
-
-    def decrypt_unverified(self, ciphertexts: Sequence[Ciphertext], key: Key) -> torch.Tensor:
-        """Decrypt WITHOUT checking the tag: what a brute-force attacker, who skips the MAC, gets
-        from a guessed key. Never use it to recover data."""
-        self.check_key_kind(key)
-        return self._decrypt(ciphertext_tensor(ciphertexts), [ct.fields for ct in ciphertexts], key)

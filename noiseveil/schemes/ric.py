@@ -402,7 +402,7 @@ class RICScheme(Scheme):
         """Format 1 (before the NAE was sealed in): re-run Φ as encryption did. Only as
         reliable as floating point repeating itself in this process (issue 11)."""
         try:
-            # A verified ciphertext's target is already a class index; through decrypt_unverified a
+            # A verified ciphertext's target is already a class index; through hazmat.decrypt_unverified a
             # guessed key unmasks a random 16-bit number, reduced to a class as an attacker would.
             targets = (
                 torch.tensor(
