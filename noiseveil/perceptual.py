@@ -56,9 +56,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from noiseveil.checksums import sha256_file
 from noiseveil.classifiers.squeezenet import SqueezeFeatures, max_pool
-from noiseveil.zoo import WEIGHTS_DIR, ZooError
+from noiseveil.shipped import WEIGHTS_DIR, WeightsError, verified_path
 
 LPIPS_LABEL = (
     "LPIPS-style distance: LPIPS v0.1 linear heads (squeeze) on Keras SqueezeNet 1.1 ImageNet "
@@ -107,15 +106,11 @@ def load_metric_payload(metric_id: str = METRIC_ID) -> dict[str, Any]:
     """The shipped metric weights, after checking them against the metrics manifest's SHA-256."""
     entry = read_metrics_manifest().get(metric_id)
     if entry is None:
-        raise ZooError(f"no shipped weights for metric {metric_id!r} ({METRICS_MANIFEST})")
-    path = Path(WEIGHTS_DIR) / entry["file"]
-    if not path.exists():
-        raise ZooError(f"{path}: weights file missing")
-    if sha256_file(path) != entry["sha256"]:
-        raise ZooError(f"{path}: checksum mismatch, the weights file is corrupt or was modified")
+        raise WeightsError(f"no shipped weights for metric {metric_id!r} ({METRICS_MANIFEST})")
+    path = verified_path(Path(WEIGHTS_DIR) / entry["file"], entry["sha256"])
     payload = torch.load(path, weights_only=True, map_location="cpu")
     if payload.get("format") != PAYLOAD_FORMAT:
-        raise ZooError(f"{path}: not a {PAYLOAD_FORMAT} file")
+        raise WeightsError(f"{path}: not a {PAYLOAD_FORMAT} file")
     return payload
 
 
@@ -151,7 +146,7 @@ def lpips_distance(a: np.ndarray, b: np.ndarray, batch_size: int = 64) -> np.nda
 
     0 for identical images, larger for perceptually more different ones. Float64, shape (N,).
     Images must be at least :data:`MIN_SIZE` pixels high and wide. Raises ``ValueError`` on bad
-    input and :class:`~noiseveil.zoo.ZooError` if the shipped weights fail their checksum.
+    input and :class:`~noiseveil.shipped.WeightsError` if the shipped weights fail their checksum.
     """
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:

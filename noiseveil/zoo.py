@@ -35,21 +35,18 @@ from noiseveil.classifiers.imported import (
 )
 from noiseveil.classifiers.preprocessing import Preprocessing
 from noiseveil.classifiers.training import TrainConfig
-from noiseveil.exceptions import NoiseveilError
 from noiseveil.locations import source_checkout, user_data_home
 from noiseveil.schemes.avp import AVPScheme
-from noiseveil.schemes.base import CloudModel, Scheme, TrainingPlan
+from noiseveil.schemes.base import CloudModel, Scheme, TrainingPlan, accuracy_figure
 from noiseveil.schemes.etc import EtCScheme
 from noiseveil.schemes.nae import DiscreteNAEConfig
 from noiseveil.schemes.ric import RICScheme
 from noiseveil.schemes.ric_lossless import LosslessRICScheme, calibrate_digit_bits
 from noiseveil.schemes.transnet import FEATURE_SCALE, TransNetScheme
+from noiseveil.shipped import WEIGHTS_DIR, WeightsError, verified_path
 
-# Two zoos: the shipped one inside the package (read-only to users; `noiseveil train` writes it in
-# a checkout) and the user's own (`noiseveil model add`), at $NOISEVEIL_WEIGHTS or a per-user
-# data folder. NOISEVEIL_SHIPPED_WEIGHTS points the shipped zoo at another folder with a
-# manifest.json (a decrypting machine that holds only what decryption needs).
-WEIGHTS_DIR = Path(os.environ.get("NOISEVEIL_SHIPPED_WEIGHTS") or Path(__file__).resolve().parent / "weights")
+# Two zoos: the shipped one (noiseveil.shipped.WEIGHTS_DIR) and the user's own (`noiseveil model
+# add`), at $NOISEVEIL_WEIGHTS or a per-user data folder.
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 
 
@@ -61,7 +58,7 @@ def user_zoo_dir() -> Path:
     return user_data_home() / "models"
 
 
-class ZooError(NoiseveilError):
+class ZooError(WeightsError):
     """An unknown model id, missing weights or a checksum mismatch (one-line message)."""
 
 
@@ -293,12 +290,7 @@ def verified_file(model_id: str) -> tuple[Path, dict[str, Any]]:
             f"no model {model_id!r} in the zoo (shipped: {shipped}; "
             f"added with 'noiseveil model add': {yours})"
         )
-    path = _folder(entry) / entry["file"]
-    if not path.exists():
-        raise ZooError(f"{path}: weights file missing")
-    if sha256_file(path) != entry["sha256"]:
-        raise ZooError(f"{path}: checksum mismatch, the weights file is corrupt or was modified")
-    return path, entry
+    return verified_path(_folder(entry) / entry["file"], entry["sha256"], ZooError), entry
 
 
 def load_payload(model_id: str) -> dict[str, Any]:
@@ -512,6 +504,21 @@ def training_plan(card: SchemeCard, image_shape: tuple[int, int, int], **overrid
         nae=card.nae,
         **overrides,
     )
+
+
+def model_figure(entry: dict[str, Any]) -> str:
+    """The figure that represents a zoo entry (``noiseveil models``): a scheme model's is its
+    scheme's to say (:meth:`~noiseveil.schemes.base.Scheme.figure`); a classifier's is its test
+    accuracy, or, for a card that takes photos of any size, its classes and input pipeline."""
+    if entry["kind"] == "scheme" and entry.get("scheme") in SCHEMES:
+        return SCHEMES[entry["scheme"]].figure(entry)
+    if "test_accuracy" in entry:
+        return accuracy_figure(entry)
+    if entry.get("preprocessing"):
+        classes = len(entry.get("classes") or []) or entry.get("classes_count", "?")
+        pipeline = Preprocessing.from_dict(entry["preprocessing"]).describe()
+        return f"{classes} classes, photos of any size: {pipeline}"
+    return f"(classifier {entry.get('classifier_id', '-')})"
 
 
 def shipped_schemes() -> list[str]:

@@ -306,6 +306,21 @@ def test_evaluate_shows_only_the_figures_that_mean_something(tmp_path, capsys):
     assert main(["evaluate", "-m", "ric-mnist", "-n", "16", "--out", str(tmp_path / "r.json")]) == 0
     table = capsys.readouterr().out
     assert "ADP %" in table and "label agreement %" in table
+    assert json.loads((tmp_path / "r.json").read_text())["nae"]["steps"] > 0  # RIC's NAE settings
+
+
+def test_evaluate_runs_a_scheme_that_keeps_labels_without_nae(tmp_path, capsys):
+    """Issue 24: evaluate read every label-keeping scheme's NAE settings (``scheme.nae``), and AVP,
+    which keeps the plaintext's label with a trained generator, has none: it crashed. The result
+    records NAE settings only for a scheme that says it makes NAEs."""
+    from noiseveil.app.cli import main
+
+    out = tmp_path / "avp.json"
+    assert main(["evaluate", "-m", "avp-cifar10", "-n", "2", "--out", str(out), "--quiet"]) == 0
+    assert "label agreement %" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert "nae" not in result and result["images"] == 2 and result["encryption_failures"] == 0
+    assert result["recovery_psnr_db"]["min"] >= 12.0  # the floor avp-cifar10 promises
 
 
 def test_classify_reads_the_model_from_each_ciphertext(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The authenticated ciphertext (schemes.base.Ciphertext) and its PNG file (io.png)."""
+"""The authenticated ciphertext (io.png.Ciphertext) and its PNG file."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from noiseveil.crypto.keys import SecretKey
-from noiseveil.io.png import CiphertextFileError, read_ciphertext, write_ciphertext, write_image
-from noiseveil.schemes.base import FORMAT_VERSION, AuthenticationError, Ciphertext
+from noiseveil.exceptions import AuthenticationError
+from noiseveil.io.png import (
+    FORMAT_VERSION,
+    Ciphertext,
+    CiphertextFileError,
+    read_ciphertext,
+    write_ciphertext,
+    write_image,
+)
 
 FIELDS = {
     "nonce": "00112233445566778899aabbccddeeff",

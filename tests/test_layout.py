@@ -1,51 +1,154 @@
-"""The layout is the architecture: the library never imports the application, and the
-schemes never import the registry that depends on them."""
+"""The layout is the architecture: the library never imports the application, the models never
+import the registry that depends on them, no module imports itself back through others, and
+only the attacks reach the hazmat layer.
+
+The import graph is grimp's (every ``import`` statement of the package, those inside functions
+too), and the rules are checked on what a module reaches TRANSITIVELY: a model importing a
+helper that imports the registry breaks the rule as much as importing it itself.
+"""
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+from collections.abc import Iterable, Mapping
+from functools import cache
+
+import grimp
+import pytest
 
 import noiseveil
 
-PACKAGE = Path(noiseveil.__file__).parent
+Graph = Mapping[str, set[str]]  # module -> the modules it imports directly
+
+HAZMAT = "noiseveil.hazmat"
 
 
-def imported_modules(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return found
+@cache
+def import_graph() -> dict[str, set[str]]:
+    built = grimp.build_graph("noiseveil", include_external_packages=False)
+    return {m: set(built.find_modules_directly_imported_by(m)) for m in built.modules}
 
 
-def modules_under(folder: Path) -> list[Path]:
-    return sorted(folder.rglob("*.py"))
+def cycles(graph: Graph) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph.get(module, ())):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(found)
 
 
-def offenders(files: list[Path], forbidden: str) -> list[str]:
-    return [
-        f"{path.relative_to(PACKAGE)} imports {name}"
-        for path in files
-        for name in sorted(imported_modules(path))
-        if name == forbidden or name.startswith(forbidden + ".")
-    ]
+def reached(graph: Graph, start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = list(graph.get(start, ()))
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += graph.get(module, ())
+    return seen
 
 
-def test_the_library_never_imports_the_application() -> None:
-    library = [p for p in modules_under(PACKAGE) if "app" not in p.relative_to(PACKAGE).parts]
-    assert len(library) > 20
-    assert offenders(library, "noiseveil.app") == []
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
 
 
-def test_schemes_and_attacks_never_import_the_registry() -> None:
-    files = modules_under(PACKAGE / "schemes") + modules_under(PACKAGE / "attacks")
-    assert offenders(files, "noiseveil.zoo") == []
+def reaching(graph: Graph, sources: Iterable[str], forbidden: str) -> list[str]:
+    """ "A reaches F" for each source module that imports ``forbidden`` (or a module inside it),
+    directly or transitively."""
+    return sorted(
+        f"{source} reaches {target}"
+        for source in sources
+        for target in reached(graph, source)
+        if within(target, forbidden)
+    )
 
 
-def test_the_checker_sees_an_import() -> None:
-    """The checks above can fail: the application does import the library and the registry."""
-    assert offenders(modules_under(PACKAGE / "app"), "noiseveil.zoo")
+def modules_in(graph: Graph, *packages: str) -> list[str]:
+    return sorted(m for m in graph if any(within(m, p) for p in packages))
+
+
+def test_no_module_imports_itself_back() -> None:
+    graph = import_graph()
+    assert len(graph) > 80  # the graph is the package's, not an empty one
+    assert cycles(graph) == []
+
+
+def test_the_library_never_reaches_the_application() -> None:
+    graph = import_graph()
+    library = [m for m in graph if not within(m, "noiseveil.app")]
+    assert len(library) > 40
+    assert reaching(graph, library, "noiseveil.app") == []
+
+
+def test_the_models_never_reach_the_registry() -> None:
+    """The registry (noiseveil.zoo) depends on the models, never the reverse (perceptual.py
+    imported it, and the TransNet scheme perceptual.py)."""
+    graph = import_graph()
+    models = modules_in(graph, "noiseveil.perceptual", "noiseveil.schemes", "noiseveil.attacks")
+    assert len(models) > 15
+    assert reaching(graph, models, "noiseveil.zoo") == []
+
+
+def test_only_the_attacks_import_the_hazmat_layer() -> None:
+    """Decryption that skips authentication is for the brute-force attack and the tests; a
+    report recovering the key holder's images must use the verified path."""
+    graph = import_graph()
+    importers = sorted(m for m, imported in graph.items() if HAZMAT in imported)
+    assert importers  # the check sees the attack's import
+    assert [m for m in importers if not within(m, "noiseveil.attacks")] == []
+
+
+def test_every_scheme_class_is_public() -> None:
+    from noiseveil.zoo import SCHEMES
+
+    assert {cls.__name__ for cls in SCHEMES.values()} <= set(noiseveil.__all__)
+    for cls in SCHEMES.values():
+        assert getattr(noiseveil, cls.__name__) is cls
+
+
+# -- the checks can fail --------------------------------------------------------------------
+def test_the_cycle_check_sees_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e2"}, "e2": set()}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"x": {"y"}, "y": set()}) == []
+
+
+def test_the_transitive_check_sees_an_indirect_import() -> None:
+    graph = {"lib.model": {"lib.helper"}, "lib.helper": {"lib.zoo.cards"}, "lib.zoo.cards": set()}
+    assert reaching(graph, ["lib.model"], "lib.zoo") == ["lib.model reaches lib.zoo.cards"]
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ("noiseveil.app.commands", "noiseveil.zoo"),  # the application imports the library
+        ("noiseveil.attacks.bruteforce", HAZMAT),
+        ("noiseveil.app.service.server", "noiseveil.app.services"),  # through store.py
+    ],
+)
+def test_the_graph_holds_known_imports(source: str, target: str) -> None:
+    assert target in reached(import_graph(), source)

@@ -16,6 +16,7 @@ from noiseveil import perceptual, zoo
 from noiseveil.checksums import sha256_file
 from noiseveil.data import fixed_subset, load_dataset
 from noiseveil.perceptual import LPIPS_LABEL, lpips_distance
+from noiseveil.shipped import WeightsError
 from noiseveil.zoo import shipped_schemes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,10 +135,10 @@ def test_corrupt_weights_are_refused(tmp_path, monkeypatch, fresh_cache, cifar):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(zoo.ZooError, match="checksum mismatch"):
+    with pytest.raises(WeightsError, match="checksum mismatch"):
         lpips_distance(cifar[:2], cifar[:2])
     path.unlink()
-    with pytest.raises(zoo.ZooError, match="missing"):
+    with pytest.raises(WeightsError, match="missing"):
         perceptual.load_metric_payload()
 
 

@@ -63,7 +63,7 @@ def _token(args: argparse.Namespace) -> str:
 def upload(client: CloudClient, args: argparse.Namespace) -> int:
     """Encrypt locally (with -m), then upload every ciphertext; a second run re-encrypts nothing
     and uploads only what the cloud does not hold (the same bytes are answered 'already stored')."""
-    from noiseveil.app.commands import finish, say_left_out
+    from noiseveil.app.services import finish, say_left_out
 
     report, start = Report("upload"), time.perf_counter()
     if args.model is not None:
@@ -98,7 +98,7 @@ def _encrypt_for_upload(args: argparse.Namespace) -> tuple[list[Path], Path, Rep
     """Encrypt the plaintexts into the ciphertext folder; those encrypted by an earlier run are
     kept as they are (re-encrypting would make new bytes, and a second copy in the cloud).
     The ciphertexts to upload, their folder, and the encryption's report."""
-    from noiseveil.app.commands import key_for, open_scheme, say_left_out
+    from noiseveil.app.services import key_for, open_scheme, say_left_out
     from noiseveil.pipeline import encrypt_files
 
     scheme = open_scheme(args.model, None)
@@ -144,7 +144,7 @@ def fetch(client: CloudClient, args: argparse.Namespace) -> int:
     """Download the matching ciphertexts into -o, under the names they were uploaded with
     (else as ID.png); with --decrypt, decrypt them there instead, locally, with the key (the
     ciphertexts go through a temporary folder)."""
-    from noiseveil.app.commands import finish
+    from noiseveil.app.services import finish
 
     if args.decrypt:  # the key is checked before anything is asked of the cloud
         if args.key is None:
@@ -196,7 +196,7 @@ def _download(client: CloudClient, rows: list[dict], folder: Path, quiet: bool) 
 
 
 def _decrypt(folder: Path, key: Key, args: argparse.Namespace) -> Report:
-    from noiseveil.app.commands import schemes_by_id
+    from noiseveil.app.services import schemes_by_id
     from noiseveil.pipeline import decrypt_files
 
     pairs = plan(folder, args.output)

@@ -7,25 +7,29 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 from noiseveil.app.cloud_commands import cmd_cloud, cmd_serve  # noqa: F401  (dispatched by name)
 from noiseveil.app.distributed import Job
 from noiseveil.app.exit_codes import EXIT_FAILED_FILES, EXIT_OK
 from noiseveil.app.model_commands import cmd_model  # noqa: F401  (dispatched by name)
-from noiseveil.checksums import sha256_bytes, sha256_file
-from noiseveil.classifiers.architectures import freeze
-from noiseveil.classifiers.preprocessing import Preprocessing
+from noiseveil.app.services import (
+    CloudModel,
+    cloud_model,
+    finish,
+    key_for,
+    open_scheme,
+    say_left_out,
+    schemes_by_id,
+    torchscript_cloud,
+)
+from noiseveil.checksums import sha256_bytes
 from noiseveil.crypto.keys import Key, KeyFileError, NoKey, load_key
 from noiseveil.data import PHOTOS, DataError, cache_dir, load_dataset, read_image
 from noiseveil.exceptions import NoiseveilError
-from noiseveil.io.png import EXISTS, CiphertextFileError, read_ciphertext
+from noiseveil.io.png import CiphertextFileError, read_ciphertext
 from noiseveil.pipeline import (
     Report,
     classify_files,
@@ -40,52 +44,11 @@ from noiseveil.progress import heartbeat
 from noiseveil.schemes.base import Scheme
 from noiseveil.zoo import (
     ZooError,
-    classifier_info,
-    load_classifier,
-    load_payload,
     load_scheme,
+    model_figure,
     read_manifest,
     shipped_schemes,
 )
-
-LEFT_OUT_NAMED = 5  # files named in the "left out" line; the rest are counted
-
-
-def load_torchscript(path: Path) -> tuple[nn.Module, str]:
-    """A TorchScript classifier and the id ciphertexts record for it (hash of the file)."""
-    import zipfile
-
-    if not path.is_file():
-        raise ZooError(f"{path}: no such TorchScript file")
-    if not zipfile.is_zipfile(path):  # what torch.jit.save writes; anything else gets reader internals
-        raise ZooError(f"{path}: not a TorchScript model (save one with torch.jit.save)")
-    try:
-        model = torch.jit.load(str(path), map_location="cpu")
-    except (RuntimeError, OSError, ValueError):
-        raise ZooError(f"{path}: not a TorchScript model (torch.jit.load cannot read it)") from None
-    return freeze(model), "torchscript:" + sha256_file(path)[:16]
-
-
-def open_scheme(model_id: str, classifier_file: Path | None) -> Scheme:
-    if classifier_file is None:
-        return load_scheme(model_id)
-    classifier, classifier_id = load_torchscript(classifier_file)
-    return load_scheme(model_id, classifier=classifier, classifier_id=classifier_id)
-
-
-def finish(report: Report, resumable: bool = False) -> int:
-    """Print each failure on one line, then a summary; exit status 1 if anything failed. A
-    ``resumable`` run (one without --skip-existing) says once how to leave existing outputs."""
-    for path, reason in report.failures:
-        reason = reason if reason.startswith(str(path)) else f"{path}: {reason}"
-        print(f"FAILED {reason}", file=sys.stderr)
-    existing = sum(reason.endswith(EXISTS) for _, reason in report.failures)
-    if resumable and existing:
-        them = "it as it is" if existing == 1 else "them as they are"
-        outputs = "1 output exists" if existing == 1 else f"{existing} outputs exist"
-        print(f"{outputs} already: --skip-existing leaves {them} and does the rest", file=sys.stderr)
-    print(report.summary(), file=sys.stderr)
-    return EXIT_OK if report.ok else EXIT_FAILED_FILES
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -142,11 +105,6 @@ def here_or_on_ray(
     return run_on_ray(job, key, items, args.batch_size, args.ray or None, progress=not args.quiet)
 
 
-def schemes_by_id(classifier_file: Path | None) -> Callable[[str], Scheme]:
-    """Each ciphertext's scheme by the model id it names, loaded once (decryption)."""
-    return cache(lambda model_id: open_scheme(model_id, classifier_file))
-
-
 def pending_pairs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], int, list[Path]]:
     """(input, output) pairs to do, how many --skip-existing left alone, and the files of the
     input that are not images (for :func:`say_left_out`)."""
@@ -166,21 +124,6 @@ def planned(
     return pairs, left_out(args.input, output)
 
 
-def say_left_out(action: str, source: Path, others: list[Path]) -> int:
-    """Name, in one line on stderr, the files of the input folder that are not images (once
-    the command is sure to run); returns how many."""
-    if others:
-        shown = [str(p.relative_to(source)) for p in others[:LEFT_OUT_NAMED]]
-        more = f" and {len(others) - len(shown)} more" if len(others) > len(shown) else ""
-        what = (
-            "file that is not a PNG or JPEG image"
-            if len(others) == 1
-            else "files that are not PNG or JPEG images"
-        )
-        print(f"{action}: left out {len(others)} {what}: {', '.join(shown)}{more}", file=sys.stderr)
-    return len(others)
-
-
 def read_file_list(path: Path) -> list[str]:
     """The list's lines, one path each ('-': standard input)."""
     try:
@@ -189,19 +132,6 @@ def read_file_list(path: Path) -> list[str]:
         reason = getattr(err, "strerror", None) or err
         raise DataError(f"{path}: cannot read the file list ({reason})") from None
     return text.splitlines()
-
-
-def key_for(scheme: Scheme, path: Path | None) -> Key:
-    """The key to encrypt with: the file given, or none for a keyless scheme (and only then)."""
-    keyless = scheme.capabilities.key is None
-    if path is None and not keyless:
-        raise KeyFileError(
-            f"model {scheme.model_id} needs a key: -k KEY (make one with 'noiseveil keygen --model "
-            f"{scheme.model_id} KEY')"
-        )
-    if path is not None and keyless:
-        raise KeyFileError(f"model {scheme.model_id} is keyless: -k does not apply")
-    return scheme.keygen() if keyless else scheme.load_key(path)
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
@@ -233,42 +163,6 @@ def refuse_keyed_without_key(pairs: list[tuple[Path, Path]]) -> None:
             continue
         if authenticated:
             raise KeyFileError(f"{src} was encrypted with a key: -k KEY, the key file it was encrypted with")
-
-
-@dataclass(frozen=True)
-class CloudModel:
-    """What the cloud runs for a model id: a classifier, or a scheme model's cloud classifier
-    (RIC: the plaintext model it keeps labels for; EtC: the model trained on its ciphertexts)."""
-
-    model_id: str
-    classifier: nn.Module
-    image_shape: tuple[int, int, int] | None
-    classes: list[str] | None
-    any_size: bool = False  # a classifier card's pipeline takes photos of every size
-
-
-def cloud_model(model_id: str, scheme: Scheme | None = None) -> CloudModel:
-    """The cloud's model for ``model_id``, applying the card's input pipeline if it has one; a
-    scheme model's ``scheme``, if already loaded, is reused rather than loaded again."""
-    entry = read_manifest().get(model_id)
-    if entry is None:
-        load_payload(model_id)  # raises the zoo's one-line "no model" error
-    if entry["kind"] == "classifier":
-        shape, classes = classifier_info(model_id)
-        return CloudModel(model_id, load_classifier(model_id), shape, classes, any_size=shape is None)
-    scheme = scheme or load_scheme(model_id)
-    # A classifier that knows the class names: EtC's plaintext twin, RIC's cloud classifier.
-    named_by = entry.get("plain_twin") or entry.get("classifier_id")
-    is_classifier = read_manifest().get(named_by, {}).get("kind") == "classifier"
-    classes = classifier_info(named_by)[1] if is_classifier else None
-    shape = scheme.image_shape
-    return CloudModel(model_id, scheme.cloud_classifier(), shape, classes, any_size=shape is None)
-
-
-def torchscript_cloud(path: Path) -> CloudModel:
-    """A TorchScript classifier as the cloud's model (no fixed image shape, no class names)."""
-    classifier, model_id = load_torchscript(path)
-    return CloudModel(model_id, classifier, None, None)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -371,7 +265,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "scheme_model": args.model,
         "dataset": dataset,
         "subset": f"fixed_subset({len(data.x_test)}, {args.images}, seed=0) of the test split",
-        **({"nae": asdict(scheme.nae)} if scheme.keeps_plaintext_label else {}),
+        **({"nae": scheme.nae_settings} if scheme.nae_settings is not None else {}),
         **summary,
     }
     write_result(out, result)
@@ -591,27 +485,6 @@ def cmd_models(args: argparse.Namespace) -> int:
         )
     print(format_table(rows))
     return EXIT_OK
-
-
-def model_figure(entry: dict) -> str:
-    """The figure that means something for a zoo entry: accuracy, recovery, or fidelity."""
-    if "test_accuracy" in entry:  # a classifier, or an EtC cloud model trained on ciphertexts
-        return f"test acc {100 * entry['test_accuracy']:.2f}%"
-    if entry.get("preprocessing"):  # a classifier card that takes photos of any size
-        classes = len(entry.get("classes") or []) or entry.get("classes_count", "?")
-        pipeline = Preprocessing.from_dict(entry["preprocessing"]).describe()
-        return f"{classes} classes, photos of any size: {pipeline}"
-    if "digit_bits" in entry:  # RIC's lossless preset
-        nae_bits = 8 - entry["digit_bits"]
-        return f"bit-exact recovery, {nae_bits} NAE bits/sample (classifier {entry['classifier_id']})"
-    if entry.get("val_psnr") is not None:  # a learned decoder
-        return f"val PSNR {entry['val_psnr']:.2f} dB (classifier {entry['classifier_id']})"
-    if entry.get("generator_parameters"):  # a trained key: its size and the decryption floor
-        return (
-            f"key: a {entry['generator_parameters']:,}-parameter generator; decrypts to >= "
-            f"{entry['promised_psnr']:.0f} dB (classifier {entry['classifier_id']})"
-        )
-    return f"(classifier {entry.get('classifier_id', '-')})"
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:

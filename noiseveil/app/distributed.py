@@ -62,7 +62,7 @@ class Job:
 @functools.cache
 def _scheme(model_id: str, classifier_file: Path | None, nae_steps: int | None, publish_key_id: bool):
     """The encrypting scheme model, loaded once per worker process."""
-    from noiseveil.app.commands import open_scheme
+    from noiseveil.app.services import open_scheme
 
     scheme = open_scheme(model_id, classifier_file)
     if nae_steps is not None:
@@ -74,14 +74,14 @@ def _scheme(model_id: str, classifier_file: Path | None, nae_steps: int | None, 
 @functools.cache
 def _decrypting_schemes(classifier_file: Path | None):
     """This worker's schemes by model id, for decryption (loaded once each)."""
-    from noiseveil.app.commands import schemes_by_id
+    from noiseveil.app.services import schemes_by_id
 
     return schemes_by_id(classifier_file)
 
 
 @functools.cache
 def _cloud(model_id: str | None, classifier_file: Path | None):
-    from noiseveil.app.commands import cloud_model, torchscript_cloud
+    from noiseveil.app.services import cloud_model, torchscript_cloud
 
     return torchscript_cloud(classifier_file) if classifier_file is not None else cloud_model(model_id)
 

@@ -2,7 +2,7 @@
 
 The attacker has the ciphertexts and the public algorithm and networks, and tries keys. A tag
 check would reject every wrong key at once, so the attacker skips it
-(:meth:`~noiseveil.schemes.base.Scheme.decrypt_unverified`) and looks at what each guess
+(:func:`noiseveil.hazmat.decrypt_unverified`) and looks at what each guess
 decrypts to. Two kinds of guesses:
 
 - random keys (the paper samples 200 seeds of its 2^32 key space; ours are 256-bit keys);
@@ -23,6 +23,7 @@ from noiseveil.attacks.base import Attack
 from noiseveil.attacks.inverse import attacker_key
 from noiseveil.crypto.keys import Key
 from noiseveil.data import to_uint8
+from noiseveil.hazmat import decrypt_unverified
 from noiseveil.schemes.base import Ciphertext, Scheme, SchemeError
 
 
@@ -51,7 +52,7 @@ class BruteForceAttack(Attack):
         return cls(scheme, [key.with_bit_flipped(b) for b in bits])
 
     def decrypt_with(self, ciphertexts: Sequence[Ciphertext], key: Key) -> np.ndarray:
-        return to_uint8(self.scheme.decrypt_unverified(ciphertexts, key))
+        return to_uint8(decrypt_unverified(self.scheme, ciphertexts, key))
 
     def reconstruct(self, ciphertexts: Sequence[Ciphertext], labels: np.ndarray) -> np.ndarray:
         return self.decrypt_with(ciphertexts, self.guesses[0])

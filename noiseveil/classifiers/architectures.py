@@ -20,17 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-
-class Normalize(nn.Module):
-    """Per-channel standardisation, kept inside the model so callers feed [0, 1] images."""
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+from noiseveil.classifiers.isotropic import ConvMixer, ViT
+from noiseveil.classifiers.normalize import Normalize
+from noiseveil.classifiers.preprocessing import PreprocessedClassifier, Preprocessing
+from noiseveil.classifiers.squeezenet import SqueezeNet
 
 
 def conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0):
@@ -211,11 +204,6 @@ class VGG(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
-
-# Imported here, after Normalize exists, because isotropic.py builds on it.
-from noiseveil.classifiers.isotropic import ConvMixer, ViT  # noqa: E402
-from noiseveil.classifiers.preprocessing import PreprocessedClassifier, Preprocessing  # noqa: E402
-from noiseveil.classifiers.squeezenet import SqueezeNet  # noqa: E402
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "mnist-cnn": MnistCNN,

@@ -11,7 +11,7 @@ these networks without any adaptation network.
 - :class:`ConvMixer`: Trockman & Kolter, "Patches Are All You Need?" (TMLR 2023).
 - :class:`ViT`: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021).
 
-Both take images in [0, 1]; :class:`~noiseveil.classifiers.architectures.Normalize` is their
+Both take images in [0, 1]; :class:`~noiseveil.classifiers.normalize.Normalize` is their
 first layer (0.5 per channel unless given).
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from noiseveil.classifiers.architectures import Normalize
+from noiseveil.classifiers.normalize import Normalize
 
 
 def _stats(in_channels: int, values: Sequence[float] | None) -> Sequence[float]:

@@ -317,13 +317,3 @@ def open_payload(key: SecretKey, nonce: bytes, use: str, sealed: bytes, aad: byt
         return _aead(key, nonce, use).decrypt(bytes(12), sealed, aad)
     except InvalidTag:
         raise PayloadError("the encrypted payload does not authenticate (wrong key or modified)") from None
-
-
-def open_payload_unauthenticated(key: SecretKey, nonce: bytes, use: str, sealed: bytes) -> bytes:
-    """What :func:`seal_payload`'s ChaCha20 layer gives under ``key`` WITHOUT checking the tag:
-    the view of an attacker who skips authentication (RFC 8439: the payload starts at block 1).
-    Never use it to recover data."""
-    stream_key = key.derive(f"noiseveil/{use}", salt=nonce)
-    counter_and_nonce = (1).to_bytes(4, "little") + bytes(12)
-    decryptor = Cipher(algorithms.ChaCha20(stream_key, counter_and_nonce), mode=None).decryptor()
-    return decryptor.update(sealed[:-AEAD_TAG_BYTES])

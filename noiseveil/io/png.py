@@ -1,4 +1,5 @@
-"""The ciphertext file: an ordinary 8-bit PNG with noiseveil's metadata in text chunks.
+"""The authenticated ciphertext and its file: an ordinary 8-bit PNG with noiseveil's metadata
+in text chunks.
 
 Any image tool opens it and any classifier reads its pixels. Decryption needs only this
 file and the key: the ``noiseveil:*`` tEXt chunks carry the format version, scheme, model
@@ -10,14 +11,19 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from noiseveil.exceptions import NoiseveilError
-from noiseveil.schemes.base import READABLE_VERSIONS, Ciphertext
+from noiseveil.crypto.keys import Key
+from noiseveil.exceptions import AuthenticationError, NoiseveilError
+
+FORMAT_VERSION = "2"  # 2: RIC ciphertexts carry what decryption needs (no regenerated NAE)
+READABLE_VERSIONS = ("1", "2")
 
 PREFIX = "noiseveil:"
 EXISTS = "exists; refusing to overwrite"  # how every refusal to overwrite an output ends
@@ -28,6 +34,73 @@ _REQUIRED = ("version", "scheme", "model", "key_id")  # "tag" too, unless the sc
 LEGACY_MODEL_IDS = {
     "1": {"ric-cifar10": "ric-cifar10-masked", "ric-lfw": "ric-lfw-masked", "ric-mnist": "ric-mnist-masked"}
 }
+
+
+@dataclass
+class Ciphertext:
+    """An encrypted image plus the public fields its scheme needs to decrypt it (never the key)."""
+
+    pixels: np.ndarray  # uint8 (H, W, C), C = 1 or 3
+    scheme: str
+    model_id: str
+    key_id: str
+    fields: dict[str, str] = field(default_factory=dict)
+    version: str = FORMAT_VERSION
+    tag: bytes = b""
+    read_as: str | None = None  # not authenticated: the model id an older format's id stands for now
+    # (digest of the contents, PNG bytes) once serialised: the self-check's bytes are written,
+    # not made twice (noiseveil.io.png.ciphertext_to_bytes)
+    encoded: tuple[bytes, bytes] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def decrypt_model(self) -> str:
+        """The model id to decrypt with (``model_id``, or its current name for an older file)."""
+        return self.read_as or self.model_id
+
+    def header(self) -> dict[str, str]:
+        """All metadata that is authenticated (everything but the tag)."""
+        return {
+            "version": self.version,
+            "scheme": self.scheme,
+            "model": self.model_id,
+            "key_id": self.key_id,
+            **{f"f.{k}": v for k, v in self.fields.items()},
+        }
+
+    def signed_bytes(self) -> bytes:
+        """Canonical serialisation of header and pixels, the message the tag covers.
+
+        Every key and value is length-prefixed, so no two different headers serialise alike
+        (a plain "k=v" join would let an attacker move bytes between adjacent fields).
+        """
+        out = [struct.pack("<I", len(self.header()))]
+        for k, v in sorted(self.header().items()):
+            for part in (k.encode(), v.encode()):
+                out += [struct.pack("<I", len(part)), part]
+        out.append(struct.pack("<3I", *self.pixels.shape))
+        out.append(np.ascontiguousarray(self.pixels).tobytes())
+        return b"".join(out)
+
+    def seal(self, key: Key) -> Ciphertext:
+        self.tag = key.mac(self.signed_bytes())
+        return self
+
+    @property
+    def authenticated(self) -> bool:
+        """False for a keyless scheme's image: its metadata carries no tag."""
+        return bool(self.tag)
+
+    def verify(self, key: Key) -> None:
+        """Raise :class:`AuthenticationError` unless ``key`` made this exact ciphertext."""
+        if self.key_id and self.key_id != key.key_id:
+            raise AuthenticationError(
+                f"wrong key: the ciphertext was made with key {self.key_id}, this key is {key.key_id}"
+            )
+        if not self.tag or not key.verify(self.signed_bytes(), self.tag):
+            which = "" if self.key_id else "the key is wrong, or "  # no public key id to tell them apart
+            raise AuthenticationError(
+                f"authentication failed: {which}the ciphertext or its metadata was modified"
+            )
 
 
 class CiphertextFileError(NoiseveilError):

@@ -7,6 +7,7 @@ The schemes know nothing of the model zoo; ``noiseveil.zoo.load_scheme("ric-cifa
 
 from __future__ import annotations
 
+from noiseveil.schemes.avp import AVPScheme
 from noiseveil.schemes.base import (
     AuthenticationError,
     Capabilities,
@@ -20,8 +21,10 @@ from noiseveil.schemes.base import (
 from noiseveil.schemes.etc import EtCScheme
 from noiseveil.schemes.ric import PRESETS, RIC, RICConfig, RICScheme
 from noiseveil.schemes.ric_lossless import LosslessRICScheme
+from noiseveil.schemes.transnet import TransNetScheme
 
 __all__ = [
+    "AVPScheme",
     "AuthenticationError",
     "Capabilities",
     "Ciphertext",
@@ -36,4 +39,5 @@ __all__ = [
     "SchemeError",
     "TrainedScheme",
     "TrainingPlan",
+    "TransNetScheme",
 ]

@@ -27,7 +27,7 @@ import io
 import json
 import secrets
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -452,6 +452,16 @@ class AVPScheme(Scheme):
             "promised_psnr": self.promised_psnr,
             **(extra or {}),
         }
+
+    @classmethod
+    def figure(cls, entry: Mapping[str, Any]) -> str:
+        if not entry.get("generator_parameters"):
+            return super().figure(entry)
+        # a trained key: its size, and the floor its decryption promises
+        return (
+            f"key: a {entry['generator_parameters']:,}-parameter generator; decrypts to >= "
+            f"{entry['promised_psnr']:.0f} dB (classifier {entry['classifier_id']})"
+        )
 
     @classmethod
     def from_payload(

@@ -1,4 +1,5 @@
-"""The interface every scheme implements, and the authenticated ciphertext they all produce.
+"""The interface every scheme implements (the authenticated ciphertext they all produce is
+:class:`noiseveil.io.png.Ciphertext`, beside its PNG file).
 
 A scheme turns plaintext images into ciphertext *images* that a cloud classifier reads,
 and back. What differs between RIC, EtC, AVP and TransNet is only how the pixels are made;
@@ -13,7 +14,6 @@ metadata field, so a wrong key or a modified file is rejected before decryption 
 
 from __future__ import annotations
 
-import struct
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +27,9 @@ from torch import nn
 
 from noiseveil.crypto.keys import KEY_KINDS, TAG_BYTES, Key, KeyFileError, load_key
 from noiseveil.data.tensors import to_uint8
-from noiseveil.exceptions import NoiseveilError
+from noiseveil.exceptions import AuthenticationError as AuthenticationError  # re-exported
+from noiseveil.exceptions import SchemeError
+from noiseveil.io.png import Ciphertext, ciphertext_from_bytes, ciphertext_to_bytes
 
 if TYPE_CHECKING:
     from noiseveil.data import ImageDataset
@@ -36,8 +38,6 @@ if TYPE_CHECKING:
 # upper bound is WebP's (lossless RIC compresses each image into its own ciphertext).
 MIN_SIDE, MAX_SIDE = 32, 16383
 
-FORMAT_VERSION = "2"  # 2: RIC ciphertexts carry what decryption needs (no regenerated NAE)
-READABLE_VERSIONS = ("1", "2")
 # Optional public fields every scheme may set: what decryption promises for this image.
 RECOVERY_FIELD, RECOVERY_PSNR_FIELD = "recovery", "recovery_psnr"  # "exact" | "lossy" (+ PSNR dB)
 
@@ -46,14 +46,6 @@ Payload: TypeAlias = dict[str, Any]
 # The cloud's classifier, or how to load it when first needed (decryption may never need it).
 # The registry (noiseveil.zoo) supplies it; schemes never load models by id themselves.
 CloudModel: TypeAlias = nn.Module | Callable[[], nn.Module]
-
-
-class SchemeError(NoiseveilError):
-    """Input a scheme cannot process (wrong shape, wrong model...); one-line message."""
-
-
-class AuthenticationError(SchemeError):
-    """Wrong key or tampered ciphertext: nothing is decrypted."""
 
 
 @dataclass(frozen=True)
@@ -141,71 +133,21 @@ class EncryptionError(SchemeError):
     fidelity, or the cloud would label it differently): no ciphertext is produced for it."""
 
 
-@dataclass
-class Ciphertext:
-    """An encrypted image plus the public fields its scheme needs to decrypt it (never the key)."""
+@dataclass(frozen=True)
+class SealedPayload:
+    """The bytes a ciphertext carries sealed under an AEAD (ChaCha20-Poly1305), with what they
+    were sealed for. Public: anyone holding the file reads them; only the key opens them."""
 
-    pixels: np.ndarray  # uint8 (H, W, C), C = 1 or 3
-    scheme: str
-    model_id: str
-    key_id: str
-    fields: dict[str, str] = field(default_factory=dict)
-    version: str = FORMAT_VERSION
-    tag: bytes = b""
-    read_as: str | None = None  # not authenticated: the model id an older format's id stands for now
-    # (digest of the contents, PNG bytes) once serialised: the self-check's bytes are written,
-    # not made twice (noiseveil.io.png.ciphertext_to_bytes)
-    encoded: tuple[bytes, bytes] | None = field(default=None, repr=False, compare=False)
+    nonce: bytes
+    use: str  # the key-derivation label the payload was sealed under
+    sealed: bytes
+    aad: bytes  # the associated data the tag also covers
+    shape: tuple[int, int, int]  # (H, W, C) of the ciphertext that carries them
 
-    @property
-    def decrypt_model(self) -> str:
-        """The model id to decrypt with (``model_id``, or its current name for an older file)."""
-        return self.read_as or self.model_id
 
-    def header(self) -> dict[str, str]:
-        """All metadata that is authenticated (everything but the tag)."""
-        return {
-            "version": self.version,
-            "scheme": self.scheme,
-            "model": self.model_id,
-            "key_id": self.key_id,
-            **{f"f.{k}": v for k, v in self.fields.items()},
-        }
-
-    def signed_bytes(self) -> bytes:
-        """Canonical serialisation of header and pixels, the message the tag covers.
-
-        Every key and value is length-prefixed, so no two different headers serialise alike
-        (a plain "k=v" join would let an attacker move bytes between adjacent fields).
-        """
-        out = [struct.pack("<I", len(self.header()))]
-        for k, v in sorted(self.header().items()):
-            for part in (k.encode(), v.encode()):
-                out += [struct.pack("<I", len(part)), part]
-        out.append(struct.pack("<3I", *self.pixels.shape))
-        out.append(np.ascontiguousarray(self.pixels).tobytes())
-        return b"".join(out)
-
-    def seal(self, key: Key) -> Ciphertext:
-        self.tag = key.mac(self.signed_bytes())
-        return self
-
-    @property
-    def authenticated(self) -> bool:
-        """False for a keyless scheme's image: its metadata carries no tag."""
-        return bool(self.tag)
-
-    def verify(self, key: Key) -> None:
-        """Raise :class:`AuthenticationError` unless ``key`` made this exact ciphertext."""
-        if self.key_id and self.key_id != key.key_id:
-            raise AuthenticationError(
-                f"wrong key: the ciphertext was made with key {self.key_id}, this key is {key.key_id}"
-            )
-        if not self.tag or not key.verify(self.signed_bytes(), self.tag):
-            which = "" if self.key_id else "the key is wrong, or "  # no public key id to tell them apart
-            raise AuthenticationError(
-                f"authentication failed: {which}the ciphertext or its metadata was modified"
-            )
+def accuracy_figure(entry: Mapping[str, Any]) -> str:
+    """A zoo entry's measured test accuracy, as ``noiseveil models`` shows it."""
+    return f"test acc {100 * entry['test_accuracy']:.2f}%"
 
 
 def same_shape_groups(shapes: Sequence[tuple[int, ...]]) -> list[list[int]]:
@@ -248,6 +190,22 @@ class Scheme(ABC):
     @property
     def keeps_plaintext_label(self) -> bool:
         return self.capabilities.keeps_plaintext_label
+
+    @property
+    def nae_settings(self) -> dict[str, Any] | None:
+        """The NAE attack settings this scheme encrypts with (what an evaluation records), or
+        None for a scheme that makes no NAE."""
+        return None
+
+    @classmethod
+    def figure(cls, entry: Mapping[str, Any]) -> str:
+        """The figure that represents one of this scheme's models in the zoo (``noiseveil
+        models``), read from the manifest entry its training recorded (``TrainedScheme.manifest``):
+        the cloud's measured accuracy where training measured one (EtC, TransNet), else the
+        classifier the model was made for. Schemes whose models promise more say so."""
+        if "test_accuracy" in entry:
+            return accuracy_figure(entry)
+        return f"(classifier {entry.get('classifier_id', '-')})"
 
     def with_nae(self, **changes: object) -> Scheme:
         """This scheme with other NAE attack settings (schemes that make NAEs override it)."""
@@ -414,7 +372,6 @@ class Scheme(ABC):
         and compare: the image must come back at the promised fidelity and, where the cloud
         runs the plaintext classifier, the ciphertext must get the plaintext's label.
         Returns a reason per image, or None where all holds."""
-        from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
         from noiseveil.metrics import psnr
 
         reread = [ciphertext_from_bytes(ciphertext_to_bytes(ct)) for ct in ciphertexts]
@@ -490,9 +447,15 @@ class Scheme(ABC):
         """Verify then decrypt; any wrong key or modification raises before any output exists."""
         for ct in ciphertexts:
             self.verify(ct, key)
-        # Not through decrypt_unverified: a scheme may give attackers a view there (whatever a
-        # wrong key yields); verified decryption must raise instead.
+        # Verified first, always: what a wrong key yields is only the attacks' to see
+        # (noiseveil.hazmat.decrypt_unverified); verified decryption raises instead.
         return self._decrypt(ciphertext_tensor(ciphertexts), [ct.fields for ct in ciphertexts], key)
+
+    def sealed_payload(self, ciphertext: Ciphertext) -> SealedPayload | None:
+        """The AEAD-sealed payload a ciphertext of this scheme carries, for a scheme that seals
+        its image into one (lossless RIC); None for a scheme whose decryption is arithmetic on
+        the pixels. Raises :class:`SchemeError` for metadata it cannot read."""
+        return None
 
     def decrypt_images(self, ciphertexts: Sequence[Ciphertext], key: Key) -> list[np.ndarray]:
         """Verify then decrypt to uint8 (H, W, C) images, one per ciphertext; their sizes may
@@ -511,9 +474,3 @@ class Scheme(ABC):
             for i, image in zip(group, recovered, strict=True):
                 out[i] = image
         return out
-
-    def decrypt_unverified(self, ciphertexts: Sequence[Ciphertext], key: Key) -> torch.Tensor:
-        """Decrypt WITHOUT checking the tag: what a brute-force attacker, who skips the MAC, gets
-        from a guessed key. Never use it to recover data."""
-        self.check_key_kind(key)
-        return self._decrypt(ciphertext_tensor(ciphertexts), [ct.fields for ct in ciphertexts], key)

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -402,7 +402,7 @@ class RICScheme(Scheme):
         """Format 1 (before the NAE was sealed in): re-run Φ as encryption did. Only as
         reliable as floating point repeating itself in this process (issue 11)."""
         try:
-            # A verified ciphertext's target is already a class index; through decrypt_unverified a
+            # A verified ciphertext's target is already a class index; through hazmat.decrypt_unverified a
             # guessed key unmasks a random 16-bit number, reduced to a class as an attacker would.
             targets = (
                 torch.tensor(
@@ -501,6 +501,16 @@ class RICScheme(Scheme):
                 "train_seconds": report["train_seconds"],
             },
         )
+
+    @property
+    def nae_settings(self) -> dict[str, Any]:
+        return asdict(self.nae)
+
+    @classmethod
+    def figure(cls, entry: Mapping[str, Any]) -> str:
+        if entry.get("val_psnr") is None:
+            return super().figure(entry)
+        return f"val PSNR {entry['val_psnr']:.2f} dB (classifier {entry['classifier_id']})"
 
     def with_nae(self, **changes) -> RICScheme:
         return replace(self, nae=replace(self.nae, **changes))

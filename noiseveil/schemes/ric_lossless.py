@@ -37,11 +37,11 @@ import math
 import os
 import struct
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -54,7 +54,6 @@ from noiseveil.crypto.keys import (
     keyed_uniform,
     new_nonce,
     open_payload,
-    open_payload_unauthenticated,
     seal_payload,
 )
 from noiseveil.data.tensors import to_uint8
@@ -66,6 +65,7 @@ from noiseveil.schemes.base import (
     Payload,
     Scheme,
     SchemeError,
+    SealedPayload,
     TrainedScheme,
     TrainingPlan,
     plaintext_cloud_fields,
@@ -379,6 +379,18 @@ class LosslessRICScheme(Scheme):
     # -- decryption: integers only -------------------------------------------------------
     def decrypt_pixels(self, pixels: np.ndarray, fields: dict[str, str], key: SecretKey) -> np.ndarray:
         """One ciphertext's uint8 (H, W, C) pixels back to the uint8 image (no float, no network)."""
+        payload = self._sealed(pixels, fields)
+        try:
+            plaintext = open_payload(key, payload.nonce, payload.use, payload.sealed, payload.aad)
+        except PayloadError as err:
+            raise SchemeError(str(err)) from None
+        return unpack_image(plaintext, payload.shape)
+
+    def sealed_payload(self, ciphertext: Ciphertext) -> SealedPayload:
+        return self._sealed(ciphertext.pixels, ciphertext.fields)
+
+    def _sealed(self, pixels: np.ndarray, fields: dict[str, str]) -> SealedPayload:
+        """The sealed bytes the pixels' low digits carry, and the nonce and shape they were sealed for."""
         try:
             nonce = bytes.fromhex(fields["nonce"])
             bits = int(fields["digit_bits"])
@@ -391,11 +403,7 @@ class LosslessRICScheme(Scheme):
         shape = tuple(pixels.shape)
         digits = np.bitwise_and(pixels.reshape(-1), self.modulus - 1)
         sealed = digits_to_bytes(digits, self.digit_bits, self.capacity(shape))
-        try:
-            plaintext = open_payload(key, nonce, _PAYLOAD_USE, sealed, self._aad(shape))
-        except PayloadError as err:
-            raise SchemeError(str(err)) from None
-        return unpack_image(plaintext, shape)
+        return SealedPayload(nonce, _PAYLOAD_USE, sealed, self._aad(shape), shape)
 
     def _decrypt_images(self, ciphertexts: Sequence[Ciphertext], key: SecretKey) -> list[np.ndarray]:
         return [self.decrypt_pixels(ct.pixels, ct.fields, key) for ct in ciphertexts]
@@ -408,30 +416,19 @@ class LosslessRICScheme(Scheme):
         images = np.stack([self.decrypt_pixels(p, f, key) for p, f in zip(raw, fields, strict=True)])
         return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
 
+    @property
+    def nae_settings(self) -> dict[str, Any]:
+        return asdict(self.nae)
+
+    @classmethod
+    def figure(cls, entry: Mapping[str, Any]) -> str:
+        if "digit_bits" not in entry:
+            return super().figure(entry)
+        nae_bits = 8 - entry["digit_bits"]
+        return f"bit-exact recovery, {nae_bits} NAE bits/sample (classifier {entry['classifier_id']})"
+
     def with_nae(self, **changes) -> LosslessRICScheme:
         return replace(self, nae=replace(self.nae, **changes), stats=Counter())
-
-    def decrypt_unverified(self, ciphertexts: Sequence[Ciphertext], key: SecretKey) -> torch.Tensor:
-        """What a key guess gives an attacker who skips every check: the image if the guess is
-        right, else the unauthenticated ChaCha20 decryption of the digits laid out as pixels."""
-        images = []
-        for ct in ciphertexts:
-            try:
-                images.append(self.decrypt_pixels(ct.pixels, ct.fields, key))
-            except SchemeError:
-                images.append(self._unauthenticated_view(ct, key))
-        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
-
-    def _unauthenticated_view(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
-        try:
-            nonce = bytes.fromhex(ct.fields["nonce"])
-        except (KeyError, ValueError):
-            nonce = b""
-        shape = tuple(ct.pixels.shape)
-        digits = np.bitwise_and(ct.pixels.reshape(-1), self.modulus - 1)
-        sealed = digits_to_bytes(digits, self.digit_bits, self.capacity(shape))
-        raw = np.frombuffer(open_payload_unauthenticated(key, nonce, _PAYLOAD_USE, sealed), dtype=np.uint8)
-        return np.resize(raw, shape)
 
     # -- persistence -----------------------------------------------------------------------
     def payload(self, extra: Payload | None = None) -> Payload:

@@ -4,6 +4,9 @@ The paper reruns a 100-step attack for every training batch. NAEs depend only on
 nonce, target class), so we generate a pool of them per class once, cache it on disk, and
 pair each training image with a random pool NAE of its predicted class. Evaluation always
 uses fresh NAEs from fresh nonces, so the pool cannot flatter the reported figures.
+
+:meth:`noiseveil.schemes.ric.RICScheme.train` calls this module; this module names the scheme
+only by what it reads of it (:class:`TrainableRIC`), so that the two do not import each other.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -25,8 +30,20 @@ from noiseveil.data import ImageDataset, cache_dir, to_tensor, to_uint8
 from noiseveil.data.cache import save_arrays_atomic
 from noiseveil.metrics import psnr
 from noiseveil.progress import progress_bar
-from noiseveil.schemes.nae import margin_loss
-from noiseveil.schemes.ric import RICScheme
+from noiseveil.schemes.nae import NAEConfig, margin_loss
+
+
+class TrainableRIC(Protocol):
+    """What training reads of a RIC scheme (:class:`~noiseveil.schemes.ric.RICScheme`): its
+    networks (``model.cfg`` their settings), the cloud classifier, its NAEs and keyed pads."""
+
+    model: nn.Module
+    classifier: nn.Module
+    nae: NAEConfig
+
+    def nae_for(self, key: SecretKey, nonces: Sequence[bytes], targets: torch.Tensor) -> torch.Tensor: ...
+
+    def pad(self, key: SecretKey, nonces: Sequence[bytes]) -> torch.Tensor | None: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +75,7 @@ def _pool_nonce(label: int, i: int) -> bytes:
     return hashlib.sha256(f"pool/{label}/{i}".encode()).digest()[:16]
 
 
-def pool_tag(classifier_id: str, scheme: RICScheme) -> str:
+def pool_tag(classifier_id: str, scheme: TrainableRIC) -> str:
     """Names a cached NAE pool by everything that shapes its NAEs."""
     nae, cfg = scheme.nae, scheme.model.cfg
     if not cfg.adversarial_noise:
@@ -68,7 +85,7 @@ def pool_tag(classifier_id: str, scheme: RICScheme) -> str:
 
 
 def build_nae_pool(
-    scheme: RICScheme, num_classes: int, per_class: int, seed: int, cache_tag: str
+    scheme: TrainableRIC, num_classes: int, per_class: int, seed: int, cache_tag: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_class`` NAEs targeting each class, cached on disk (float32) under ``cache_tag``."""
     path = cache_dir() / "nae-pools" / f"{cache_tag}-{per_class}-{seed}.npz"
@@ -89,7 +106,9 @@ def build_nae_pool(
     return naes, labels
 
 
-def fresh_val_naes(scheme: RICScheme, x: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def fresh_val_naes(
+    scheme: TrainableRIC, x: torch.Tensor, seed: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """NAEs (and keyed pads, if the model uses them) for validation images, from nonces never
     used in the pool."""
     targets = predict(scheme.classifier, x)
@@ -125,7 +144,7 @@ def training_step(
 
 
 def fit_ric(
-    scheme: RICScheme,
+    scheme: TrainableRIC,
     data: ImageDataset,
     cfg: RICTrainConfig,
     checkpoint: Path | None = None,

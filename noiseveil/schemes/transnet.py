@@ -197,7 +197,7 @@ def train_scheme(
 ) -> tuple[TransNetScheme, dict[str, Any]]:
     """The user's whole part: train h_θ through ``transport`` and wrap it as a scheme whose
     cloud classifier is not known here (the caller attaches it, if it may)."""
-    from noiseveil.perceptual import ImageNetFeatureMap  # the LPIPS weights load from the zoo
+    from noiseveil.perceptual import ImageNetFeatureMap  # loads the shipped LPIPS weights
 
     torch.manual_seed(training.seed)
     net = build_transform(transform, image_shape[2])

@@ -20,7 +20,9 @@ stored. Roles (provider, user, admin) are API tokens, stored hashed.
 - :mod:`.storage`: files by content hash, written atomically (temporary file, fsync, rename);
 - :mod:`.database`: SQLAlchemy tables, Alembic migrations, SQLite or PostgreSQL;
 - :mod:`.auth`: roles and tokens;
-- :mod:`.server`: the FastAPI application and ``noiseveil serve``;
+- :mod:`.server`: ``noiseveil serve`` (and the table of routes), from :mod:`.settings` (what it
+  is told), :mod:`.store` (database, files and models behind the API), :mod:`.schemas` (the
+  API's bodies) and :mod:`.routes` (the FastAPI application);
 - :mod:`.web`: the operator's gallery page;
 - :mod:`.client`: the Python client (httpx) behind ``noiseveil cloud ...``.
 """
