@@ -3,6 +3,8 @@ recovering schemes recover, the one that does not says so, a grid per model, exi
 
 from __future__ import annotations
 
+import json
+
 from conftest import run_cli
 
 from noiseveil.zoo import load_scheme, shipped_schemes
@@ -21,6 +23,12 @@ def test_the_main_job_runs_every_shipped_model(tmp_path) -> None:
             assert float(psnr_column) > 12.0, rows[model_id]
         else:
             assert psnr_column == "-", rows[model_id]
+    # The run's record (what scripts/record_demo.py keeps for the docs) is the printed table.
+    record = json.loads((run / "demo.json").read_text())
+    assert record["images_per_model"] == 2 and record["git_commit"] and "demo --images 2" in record["command"]
+    assert [r["model"] for r in record["rows"]] == shipped_schemes()
+    assert all(r["PSNR dB"] == rows[r["model"]][5] for r in record["rows"])
+    assert record["grids"] == [f"grid-{m}.png" for m in shipped_schemes()]
 
 
 def test_the_demo_says_what_it_is_doing_at_every_step(tmp_path, capsys, monkeypatch) -> None:

@@ -383,6 +383,7 @@ def demo_grid(rows: list[list[np.ndarray]], titles: list[str], path: Path) -> Pa
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: real test images through the real file pipeline, for every shipped model."""
+    from noiseveil.app.provenance import provenance, write_result
     from noiseveil.io.png import write_image
     from noiseveil.metrics import ssim
 
@@ -457,6 +458,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         grids.append(demo_grid(shown, titles, run / f"grid-{model_id}.png"))
     if not rows:
         raise ZooError("no shipped scheme model could run")
+    datasets = sorted({read_manifest()[r["model"]]["dataset"] for r in rows})
+    record = {
+        **provenance(datasets, [r["model"] for r in rows]),
+        "images_per_model": args.images,
+        "rows": rows,
+        "grids": [g.name for g in grids],
+    }
+    write_result(run / "demo.json", record)  # what scripts/record_demo.py keeps in results/demo/
     print(format_table(rows))
     print("(throughput: scripts/benchmark_throughput.py; a handful of images mostly measures warm-up)")
     for grid in grids:
