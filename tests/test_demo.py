@@ -34,11 +34,11 @@ def test_the_main_job_runs_every_shipped_model(tmp_path) -> None:
 def test_the_demo_says_what_it_is_doing_at_every_step(tmp_path, capsys, monkeypatch) -> None:
     """Issue 27: "avp-lfw (2 of 11)" and then nothing for about 30 s. Each step of a model's run
     (loading, encrypting, decrypting, classifying) is a line before it starts; one model here."""
-    from noiseveil.app import commands
+    from noiseveil.app import demo_commands
     from noiseveil.app.cli import main
 
     model = "etc-cifar10-convmixer"
-    monkeypatch.setattr(commands, "shipped_schemes", lambda: [model])
+    monkeypatch.setattr(demo_commands, "shipped_schemes", lambda: [model])
     assert main(["demo", "--images", "2", "--out", str(tmp_path)]) == 0
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("demo: ")]
     said = [line for line in said if ": still at it (" not in line]  # a busy machine's heartbeats

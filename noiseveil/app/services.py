@@ -1,7 +1,7 @@
 """What the commands share: opening a scheme or the cloud's model by id (or from a TorchScript
 file), the key a command encrypts with, and how a file run reports its outcome.
 
-The CLI's handlers (:mod:`noiseveil.app.commands`, :mod:`noiseveil.app.cloud_commands`), the
+The CLI's handlers (:mod:`noiseveil.app.commands` and the ``*_commands`` modules it gathers), the
 Ray workers (:mod:`noiseveil.app.distributed`) and the cloud service (:mod:`noiseveil.app.service`)
 all import these from here, and this module imports none of them.
 """
@@ -133,3 +133,12 @@ def torchscript_cloud(path: Path) -> CloudModel:
     """A TorchScript classifier as the cloud's model (no fixed image shape, no class names)."""
     classifier, model_id = load_torchscript(path)
     return CloudModel(model_id, classifier, None, None)
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    cols = list(rows[0])
+    widths = [max(len(c), *(len(r[c]) for r in rows)) for c in cols]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True))  # noqa: E731
+    return "\n".join(
+        [line(cols), line(["-" * w for w in widths]), *(line([r[c] for c in cols]) for r in rows)]
+    )
