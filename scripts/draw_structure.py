@@ -116,7 +116,7 @@ def draw(groups: list[str], edges: dict[str, set[str]], level: dict[str, int], p
         rows[level[group]].append(group)
     width = max(len(r) for r in rows.values())
     place = {g: ((i + 0.5) * width / len(row), lvl) for lvl, row in rows.items() for i, g in enumerate(row)}
-    fig, ax = plt.subplots(figsize=(2.2 * width + 1, 1.3 * len(rows) + 1))
+    fig, ax = plt.subplots(figsize=(1.35 * width + 1, 0.8 * len(rows) + 1))
     for source, targets in edges.items():
         for target in targets:
             ax.annotate(
@@ -126,7 +126,7 @@ def draw(groups: list[str], edges: dict[str, set[str]], level: dict[str, int], p
     for group, (x, y) in place.items():
         colour = "#fbd5a5" if group.startswith("noiseveil.app") else "#c6dbef"
         label = group.removeprefix("noiseveil.") or group
-        ax.text(x, y, label, ha="center", va="center", fontsize=9,
+        ax.text(x, y, label, ha="center", va="center", fontsize=8,
                 bbox={"boxstyle": "round", "fc": colour, "ec": "0.3"})  # fmt: skip
     ax.set_xlim(0, width)
     ax.set_ylim(-0.7, len(rows) - 0.3)
@@ -137,7 +137,7 @@ def draw(groups: list[str], edges: dict[str, set[str]], level: dict[str, int], p
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=150)
     plt.close(fig)
 
 
