@@ -23,7 +23,10 @@ from noiseveil.io.png import write_image
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'noiseveil[ray]')")
 
 MODEL = "etc-cifar10-convmixer"
-IMAGES = 10  # RIC images of the killed-worker run: five batches of two
+# RIC images of the killed-worker run, in batches of two: twelve batches, so that batches are
+# still running for the kill to find after the first output appears on a busy machine (with five,
+# a loaded full suite once saw them all finish between two looks).
+IMAGES = 24
 
 # The committed measurement (scripts/measure_ray_faults.py) and these tests share how a local
 # head is started and a busy worker found and killed.
