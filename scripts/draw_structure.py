@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 
 import grimp
@@ -27,47 +29,46 @@ from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result  # no
 PACKAGE = "noiseveil"
 # Groups one level deeper than the package: the application's parts are what a reader looks for.
 SPLIT_DEEPER = ("noiseveil.app",)
+Graph = Mapping[str, set[str]]  # module -> the modules it imports directly
 
 
-def strongly_connected(nodes: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
-    """Tarjan's components, iteratively (a deep import chain must not hit the recursion limit)."""
+@cache
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the noiseveil modules it imports directly (grimp: function-level imports too)."""
+    built = grimp.build_graph("noiseveil", include_external_packages=False)
+    return {m: set(built.find_modules_directly_imported_by(m)) for m in built.modules}
+
+
+def cycles(graph: Graph) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
-    on_stack: set[str] = set()
-    components: list[list[str]] = []
-    for root in nodes:
-        if root in index:
-            continue
-        work = [(root, iter(sorted(edges.get(root, ()))))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, successors = work[-1]
-            child = next(successors, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = len(index)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(edges.get(child, ())))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                components.append(sorted(component))
-    return components
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph.get(module, ())):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(found)
 
 
 def group_of(module: str) -> str:
@@ -92,20 +93,22 @@ def layers(groups: list[str], edges: dict[str, set[str]]) -> dict[str, int]:
     return level
 
 
-def reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
-    seen, todo = set(), [start]
+def reached(graph: Graph, start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = list(graph.get(start, ()))
     while todo:
-        for nxt in edges.get(todo.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += graph.get(module, ())
     return seen
 
 
 def transitive_reduction(edges: dict[str, set[str]]) -> dict[str, set[str]]:
     """The edges no longer path implies (of an acyclic graph): what the drawing can show legibly."""
     return {
-        source: {t for t in targets if not any(t in reachable(o, edges) for o in targets - {t})}
+        source: {t for t in targets if not any(t in reached(edges, o) for o in targets - {t})}
         for source, targets in edges.items()
     }
 
@@ -147,10 +150,9 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "structure")
     args = parser.parse_args()
-    graph = grimp.build_graph(PACKAGE)
-    modules = sorted(graph.modules)
-    imports = {m: set(graph.find_modules_directly_imported_by(m)) for m in modules}
-    cycles = [c for c in strongly_connected(modules, imports) if len(c) > 1]
+    imports = import_graph()
+    modules = sorted(imports)
+    module_cycles = cycles(imports)
     group_edges: dict[str, set[str]] = defaultdict(set)
     for source, targets in imports.items():
         for target in targets:
@@ -160,7 +162,7 @@ def main() -> None:
     group_edges.pop(PACKAGE, None)  # the package's lazy __init__ re-exports; it is nobody's layer
     group_edges = {s: ts & set(groups) for s, ts in group_edges.items() if s in groups}
     level = layers(groups, group_edges)
-    group_cycles = [c for c in strongly_connected(groups, group_edges) if len(c) > 1]
+    group_cycles = cycles(group_edges)
     # Drawn without the imports a longer path implies, when there is no cycle to hide.
     drawn = group_edges if group_cycles else transitive_reduction(group_edges)
     draw(groups, drawn, level, args.out / "imports.png")
@@ -168,14 +170,14 @@ def main() -> None:
         **provenance([], []),
         "modules": len(modules),
         "import_edges": sum(len(t) for t in imports.values()),
-        "module_cycles": cycles,
+        "module_cycles": module_cycles,
         "group_cycles": group_cycles,
         "groups": {g: {"layer": level[g], "imports": sorted(group_edges.get(g, ()))} for g in groups},
         "picture": "imports.png",
     }
     write_result(args.out / "imports.json", result)
-    print(f"{len(modules)} modules, {result['import_edges']} imports, {len(cycles)} import cycles")
-    for cycle in cycles:
+    print(f"{len(modules)} modules, {result['import_edges']} imports, {len(module_cycles)} import cycles")
+    for cycle in module_cycles:
         print("  cycle: " + " <-> ".join(cycle))
     print(f"wrote {args.out / 'imports.json'} and imports.png")
 

@@ -9,67 +9,28 @@ helper that imports the registry breaks the rule as much as importing it itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from functools import cache
+import importlib.util
+from collections.abc import Iterable
+from pathlib import Path
 
-import grimp
 import pytest
 
 import noiseveil
 
-Graph = Mapping[str, set[str]]  # module -> the modules it imports directly
+# The graph and its walks are the ones scripts/draw_structure.py draws and counts cycles with.
+_spec = importlib.util.spec_from_file_location(
+    "draw_structure", Path(__file__).resolve().parents[1] / "scripts" / "draw_structure.py"
+)
+structure = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(structure)
+Graph, cycles, import_graph, reached = (
+    structure.Graph,
+    structure.cycles,
+    structure.import_graph,
+    structure.reached,
+)
 
 HAZMAT = "noiseveil.hazmat"
-
-
-@cache
-def import_graph() -> dict[str, set[str]]:
-    built = grimp.build_graph("noiseveil", include_external_packages=False)
-    return {m: set(built.find_modules_directly_imported_by(m)) for m in built.modules}
-
-
-def cycles(graph: Graph) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def visit(module: str) -> None:
-        index[module] = low[module] = len(index)
-        stack.append(module)
-        for other in sorted(graph.get(module, ())):
-            if other not in index:
-                visit(other)
-                low[module] = min(low[module], low[other])
-            elif other in stack:
-                low[module] = min(low[module], index[other])
-        if low[module] == index[module]:
-            component = []
-            while True:
-                member = stack.pop()
-                component.append(member)
-                if member == module:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for module in sorted(graph):
-        if module not in index:
-            visit(module)
-    return sorted(found)
-
-
-def reached(graph: Graph, start: str) -> set[str]:
-    """Every module ``start`` imports, directly or through others."""
-    seen: set[str] = set()
-    todo = list(graph.get(start, ()))
-    while todo:
-        module = todo.pop()
-        if module not in seen:
-            seen.add(module)
-            todo += graph.get(module, ())
-    return seen
 
 
 def within(module: str, package: str) -> bool:

@@ -173,13 +173,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     key_path = run / "demo.key"
     keys: dict[type[Key], Key] = {}  # one demo key per kind of key, shared by the models using it
     rows, grids, status = [], [], EXIT_OK
-    for n, model_id in enumerate(shipped_schemes(), 1):
-        dataset = read_manifest()[model_id]["dataset"]
+    models, manifest = shipped_schemes(), read_manifest()
+    for n, model_id in enumerate(models, 1):
+        dataset = manifest[model_id]["dataset"]
 
         def step(doing: str, model_id: str = model_id):  # a line as each starts, then every 10 s
             return heartbeat(f"demo: {model_id}: {doing}")
 
-        with step(f"({n} of {len(shipped_schemes())}) loading the model and the {dataset} test images"):
+        with step(f"({n} of {len(models)}) loading the model and the {dataset} test images"):
             scheme = load_scheme(model_id)
             samples = demo_images(dataset, args.images)
         model_key = scheme.bound_key  # a key-bound model (EtC) works with its own (public) key only
@@ -239,7 +240,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         grids.append(demo_grid(shown, titles, run / f"grid-{model_id}.png"))
     if not rows:
         raise ZooError("no shipped scheme model could run")
-    datasets = sorted({read_manifest()[r["model"]]["dataset"] for r in rows})
+    datasets = sorted({manifest[r["model"]]["dataset"] for r in rows})
     record = {
         **provenance(datasets, [r["model"] for r in rows]),
         "images_per_model": args.images,
