@@ -181,3 +181,68 @@ def test_adjacent_pixel_correlation_tells_images_from_noise() -> None:
     c = adjacent_correlation(plain, noise)
     assert all(v > 0.8 for v in c["plain"].values())
     assert all(abs(v) < 0.1 for v in c["encrypted"].values())
+
+
+@pytest.mark.skipif(not {"avp-lfw", "avp-cifar10"} <= set(AVP_MODELS), reason="AVP models not shipped")
+def test_the_sweep_measures_each_point_once_and_a_stopped_sweep_continues(tmp_path: Path, capsys) -> None:
+    """The ci budget's three points on both models: a first run stops after two new points and
+    leaves a partial report; the second measures only the third. Every measure in range, one key
+    per key setting (two face points share one), the figures drawn."""
+    from noiseveil.app.reports import avp_sweep
+
+    budget, runs, out = avp_sweep.BUDGETS["ci"], tmp_path / "runs", tmp_path / "out"
+    first = avp_sweep.run(out, budget, runs=runs, preset="ci", max_points=2)
+    assert not first["complete"] and len(first["points"]) == 2
+    assert "Partial: 2 of 3 points" in (out / "report.md").read_text()
+    capsys.readouterr()
+    result = avp_sweep.run(out, budget, runs=runs, preset="ci")
+    assert capsys.readouterr().out.count("kept from") == 2 and result["complete"]
+    rows = result["points"]
+    assert rows[:2] == first["points"]
+    assert [r["point"]["name"] for r in rows] == [p.name for p in budget.points]
+    for row in rows:
+        assert 0 <= row["ssim_e"] <= 1 and 0 <= row["ssim_d"] <= 1 and row["images"] == 2
+        assert row["attack"]["iterations"] == budget.iterations and row["key_training"]["steps"] == 5
+        assert row["meets_target"] is False  # 3 attack steps on a 5-step key reach nothing
+    faces = [r for r in rows if r["point"]["model_id"] == "avp-lfw"]
+    assert faces[1]["attack"]["visual_loss"] == "distance" and "cosine_similarity" in faces[0]
+    assert {"accuracy_plain", "accuracy_encrypted", "label_kept"} <= set(rows[2])
+    assert len(list((runs / "keys").glob("*.key"))) == 2  # the two face points share their key
+    assert result["chosen"] == {"avp-cifar10": None, "avp-lfw": None}
+    for model_id in ("avp-lfw", "avp-cifar10"):
+        assert (out / "figures" / f"{model_id}-sweep.png").stat().st_size > 5000
+    assert "No point meets the target" in (out / "report.md").read_text()
+
+
+def test_the_sweep_target_needs_every_bound() -> None:
+    from noiseveil.app.reports.avp_sweep import meets
+
+    face = {"ssim_e": 0.03, "ssim_d": 0.90}
+    assert meets("avp-lfw", face) and not meets("avp-lfw", {**face, "ssim_e": 0.05})
+    assert not meets("avp-lfw", {**face, "ssim_d": 0.88})
+    objects = {"ssim_e": 0.2, "ssim_d": 0.9, "accuracy_plain": 0.85, "accuracy_encrypted": 0.85}
+    assert meets("avp-cifar10", objects)
+    assert not meets("avp-cifar10", {**objects, "accuracy_encrypted": 0.84})  # a 1-point drop
+
+
+@pytest.mark.skipif("avp-cifar10" not in AVP_MODELS, reason="avp-cifar10 not shipped")
+def test_the_report_keeps_each_encryption_and_a_resumed_run_reuses_it(tmp_path: Path, monkeypatch) -> None:
+    from noiseveil.app.reports.avp import KeptEncryptions
+    from noiseveil.io.png import ciphertext_to_bytes
+
+    scheme = KeptEncryptions.of(load_scheme("avp-cifar10"), tmp_path)
+    scheme.attack = dataclasses.replace(scheme.attack, iterations=150)
+    images = to_tensor(load_dataset("cifar10").x_test[:2])
+    first = scheme.encrypt(images, scheme.demo_key())
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError("encrypted again")
+
+    monkeypatch.setattr(AVPScheme, "_encrypt", fail)
+    again = KeptEncryptions.of(load_scheme("avp-cifar10"), tmp_path)  # a new process, as it were
+    again.attack = scheme.attack
+    second = again.encrypt(images, again.demo_key())
+    assert [ciphertext_to_bytes(c) for c in second] == [ciphertext_to_bytes(c) for c in first]
+    with pytest.raises(AssertionError, match="encrypted again"):  # other images: not kept, made
+        again.encrypt(images.flip(0), again.demo_key())

@@ -406,7 +406,7 @@ def test_long_commands_say_what_they_do_before_any_work(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    assert first.startswith("report etc: loading"), first
+    assert first.startswith("report etc: budget default, which sets test images"), first
     assert elapsed < 20, elapsed
 
 

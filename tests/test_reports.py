@@ -13,18 +13,7 @@ from noiseveil.zoo import load_scheme, read_manifest, shipped_schemes
 
 torch.set_num_threads(1)
 
-TINY = security.SecurityBudget(
-    test_images=4,
-    brute_force_images=2,
-    brute_force_keys=3,
-    one_bit_keys=2,
-    kpa_pairs=8,
-    itn_pairs=8,
-    cloud_ciphertexts=8,
-    network_steps=2,
-    nes_images=1,
-    nes_samples=2,
-)
+TINY = security.BUDGETS["ci"]
 
 
 @pytest.mark.parametrize("n_train", [50_000, 2_442])  # CIFAR-10's and LFW's training splits
@@ -83,7 +72,7 @@ def test_etc_report_on_a_slice_of_cifar10(tmp_path) -> None:
     data = ImageDataset(
         "cifar10", d.x_train[:96], d.y_train[:96], d.x_test[:48], d.y_test[:48], d.classes, "t"
     )
-    result = etc.run(tmp_path, lpips_images=8, attack_images=8, itn_pairs=32, itn_steps=2, data=data)
+    result = etc.run(tmp_path, etc.BUDGETS["ci"], data=data)
     rows = {r["model"]: r for r in result["accuracy"]}
     assert set(rows) == ETC_MODELS
     for row in rows.values():
@@ -103,15 +92,7 @@ def test_etc_report_on_a_slice_of_cifar10(tmp_path) -> None:
 def test_ric_report_on_a_tiny_budget(tmp_path, capsys) -> None:
     from noiseveil.app.reports import ric
 
-    budget = ric.RICReportBudget(
-        images=12,
-        lams=(0.6, 0.7),
-        sweep_steps=2,
-        ablation_steps=2,
-        grid_images=3,
-        pool_per_class=2,
-        val_images=4,
-    )
+    budget = ric.BUDGETS["ci"]
     result = ric.run(tmp_path / "out", budget, ["ric-cifar10-masked"], runs=tmp_path / "runs")
     res = result["in_dataset"]["ric-cifar10-masked"]
     assert res["ric"]["images"] == 12 and res["ric"]["adp_percent"] == 0.0
@@ -191,3 +172,27 @@ def test_avp_attacks_run_the_suite_on_one_victim_key(tmp_path) -> None:
         assert 0 <= row["ssim"]["mean"] <= 1 and "control" in row, name
     assert set(out["beating_label_only"]) <= set(rows) - {"label-only"}
     assert (tmp_path / "avp-attacks.png").stat().st_size > 1000
+
+
+def test_every_paper_report_has_three_budget_presets_in_order_of_size() -> None:
+    """--budget ci, default and paper on every report that runs: default is what results/ was
+    made with (the dataclass's defaults), and no count grows from ci to default to paper."""
+    import dataclasses
+
+    from noiseveil.app.reports import avp, avp_sweep, etc, ric, transnet
+    from noiseveil.app.reports.registry import PAPER_REPORTS, REPORTS
+
+    modules = {"ric": ric, "etc": etc, "avp": avp, "avp-sweep": avp_sweep, "transnet": transnet}
+    modules["security"] = security
+    assert set(modules) == set(PAPER_REPORTS) and all("budget" in REPORTS[n].options for n in modules)
+    for name, module in modules.items():
+        presets = module.BUDGETS
+        assert set(presets) == {"ci", "default", "paper"} and module.SCALES, name
+        assert presets["default"] == type(presets["default"])(), name
+        for f in dataclasses.fields(presets["default"]):
+            sizes = [getattr(presets[p], f.name) for p in ("ci", "default", "paper")]
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+                assert sizes == sorted(sizes), (name, f.name, sizes)
+            elif all(isinstance(v, tuple) for v in sizes) and f.name == "points":
+                ci, default, paper = sizes
+                assert all(p in default for p in ci) and all(p in paper for p in default), name

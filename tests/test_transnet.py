@@ -74,16 +74,10 @@ def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_pat
     the second cloud's networks too, and completes."""
     from noiseveil.app.reports import transnet
 
-    budget = transnet.TransNetReportBudget(
-        steps=2,
-        batch_size=8,
-        widths=(4, 8),
-        test_images=16,
-        itn_pairs=16,
-        itn_steps=2,
-        itn_every_cloud_alphas=(0.1,),
+    budget = dataclasses.replace(
+        transnet.BUDGETS["ci"], clouds=(PSI, "cifar10-resnet20"), itn_alphas=(0.0, 0.005, 0.1)
     )
-    kwargs = dict(runs=tmp_path / "runs", clouds=(PSI, "cifar10-resnet20"), alphas=(0.0, 0.1))
+    kwargs = dict(runs=tmp_path / "runs")
     first = transnet.run(tmp_path / "out", budget, max_networks=1, **kwargs)
     assert not first["complete"] and list(first["table1"][PSI]["alphas"]) == ["0"]
     assert "Partial" in (tmp_path / "out" / "report.md").read_text()
@@ -97,6 +91,8 @@ def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_pat
     assert {"label-only", "itn", "protected image itself"} == set(row)
     assert 0 <= row["itn"]["ssim"]["mean"] <= 1 and "control" in row["itn"]
     assert len(second["itn"]["0.1"]["itn_psnr_db"]) == 16
+    assert set(second["window"]) == {PSI, "cifar10-resnet20"}
+    assert (tmp_path / "out" / "figures" / "transnet-tradeoff.png").stat().st_size > 5000
     # the second cloud's networks are attacked at the α every cloud is attacked at
     assert first["itn_other_clouds"] == {"cifar10-resnet20": {}}
     other = second["itn_other_clouds"]["cifar10-resnet20"]
@@ -166,3 +162,16 @@ def test_protected_images_through_the_cli(trained, tmp_path, monkeypatch) -> Non
     assert with_key.returncode == 2 and "is keyless: -k does not apply" in with_key.stderr
     keygen = cli("keygen", str(tmp_path / "new.key"), "--model", "transnet-test")
     assert keygen.returncode == 2 and "keyless" in keygen.stderr and not (tmp_path / "new.key").exists()
+
+
+def test_the_window_needs_the_accuracy_kept_and_the_image_hidden() -> None:
+    from noiseveil.app.reports.transnet import window
+
+    def alpha(accuracy: float, ssim: float) -> dict:
+        return {"accuracy": accuracy, "ssim_to_plain": {"mean": ssim}}
+
+    table = {
+        "plain_accuracy": 0.90,
+        "alphas": {"0.001": alpha(0.89, 0.6), "0.003": alpha(0.885, 0.05), "0.005": alpha(0.85, -0.02)},
+    }
+    assert window({"table1": {"psi": table}}) == {"psi": ["0.003"]}

@@ -273,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add_command(sub, "train-classifier", "train a zoo classifier on plaintext and ship it")
     p.add_argument("model_id", help="the zoo classifier card to train (e.g. cifar10-resnet)")
     p.add_argument("--epochs", type=positive_int, help="training epochs (default: the card's epoch count)")
+    p.add_argument(
+        "--stop-after",
+        type=positive_int,
+        metavar="EPOCHS",
+        help="end this run after that many more epochs, keeping the checkpoint: the same command "
+        "continues, and the model ships after its last epoch (default: train to the end)",
+    )
     _add_shipping(p)
     p.add_argument(
         "--checkpoint-dir", type=Path, default=Path("runs"), help="folder for resumable checkpoints"
@@ -308,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add_command(sub, "report", "regenerate a paper's tables into results/ (JSON, Markdown, figures)")
     p.add_argument(
         "paper",
-        choices=["ric", "etc", "avp", "transnet", "security"],
+        choices=["ric", "etc", "avp", "avp-sweep", "transnet", "security"],
         help="the RIC, EtC, AVP or TransNet paper's tables, or the security suite of "
         "unmodified-classifier schemes",
     )
@@ -360,6 +367,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         help="transnet: train (or reuse) at most this many of the sweep's 12 networks, then report "
         "what is finished (default: all; the sweep spans sessions, each network is kept in runs/)",
+    )
+    p.add_argument(
+        "--points",
+        type=positive_int,
+        help="avp-sweep: measure at most this many new points, then report what is finished "
+        "(default: all; each point is kept in runs/, so the sweep spans sessions)",
+    )
+    p.add_argument(
+        "--budget",
+        choices=["ci", "default", "paper"],
+        metavar="PRESET",
+        help="a preset of everything the report may spend, which it names as it starts: ci (minutes, "
+        "to show it runs), paper (the paper's sizes, CPU-hours over sessions) or the one results/ "
+        "was made with (the default)",
     )
     p.add_argument("--render-only", action="store_true", help="rewrite report.md from the existing JSON")
     _add_service_commands(sub)

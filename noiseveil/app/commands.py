@@ -75,7 +75,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_train_classifier(args: argparse.Namespace) -> int:
     from noiseveil.app.train_commands import train_classifier_command
 
-    r = train_classifier_command(args.model_id, args.epochs, args.checkpoint_dir, args.save_as, args.replace)
+    r = train_classifier_command(
+        args.model_id, args.epochs, args.checkpoint_dir, args.save_as, args.replace, args.stop_after
+    )
+    if r.get("partial"):
+        print(
+            f"{args.model_id}: stopped after epoch {len(r['history'])} of {r['epochs']} (test accuracy "
+            f"{100 * r['test_accuracy']:.2f}%); the same command continues from {r['checkpoint']}"
+        )
+        return EXIT_OK
     print(f"{args.model_id}: test accuracy {100 * r['test_accuracy']:.2f}% in {r['train_seconds']:.0f}s")
     return EXIT_OK
 

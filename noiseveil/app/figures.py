@@ -12,6 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _saved(fig: plt.Figure, path: Path) -> Path:
+    """Lay out, write (making the folder) and close a figure."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def picture_grid(rows: Sequence[np.ndarray], titles: Sequence[str], path: Path, scale: float = 1.2) -> Path:
     """One row per uint8 batch (N, H, W, C), e.g. plaintext | ciphertext | recovered."""
     n = len(rows[0])
@@ -30,11 +39,7 @@ def picture_grid(rows: Sequence[np.ndarray], titles: Sequence[str], path: Path, 
             ax.set_xticks([])
             ax.set_yticks([])
         axes[r][0].set_ylabel(title, fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _saved(fig, path)
 
 
 def box_plot(groups: dict[str, np.ndarray], ylabel: str, path: Path) -> Path:
@@ -43,11 +48,7 @@ def box_plot(groups: dict[str, np.ndarray], ylabel: str, path: Path) -> Path:
     ax.boxplot(list(groups.values()), showmeans=True, meanprops={"marker": "x", "markeredgecolor": "k"})
     ax.set_xticks(range(1, len(groups) + 1), list(groups), fontsize=8)
     ax.set_ylabel(ylabel if len(ylabel) < 40 else ylabel.split(":")[0], fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _saved(fig, path)
 
 
 def key_sweep_plot(per_key: dict[str, list[dict[str, float]]], path: Path) -> Path:
@@ -65,11 +66,7 @@ def key_sweep_plot(per_key: dict[str, list[dict[str, float]]], path: Path) -> Pa
         ax.set_xlabel("key guess", fontsize=8)
         ax.set_ylabel(metric, fontsize=8)
     np.atleast_1d(axes)[0].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _saved(fig, path)
 
 
 Series = dict[str, tuple[Sequence[float], Sequence[float]]]
@@ -93,8 +90,57 @@ def line_plot(
         more = twin.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
     ax.legend(handles, labels, fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _saved(fig, path)
+
+
+def scatter_plot(
+    ours: dict[str, tuple[float, float]],
+    reference: dict[str, tuple[float, float]],
+    xlabel: str,
+    ylabel: str,
+    path: Path,
+    target: tuple[float | None, float | None] = (None, None),
+) -> Path:
+    """Numbered points (the legend names them) beside reference points (the paper's, as
+    stars), with the target region's edges as dashed lines: x at most target[0], y at least
+    target[1]."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    for i, (name, (x, y)) in enumerate(ours.items(), start=1):
+        ax.plot(x, y, "o", ms=5, label=f"{i}. {name}")
+        ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    for name, (x, y) in reference.items():
+        ax.plot(x, y, "*", ms=9, color="k")
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, -8), fontsize=7)
+    if target[0] is not None:
+        ax.axvline(target[0], ls="--", lw=0.8, color="grey")
+    if target[1] is not None:
+        ax.axhline(target[1], ls="--", lw=0.8, color="grey")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return _saved(fig, path)
+
+
+def labelled_lines(
+    series: dict[str, list[tuple[float, float, str]]],
+    xlabel: str,
+    ylabel: str,
+    path: Path,
+    vline: float | None = None,
+    hlines: dict[str, float] | None = None,
+) -> Path:
+    """One line per named series of (x, y, label) points, each point labelled; dashed guides at
+    x = ``vline`` and at each of ``hlines`` (named y values, drawn in the series' colour)."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, points in series.items():
+        (line,) = ax.plot([p[0] for p in points], [p[1] for p in points], "o-", ms=3, label=name)
+        for x, y, label in points:
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6)
+        if hlines and name in hlines:
+            ax.axhline(hlines[name], ls=":", lw=0.8, color=line.get_color())
+    if vline is not None:
+        ax.axvline(vline, ls="--", lw=0.8, color="grey")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.legend(fontsize=7)
+    return _saved(fig, path)

@@ -32,9 +32,12 @@ def train_classifier_command(
     checkpoint_dir: Path,
     save_as: str | None = None,
     replace_existing: bool = False,
+    stop_after: int | None = None,
 ) -> dict:
     """Train a zoo classifier, ship its weights (as ``save_as`` if given) and write
-    ``results/training/<id>.json``. An existing model is only replaced with ``replace_existing``."""
+    ``results/training/<id>.json``. An existing model is only replaced with ``replace_existing``.
+    ``stop_after`` ends this run after that many more epochs: the checkpoint keeps the training,
+    nothing ships until the last epoch (a training of hours, split across sessions)."""
     if model_id not in CLASSIFIERS:
         raise ZooError(f"unknown classifier {model_id!r}; known: {', '.join(CLASSIFIERS)}")
     card = CLASSIFIERS[model_id]
@@ -53,7 +56,10 @@ def train_classifier_command(
     model = build_classifier(card.arch, **config)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     prov = provenance([data.source_id], [model_id])  # at the start: the commit that trains
-    report = train_classifier(model, data, train_cfg, checkpoint_dir / f"{model_id}.ckpt")
+    checkpoint = checkpoint_dir / f"{model_id}.ckpt"
+    report = train_classifier(model, data, train_cfg, checkpoint, stop_after=stop_after)
+    if len(report["history"]) < train_cfg.epochs:
+        return {**report, "partial": True, "epochs": train_cfg.epochs, "checkpoint": str(checkpoint)}
     info = {
         "kind": "classifier",
         "card": card_id,
@@ -78,7 +84,7 @@ def train_classifier_command(
         info,
         replace=replace_existing,
     )
-    (checkpoint_dir / f"{model_id}.ckpt").unlink(missing_ok=True)  # shipped: the next run starts afresh
+    checkpoint.unlink(missing_ok=True)  # shipped: the next run starts afresh
     params = sum(p.numel() for p in model.parameters())
     result = {
         **prov,

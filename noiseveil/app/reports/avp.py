@@ -23,7 +23,10 @@ Every stage is kept in ``runs/avp-report`` as it finishes, so a stopped run resu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,9 @@ from noiseveil.attacks import (
 )
 from noiseveil.attacks.shared_key import SharedKeyReconstructionAttack
 from noiseveil.classifiers.training import predict
+from noiseveil.crypto.keys import Key
 from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor, to_uint8
+from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
 from noiseveil.metrics import describe, psnr, ssim
 from noiseveil.schemes.avp import AVPScheme, GeneratorKey
 from noiseveil.schemes.base import Ciphertext
@@ -74,6 +79,39 @@ class AVPReportBudget:
     ablation_images: int = 8
 
 
+BUDGETS = {
+    "ci": AVPReportBudget(
+        images=2,
+        cifar_images=4,
+        probe_people=2,
+        probe_images=2,
+        distractors=4,
+        keys=2,
+        key_steps=200,
+        matrix_images=2,
+        attack_images=4,
+        attack_pairs=8,
+        attack_steps=2,
+        itn_pairs=8,
+        shared_key_steps=2,
+        ablation_images=2,
+    ),
+    "default": AVPReportBudget(),
+    "paper": AVPReportBudget(
+        images=256,
+        cifar_images=1000,
+        probe_people=10,
+        distractors=1000,
+        attack_images=256,
+        attack_pairs=1000,
+        attack_steps=2000,
+        itn_pairs=1000,
+        shared_key_steps=1500,
+    ),
+}
+SCALES = "test images of every table, the keys and their steps, the attacks' pairs and steps"
+
+
 # The paper's figures, for the side-by-side rows (its Tables 1, 2, 4 and 5; four face models
 # at 112x112 with an 11 M-parameter key, ResNet50 and VGG19 on CIFAR-10).
 PAPER_TABLE1 = {  # SSIM_e, SSIM_d, cos-sim
@@ -92,6 +130,37 @@ PAPER_TABLE45 = {  # accuracy original, encrypted (%), SSIM_e, SSIM_d
     "VGG19": (93.95, 93.95, 0.171, 0.900),
     "ResNet50": (95.53, 95.28, 0.198, 0.923),
 }
+
+
+@dataclass
+class KeptEncryptions(AVPScheme):
+    """AVP whose every encryption (a batch, under one key) the report keeps in ``folder`` as the
+    ciphertexts' PNG bytes: at K = 800 the security stage encrypts for hours, and a stopped run
+    reuses what it made. The name fixes the images, the key (which binds its weights) and the
+    settings; the algorithm's code is not in it (delete the folder after changing it)."""
+
+    folder: Path | None = None
+
+    @classmethod
+    def of(cls, scheme: AVPScheme, folder: Path) -> KeptEncryptions:
+        return cls(**{f.name: getattr(scheme, f.name) for f in fields(scheme)}, folder=folder)
+
+    def encrypt(self, images: torch.Tensor, key: Key) -> list[Ciphertext]:
+        if self.folder is None:
+            return super().encrypt(images, key)
+        settings = json.dumps([asdict(self.attack), self.promised_psnr, self.max_tries, key.key_id])
+        digest = hashlib.sha256(settings.encode() + images.numpy().tobytes()).hexdigest()[:20]
+        path = self.folder / f"{self.model_id}-{digest}.npz"
+        if path.exists():
+            with np.load(path) as saved:
+                return [ciphertext_from_bytes(saved[f"arr_{i}"].tobytes()) for i in range(len(saved.files))]
+        cts = super().encrypt(images, key)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, *(np.frombuffer(ciphertext_to_bytes(ct), np.uint8) for ct in cts))
+        os.replace(tmp, path)
+        return cts
+
 
 STAGES = ("table 1 and fig. 9", "table 2", "tables 4-5", "fig. 7", "security")
 
@@ -377,7 +446,9 @@ def run(
     ``only_stages`` (some of :data:`STAGES`) re-measures those and keeps the rest as saved."""
     wanted, kept, kept_seconds = stages_to_run(out_dir / "avp-report.json", only_stages, STAGES)
     print("report avp: loading LFW, CIFAR-10 and the AVP models ...", flush=True)
-    faces, objects = load_scheme(FACES, of_class=AVPScheme), load_scheme(OBJECTS, of_class=AVPScheme)
+    faces, objects = (
+        KeptEncryptions.of(load_scheme(m, of_class=AVPScheme), runs / "ciphertexts") for m in (FACES, OBJECTS)
+    )
     lfw, cifar = load_dataset("lfw"), load_dataset("cifar10")
     prov = provenance(
         [lfw.source_id, cifar.source_id], [FACES, OBJECTS, faces.classifier_id, objects.classifier_id]

@@ -19,6 +19,7 @@ Everything goes to ``results/etc/``: ``etc-report.json`` (with provenance), ``re
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -153,12 +154,26 @@ def robustness(
     return summary, {"plain": plain, "cipher": cipher, **guesses}, per_image
 
 
+@dataclass(frozen=True)
+class EtCReportBudget:
+    """What the report may use; the defaults are what results/etc was made with."""
+
+    images: int = 1000  # test images of the LPIPS distances and of every attack
+    itn_pairs: int = 10000  # the ITN attacker's own images
+    itn_steps: int = 1500
+
+
+BUDGETS = {
+    "ci": EtCReportBudget(images=8, itn_pairs=32, itn_steps=2),
+    "default": EtCReportBudget(),
+    "paper": EtCReportBudget(images=10000, itn_pairs=50000, itn_steps=6000),  # the whole test set
+}
+SCALES = "test images of the distances and attacks, the ITN attacker's pairs and steps"
+
+
 def run(
     out_dir: Path = RESULTS_DIR / "etc",
-    lpips_images: int = 1000,
-    attack_images: int = 1000,
-    itn_pairs: int = 10000,
-    itn_steps: int = 1500,
+    budget: EtCReportBudget = EtCReportBudget(),
     data: ImageDataset | None = None,
 ) -> dict[str, Any]:
     """Every table and figure; ``data`` replaces CIFAR-10 (tests pass a small slice of it)."""
@@ -167,17 +182,24 @@ def run(
     model_ids = [m for pair in PAIRS for m in pair]
     prov = provenance([data.source_id], model_ids)
     scheme = load_scheme(PAIRS[0][1], of_class=EtCScheme)
-    result = {**prov, "block_size": scheme.block_size, "key_id": scheme.demo_key().key_id}
+    result = {
+        **prov,
+        "budget": asdict(budget),
+        "block_size": scheme.block_size,
+        "key_id": scheme.demo_key().key_id,
+    }
     figures = out_dir / "figures"
     stages = Stages()
     timed, timings = stages.run, stages.seconds
 
     result["accuracy"] = timed("accuracy", accuracy_tables, data)
     result["file_sizes"] = timed("file sizes", file_sizes, data, scheme)
-    lp = timed("lpips", perceptual_distance, data, scheme, lpips_images)
+    lp = timed("lpips", perceptual_distance, data, scheme, budget.images)
     box_plot({"EtC vs plain": lp.pop("values")}, lp["metric"], figures / "lpips-etc.png")
     result["perceptual"] = lp
-    rob, images, ssims = timed("attacks", robustness, data, scheme, attack_images, itn_pairs, itn_steps)
+    rob, images, ssims = timed(
+        "attacks", robustness, data, scheme, budget.images, budget.itn_pairs, budget.itn_steps
+    )
     result["robustness"] = rob
     box_plot(ssims, "SSIM against the plaintext", figures / "attacks-ssim-etc.png")
     picture_grid(

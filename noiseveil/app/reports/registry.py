@@ -18,6 +18,7 @@ from typing import Any
 from noiseveil.app.provenance import RESULTS_DIR, ReportError
 from noiseveil.app.reports import (
     avp,
+    avp_sweep,
     benchmarks,
     demo,
     etc,
@@ -38,7 +39,7 @@ from noiseveil.zoo import ZooError
 # `noiseveil report` options as given, by flag without the dashes ("itn-pairs"): left-out ones absent.
 Options = dict[str, Any]
 OPTION_FLAGS = ("images", "steps", "itn-pairs", "models", "ablation-steps", "sweep-steps", "stages")
-OPTION_FLAGS += ("networks",)
+OPTION_FLAGS += ("networks", "points", "budget")
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,13 @@ def _renamed(given: Options, names: dict[str, str]) -> dict[str, Any]:
     return {field: given[flag] for flag, field in names.items() if flag in given}
 
 
+def _preset(name: str, module: Any, given: Options) -> Any:
+    """The report's budget preset named by --budget (``default`` when not given), said first."""
+    preset = given.get("budget", "default")
+    print(f"report {name}: budget {preset}, which sets {module.SCALES}", flush=True)
+    return module.BUDGETS[preset]
+
+
 def _check_models(given: Options, known: list[str]) -> None:
     """A typo in --models stops the report before an hour of work."""
     unknown = [m for m in given.get("models") or [] if m not in known]
@@ -121,26 +129,36 @@ def _wrote(out: Path, name: str) -> str:
 def _run_ric(out: Path, given: Options) -> str:
     _check_models(given, ric.shipped_ric_models())
     names = {"images": "images", "ablation-steps": "ablation_steps", "sweep-steps": "sweep_steps"}
-    budget = replace(ric.RICReportBudget(), **_renamed(given, names))
+    budget = replace(_preset("ric", ric, given), **_renamed(given, names))
     ric.run(out, budget, given.get("models"), only_stages=given.get("stages"))
     return _wrote(out, "ric")
 
 
 def _run_etc(out: Path, given: Options) -> str:
-    n = given.get("images", 1000)
-    etc.run(out, n, n, given.get("itn-pairs", 10000), given.get("steps", 1500))
+    names = {"images": "images", "steps": "itn_steps", "itn-pairs": "itn_pairs"}
+    etc.run(out, replace(_preset("etc", etc, given), **_renamed(given, names)))
     return _wrote(out, "etc")
 
 
 def _run_avp(out: Path, given: Options) -> str:
     names = {"images": "images", "steps": "attack_steps", "itn-pairs": "attack_pairs"}
-    avp.run(out, replace(avp.AVPReportBudget(), **_renamed(given, names)), only_stages=given.get("stages"))
+    avp.run(
+        out, replace(_preset("avp", avp, given), **_renamed(given, names)), only_stages=given.get("stages")
+    )
     return _wrote(out, "avp")
+
+
+def _run_avp_sweep(out: Path, given: Options) -> str:
+    budget, preset = _preset("avp-sweep", avp_sweep, given), given.get("budget", "default")
+    result = avp_sweep.run(out, budget, preset=preset, max_points=given.get("points"))
+    picks = ", ".join(f"{m}: {c or 'none meets the target'}" for m, c in result["chosen"].items())
+    state = "complete" if result["complete"] else "partial: run again to continue the sweep"
+    return f"{_wrote(out, 'avp-sweep')} ({state}; chosen: {picks})"
 
 
 def _run_transnet(out: Path, given: Options) -> str:
     names = {"images": "test_images", "steps": "itn_steps", "itn-pairs": "itn_pairs"}
-    budget = replace(transnet.TransNetReportBudget(), **_renamed(given, names))
+    budget = replace(_preset("transnet", transnet, given), **_renamed(given, names))
     result = transnet.run(out, budget, max_networks=given.get("networks"))
     state = "complete" if result["complete"] else "partial: run again to continue the sweep"
     return f"{_wrote(out, 'transnet')} ({state})"
@@ -149,7 +167,9 @@ def _run_transnet(out: Path, given: Options) -> str:
 def _run_security(out: Path, given: Options) -> str:
     _check_models(given, security.default_models())
     names = {"images": "test_images", "steps": "network_steps", "itn-pairs": "itn_pairs"}
-    security.run(out, given.get("models"), replace(security.SecurityBudget(), **_renamed(given, names)))
+    security.run(
+        out, given.get("models"), replace(_preset("security", security, given), **_renamed(given, names))
+    )
     return _wrote(out, "security")
 
 
@@ -177,35 +197,49 @@ _ALL = [
         "RIC: the paper's tables",
         ric,
         _run_ric,
-        "images ablation-steps sweep-steps models stages",
+        "images ablation-steps sweep-steps models stages budget",
         draw=ric.draw,
         parts={"headline": ric.headline},
     ),
     _paper(
-        "etc", "EtC: the paper's tables", etc, _run_etc, "images steps itn-pairs", parts={"leaks": etc.leaks}
+        "etc",
+        "EtC: the paper's tables",
+        etc,
+        _run_etc,
+        "images steps itn-pairs budget",
+        parts={"leaks": etc.leaks},
     ),
     _paper(
         "avp",
         "AVP: the paper's tables",
         avp,
         _run_avp,
-        "images steps itn-pairs stages",
+        "images steps itn-pairs stages budget",
         parts={"leaks": avp.leaks},
+    ),
+    _paper(
+        "avp-sweep",
+        "AVP: the sweep towards the paper's figures",
+        avp_sweep,
+        _run_avp_sweep,
+        "budget points",
+        draw=avp_sweep.draw,
+        parts={"summary": avp_sweep.summary},
     ),
     _paper(
         "transnet",
         "TransNet: the evaluation",
         transnet,
         _run_transnet,
-        "images steps itn-pairs networks",
-        parts={"leaks": transnet.leaks},
+        "images steps itn-pairs networks budget",
+        parts={"leaks": transnet.leaks, "window": transnet.window_part},
     ),
     _paper(
         "security",
         "RIC: the attack suite",
         security,
         _run_security,
-        "images steps itn-pairs models",
+        "images steps itn-pairs models budget",
         parts={"leaks": security.leaks},
     ),
     Report("demo", "The demo, as run", demo.READS, demo.sections, ("noiseveil demo",)),

@@ -72,6 +72,22 @@ class RICReportBudget:
     val_images: int | None = None  # validation images of the short trainings (None: the card's)
 
 
+BUDGETS = {
+    "ci": RICReportBudget(
+        images=12,
+        lams=(0.6, 0.7),
+        sweep_steps=2,
+        ablation_steps=2,
+        grid_images=3,
+        pool_per_class=2,
+        val_images=4,
+    ),
+    "default": RICReportBudget(),
+    # the paper's test sets whole (10,000 CIFAR-10 images); Table 4 at the shipped model's steps
+    "paper": RICReportBudget(images=10000, sweep_steps=1000, ablation_steps=3000),
+}
+SCALES = "test images, the λ sweep's fine-tuning steps and each Table 4 model's training steps"
+
 STAGES = ("tables 1-3", "table 4", "lambda sweep", "lossless")
 
 

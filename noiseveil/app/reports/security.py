@@ -68,6 +68,27 @@ class SecurityBudget:
     nes_samples: int = 50
 
 
+BUDGETS = {
+    "ci": SecurityBudget(
+        test_images=4,
+        brute_force_images=2,
+        brute_force_keys=3,
+        one_bit_keys=2,
+        kpa_pairs=8,
+        itn_pairs=8,
+        cloud_ciphertexts=8,
+        network_steps=2,
+        nes_images=1,
+        nes_samples=2,
+    ),
+    "default": SecurityBudget(),
+    "paper": SecurityBudget(
+        test_images=1000, brute_force_keys=1000, kpa_pairs=5000, itn_pairs=10000, network_steps=3000
+    ),
+}
+SCALES = "test images, keys guessed, the attackers' pairs and their networks' steps"
+
+
 def victim_key(scheme: Scheme, label: str = "victim") -> Key:
     """The victim's key for this report: made by the scheme, reproducible."""
     return scheme.keygen(seed=f"noiseveil security report {label} key".encode())
