@@ -370,9 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--points",
-        type=positive_int,
-        help="avp-sweep: measure at most this many new points, then report what is finished "
-        "(default: all; each point is kept in runs/, so the sweep spans sessions)",
+        type=non_negative_int,
+        help="avp-sweep: measure at most this many new points, then report every point kept so "
+        "far (0: measure none; default: all; each point is kept in runs/, so the sweep spans sessions)",
     )
     p.add_argument(
         "--budget",
