@@ -233,6 +233,7 @@ def measure_point(
     cipher_u8 = to_uint8(cipher)
     row: dict[str, Any] = {
         "point": {**asdict(point), "name": point.name},
+        "data_id": data.source_id,  # for the provenance, then dropped
         "images": len(plain),
         "generator": asdict(scheme.generator),
         "key_training": asdict(scheme.key_training),
@@ -288,7 +289,7 @@ def point_result(point: SweepPoint, budget: SweepBudget, runs: Path) -> dict[str
         return json.loads(path.read_text())
     print(f"sweep {point.model_id} / {point.name} ...", flush=True)
     row, images = measure_point(point, budget, runs)
-    row.update(provenance_of_point(point))
+    row.update(provenance_of_point(point, row.pop("data_id")))
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path.with_suffix(".npz"), **images)  # for later measures, without K steps again
     write_result(path, row)
@@ -299,10 +300,8 @@ def point_result(point: SweepPoint, budget: SweepBudget, runs: Path) -> dict[str
     return row
 
 
-def provenance_of_point(point: SweepPoint) -> dict[str, Any]:
-    prov = provenance(
-        [load_dataset(load_scheme(point.model_id, of_class=AVPScheme).dataset).source_id], [point.model_id]
-    )
+def provenance_of_point(point: SweepPoint, data_id: str) -> dict[str, Any]:
+    prov = provenance([data_id], [point.model_id])
     return {
         "measured_by": {k: prov[k] for k in ("command", "git_commit", "date", "data", "models", "machine")}
     }
@@ -346,7 +345,8 @@ def run(
             continue  # this session's share is done: report the points kept, in the budget's order
         new += not kept
         rows.append(point_result(point, budget, runs))
-        _write(out_dir, _report(rows, budget, preset, complete=len(rows) == len(budget.points)))
+        if not kept:  # a stop from here on still leaves the report of every point so far
+            _write(out_dir, _report(rows, budget, preset, complete=False))
     result = _report(rows, budget, preset, complete=len(rows) == len(budget.points))
     _write(out_dir, result)
     return result
@@ -393,12 +393,15 @@ def draw(result: Mapping[str, Any], out_dir: Path) -> None:
         )
 
 
+def _kept(r: Mapping[str, Any]) -> str:
+    """What the cloud's model keeps: the face embedding's cosine, or the accuracy plain → encrypted."""
+    if "cosine_similarity" in r:
+        return f"{r['cosine_similarity']:.4f}"
+    return f"{100 * r['accuracy_plain']:.1f} % → {100 * r['accuracy_encrypted']:.1f} %"
+
+
 def _fmt_row(r: Mapping[str, Any]) -> list[str]:
-    kept = (
-        f"{r['cosine_similarity']:.4f}"
-        if "cosine_similarity" in r
-        else (f"{100 * r['accuracy_plain']:.1f} % → {100 * r['accuracy_encrypted']:.1f} %")
-    )
+    kept = _kept(r)
     cost_h = (r["train_cpu_seconds"] + r["encrypt_cpu_seconds_per_image"] * r["images"]) / 3600
     return [
         r["point"]["name"],
@@ -424,7 +427,7 @@ def summary(results: Results) -> str:
     for model_id in sorted({p["point"]["model_id"] for p in r["points"]}):
         pick = best(r["points"], model_id)
         status = "meets the target" if pick["meets_target"] else f"closest (short by {shortfall(pick):.3f})"
-        kept = _fmt_row(pick)[7]
+        kept = _kept(pick)
         rows.append(
             [
                 f"`{model_id}`",

@@ -115,6 +115,10 @@ def _preset(name: str, module: Any, given: Options) -> Any:
     return module.BUDGETS[preset]
 
 
+def _state(result: dict[str, Any]) -> str:
+    return "complete" if result["complete"] else "partial: run again to continue the sweep"
+
+
 def _check_models(given: Options, known: list[str]) -> None:
     """A typo in --models stops the report before an hour of work."""
     unknown = [m for m in given.get("models") or [] if m not in known]
@@ -152,16 +156,14 @@ def _run_avp_sweep(out: Path, given: Options) -> str:
     budget, preset = _preset("avp-sweep", avp_sweep, given), given.get("budget", "default")
     result = avp_sweep.run(out, budget, preset=preset, max_points=given.get("points"))
     picks = ", ".join(f"{m}: {c or 'none meets the target'}" for m, c in result["chosen"].items())
-    state = "complete" if result["complete"] else "partial: run again to continue the sweep"
-    return f"{_wrote(out, 'avp-sweep')} ({state}; chosen: {picks})"
+    return f"{_wrote(out, 'avp-sweep')} ({_state(result)}; chosen: {picks})"
 
 
 def _run_transnet(out: Path, given: Options) -> str:
     names = {"images": "test_images", "steps": "itn_steps", "itn-pairs": "itn_pairs"}
     budget = replace(_preset("transnet", transnet, given), **_renamed(given, names))
     result = transnet.run(out, budget, max_networks=given.get("networks"))
-    state = "complete" if result["complete"] else "partial: run again to continue the sweep"
-    return f"{_wrote(out, 'transnet')} ({state})"
+    return f"{_wrote(out, 'transnet')} ({_state(result)})"
 
 
 def _run_security(out: Path, given: Options) -> str:
