@@ -184,7 +184,9 @@ def test_adjacent_pixel_correlation_tells_images_from_noise() -> None:
 
 
 @pytest.mark.skipif(not {"avp-lfw", "avp-cifar10"} <= set(AVP_MODELS), reason="AVP models not shipped")
-def test_the_sweep_measures_each_point_once_and_a_stopped_sweep_continues(tmp_path: Path, capsys) -> None:
+def test_the_sweep_measures_each_point_once_and_a_stopped_sweep_continues(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
     """The ci budget's three points on both models: a first run stops after two new points and
     leaves a partial report; the second measures only the third. Every measure in range, one key
     per key setting (two face points share one), the figures drawn."""
@@ -212,6 +214,19 @@ def test_the_sweep_measures_each_point_once_and_a_stopped_sweep_continues(tmp_pa
     for model_id in ("avp-lfw", "avp-cifar10"):
         assert (out / "figures" / f"{model_id}-sweep.png").stat().st_size > 5000
     assert "No point meets the target" in (out / "report.md").read_text()
+    # a fresh checkout has no runs/: the committed report's points count as kept ...
+    monkeypatch.setattr(avp_sweep, "measure_point", _measured_again)
+    again = avp_sweep.run(out, budget, runs=tmp_path / "fresh-runs", preset="ci")
+    assert again["points"] == rows and again["complete"]
+    # ... at its own budget only: another budget's points are measured anew
+    with pytest.raises(AssertionError, match="measured again"):
+        avp_sweep.run(
+            out, dataclasses.replace(budget, face_images=3), runs=tmp_path / "fresh-runs", preset="ci"
+        )
+
+
+def _measured_again(*args, **kwargs):
+    raise AssertionError("measured again")
 
 
 def test_the_sweep_target_needs_every_bound() -> None:

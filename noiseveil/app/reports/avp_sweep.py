@@ -11,8 +11,9 @@ first try) and measures SSIM_e, SSIM_d, PSNR_d, the kept embedding or label, and
 seconds and CPU-seconds.
 
 Every finished point and every trained key is kept in ``runs/avp-sweep`` under a name that fixes
-its settings, and a key's training resumes from its checkpoint, so a sweep of CPU-hours
-completes over sessions; a stopped run, started again, does only what is missing.
+its settings, and a key's training resumes from its checkpoint; the points of the committed
+report count as kept too (a fresh checkout has no ``runs``). So a sweep of CPU-hours completes
+over sessions: a stopped run, started again, does only what is missing.
 """
 
 from __future__ import annotations
@@ -174,6 +175,9 @@ def configured(scheme: AVPScheme, point: SweepPoint, budget: SweepBudget) -> AVP
     )
 
 
+Committed = Mapping[str, Mapping[str, Any]]  # a committed report's points, by their settings' digest
+
+
 def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -281,15 +285,15 @@ def point_path(point: SweepPoint, budget: SweepBudget, runs: Path) -> Path:
     return runs / "points" / f"{point.model_id}-{_digest(*identity)}.json"
 
 
-def point_result(point: SweepPoint, budget: SweepBudget, runs: Path) -> dict[str, Any]:
+def point_result(point: SweepPoint, budget: SweepBudget, runs: Path, committed: Committed) -> dict[str, Any]:
     """A point measured once and kept: a resumed sweep skips it."""
-    path = point_path(point, budget, runs)
-    if path.exists():
-        print(f"sweep {point.model_id} / {point.name}: kept from {path}", flush=True)
-        return json.loads(path.read_text())
+    kept = kept_point(point, budget, runs, committed)
+    if kept is not None:
+        return kept
     print(f"sweep {point.model_id} / {point.name} ...", flush=True)
     row, images = measure_point(point, budget, runs)
     row.update(provenance_of_point(point, row.pop("data_id")))
+    path = point_path(point, budget, runs)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path.with_suffix(".npz"), **images)  # for later measures, without K steps again
     write_result(path, row)
@@ -298,6 +302,39 @@ def point_result(point: SweepPoint, budget: SweepBudget, runs: Path) -> dict[str
         flush=True,
     )
     return row
+
+
+def committed_points(report: Path, budget: SweepBudget) -> Committed:
+    """The points a committed report measured at this budget's sizes, by their settings.
+
+    ``runs`` is scratch (a fresh checkout has none); ``results`` is what a commit carries from
+    one session to the next, so a sweep resumes from there too and measures only the rest.
+    """
+    if not report.exists():
+        return {}
+    r = json.loads(report.read_text())
+    if r.get("budget") != _sizes(budget):
+        return {}
+    return {_digest(_settings_of(row)): row for row in r["points"]}
+
+
+def _settings_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row["point"].items() if k != "name"}
+
+
+def kept_point(
+    point: SweepPoint, budget: SweepBudget, runs: Path, committed: Committed
+) -> dict[str, Any] | None:
+    """The point's measurement if this run's ``runs`` or the committed report holds it."""
+    path = point_path(point, budget, runs)
+    if path.exists():
+        print(f"sweep {point.model_id} / {point.name}: kept from {path}", flush=True)
+        return json.loads(path.read_text())
+    row = committed.get(_digest(asdict(point)))
+    if row is not None:
+        print(f"sweep {point.model_id} / {point.name}: kept in the committed report", flush=True)
+        return dict(row)
+    return None
 
 
 def provenance_of_point(point: SweepPoint, data_id: str) -> dict[str, Any]:
@@ -339,12 +376,13 @@ def run(
     points, a session's share) leaves a partial report, and the same command continues."""
     rows: list[dict[str, Any]] = []
     new = 0
+    committed = committed_points(out_dir / "avp-sweep-report.json", budget)
     for point in budget.points:
-        kept = point_path(point, budget, runs).exists()
+        kept = point_path(point, budget, runs).exists() or _digest(asdict(point)) in committed
         if not kept and max_points is not None and new >= max_points:
             continue  # this session's share is done: report the points kept, in the budget's order
         new += not kept
-        rows.append(point_result(point, budget, runs))
+        rows.append(point_result(point, budget, runs, committed))
         if not kept:  # a stop from here on still leaves the report of every point so far
             _write(out_dir, _report(rows, budget, preset, complete=False))
     result = _report(rows, budget, preset, complete=len(rows) == len(budget.points))
@@ -359,18 +397,23 @@ def _write(out_dir: Path, result: dict[str, Any]) -> None:
     (out_dir / "report.md").write_text(markdown(result))
 
 
+def _sizes(budget: SweepBudget) -> dict[str, int | None]:
+    """What a point's measurement depends on besides its own settings."""
+    return {
+        "face_images": budget.face_images,
+        "object_images": budget.object_images,
+        "key_steps": budget.key_steps,
+        "iterations": budget.iterations,
+    }
+
+
 def _report(rows: list[dict[str, Any]], budget: SweepBudget, preset: str, complete: bool) -> dict[str, Any]:
     models = sorted({r["point"]["model_id"] for r in rows})
     data = sorted({d for r in rows for d in r["measured_by"]["data"]})
     return {
         **provenance(data, models),
         "budget_preset": preset,
-        "budget": {
-            "face_images": budget.face_images,
-            "object_images": budget.object_images,
-            "key_steps": budget.key_steps,
-            "iterations": budget.iterations,
-        },
+        "budget": _sizes(budget),
         "complete": complete,
         "points_planned": len(budget.points),
         "targets": TARGETS,
