@@ -3,9 +3,11 @@ its ``train``)."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from noiseveil.zoo import (
     SCHEMES,
     ZooError,
     check_new_model_id,
+    read_manifest,
     save_weights,
     shipped_classifier,
     training_plan,
@@ -96,8 +99,23 @@ def train_classifier_command(
         "train": asdict(train_cfg),
         **report,
     }
-    write_result(RESULTS_DIR / "training" / f"{model_id}.json", result)
+    write_training_record(model_id, result)
     return result
+
+
+def write_training_record(model_id: str, result: dict[str, Any]) -> None:
+    """``results/training/<id>.json``. The record of the weights this training replaced moves
+    with them to ``ID@SHA`` (as the zoo archived them), so every shipped file stays traceable;
+    a record and its manifest entry were written by one run, so they name the same commit."""
+    path = RESULTS_DIR / "training" / f"{model_id}.json"
+    if path.exists():
+        commit = json.loads(path.read_text()).get("git_commit")
+        for name, entry in read_manifest().items():
+            kept = path.with_name(f"{name}.json")
+            if entry.get("archived_from") == model_id and entry["git_commit"] == commit and not kept.exists():
+                os.replace(path, kept)
+                break
+    write_result(path, result)
 
 
 def train_scheme_command(
@@ -153,5 +171,5 @@ def train_scheme_command(
     # Shipped: a later run must train afresh, not "resume" a finished run in seconds.
     (checkpoint_dir / f"{model_id}.ckpt").unlink(missing_ok=True)
     result = {**prov, "model_id": model_id, "note": card.note, **trained.report}
-    write_result(RESULTS_DIR / "training" / f"{model_id}.json", result)
+    write_training_record(model_id, result)
     return result
