@@ -284,8 +284,8 @@ def test_a_crash_between_file_and_row_leaves_the_store_consistent(tmp_path, corp
 class Server(ServerProcess):
     """``noiseveil serve`` of the test model in its own process, its output in a log file."""
 
-    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
-        super().__init__(data_dir, database_url, models=(MODEL,))
+    def __init__(self, data_dir: Path, database_url: str | None = None, workers: int = 1) -> None:
+        super().__init__(data_dir, database_url, models=(MODEL,), extra_args=["--workers", str(workers)])
 
 
 def cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess:
@@ -520,16 +520,21 @@ def test_fetch_keeps_the_names_the_uploader_sent(tmp_path, corpus) -> None:
         server.stop()
 
 
-def test_killing_the_server_mid_upload_loses_nothing_acknowledged(tmp_path, database_url, corpus) -> None:
-    """Uploads from 4 threads; the server is killed (SIGKILL) mid-run and restarted; every
-    acknowledged image is there with its bytes, and the rerun stores each image exactly once."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killing_the_server_mid_upload_loses_nothing_acknowledged(
+    tmp_path, database_url, corpus, workers
+) -> None:
+    """Uploads from 4 threads; the server (all its worker processes) is killed (SIGKILL)
+    mid-run and restarted; every acknowledged image is there with its bytes, and the rerun
+    stores each image exactly once. Uploads share forward passes and commits (batching.py), so
+    a kill lands among groups of uploads in flight."""
     from noiseveil.app.service.client import CloudClient, CloudError
 
     _, _, _, scheme = corpus
     data = load_dataset("cifar10")
     images = data.x_test[fixed_subset(len(data.x_test), 160, seed=11)]
     bodies = [ciphertext_to_bytes(c) for c in scheme.encrypt(to_tensor(images), scheme.demo_key())]
-    server = Server(tmp_path / "cloud", database_url)
+    server = Server(tmp_path / "cloud", database_url, workers)
     admin = server.admin_token
     acknowledged: dict[str, int] = {}
     lock = threading.Lock()
@@ -682,3 +687,42 @@ def test_every_shipped_scheme_is_stored_and_labelled_through_its_capabilities(tm
         expected = int(predict(scheme.cloud_classifier(), to_tensor(ct.pixels[None]))[0])
         assert (row.model_id, row.scheme, row.label) == (model_id, scheme.name, expected)
     assert len(store.list(None, None, None, None, False, 0, 100).images) == len(models)
+
+
+def test_concurrent_uploads_share_forward_passes_and_commits(tmp_path, database_url, corpus) -> None:
+    """12 distinct uploads and 4 copies of one more, all at once from 16 threads: the distinct
+    ones are stored once each with the label each gets alone, in fewer forward passes and
+    fewer commits than uploads; of the copies exactly one is stored, the others refused."""
+    from noiseveil.app.service.store import Refused
+
+    _, bodies, labels, scheme = corpus
+    store = make_store(tmp_path / "cloud", database_url, batch_wait=0.2)  # wide: all arrive in time
+    caller = store.caller(store.new_token("p", "provider").token)
+    flipped = np.ascontiguousarray(corpus[0][:1, :, ::-1])  # an image not among the 12
+    extra = ciphertext_to_bytes(scheme.encrypt(to_tensor(flipped), scheme.demo_key())[0])
+    uploads = bodies + [extra] * 4
+    outcomes: list = [None] * len(uploads)
+    start = threading.Barrier(len(uploads))
+
+    def upload(i: int) -> None:
+        start.wait()
+        try:
+            outcomes[i] = store.store(uploads[i], caller)
+        except Refused as err:
+            outcomes[i] = err
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(len(uploads))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [o.label for o in outcomes[:12]] == labels
+    copies = outcomes[12:]
+    assert sum(not isinstance(o, Refused) for o in copies) == 1
+    assert all(o.status == 409 for o in copies if isinstance(o, Refused))
+    rows = store.list(None, None, None, None, False, 0, 100).images
+    assert sorted(r.sha256 for r in rows) == sorted({hashlib.sha256(b).hexdigest() for b in uploads})
+    served = store.models.get(MODEL)
+    assert served.batcher.items == len(uploads) and served.batcher.batches < len(uploads)
+    assert store.commits.items == len(uploads) and store.commits.batches < len(uploads)
+    store.engine.dispose()

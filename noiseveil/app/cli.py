@@ -128,6 +128,12 @@ def subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, 
     return found
 
 
+def _serve_batch_wait_ms() -> int:
+    from noiseveil.app.service.settings import ServiceSettings  # a dataclass: nothing heavy
+
+    return round(ServiceSettings.batch_wait * 1000)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="noiseveil", description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(
@@ -492,6 +498,20 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=64 << 20,
         help="largest upload accepted (a 12-megapixel RGB ciphertext is 36 MB)",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="server processes on one port, each with its own models (one per core serves the "
+        "most uploads: docs/guides/cloud.md)",
+    )
+    p.add_argument(
+        "--batch-wait-ms",
+        type=non_negative_int,
+        default=_serve_batch_wait_ms(),
+        help="milliseconds the first of concurrent uploads waits for others to share its forward "
+        "pass and its commit (0: only those already queued)",
     )
 
     p = _add_command(sub, "cloud", "talk to a noiseveil cloud: upload, list, fetch and decrypt, tokens")

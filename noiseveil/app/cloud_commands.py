@@ -39,8 +39,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         models=tuple(args.models) if args.models else None,
         protocol_classifiers=tuple(args.protocol_classifiers) if args.protocol_classifiers else None,
         max_upload_bytes=args.max_upload_bytes,
+        batch_wait=args.batch_wait_ms / 1000,
     )
-    serve(settings, args.host, args.port)
+    serve(settings, args.host, args.port, args.workers)
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ the first admin token the server prints once into its log.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -48,7 +49,10 @@ class ServerProcess:
         command += self.extra_args
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            # its own process group: a kill reaches every worker process too
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -80,8 +84,9 @@ class ServerProcess:
             return admin.new_token(name, role)["token"]
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown handler runs (a power cut, as far as the server can tell)."""
-        self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL to the server and its workers: no shutdown handler runs (a power cut, as far
+        as the server can tell)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
     def stop(self) -> None:

@@ -31,9 +31,11 @@ people's names). Never a key or a plaintext.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
+from fastapi import FastAPI
 
 # The entry points the CLI and the tests use, by the names they always had.
 from noiseveil.app.service.routes import create_app
@@ -43,11 +45,21 @@ from noiseveil.app.service.store import CloudStore
 __all__ = ["CloudStore", "ServiceSettings", "create_app", "serve"]
 
 
-def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Migrate, print a first admin token if there is none, and run uvicorn."""
+# How ``serve --workers N`` hands its settings to the worker processes uvicorn starts.
+SETTINGS_VARIABLE = "NOISEVEIL_SERVE_SETTINGS"
+
+
+def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Migrate, print a first admin token if there is none, and run uvicorn.
+
+    With ``workers`` > 1, uvicorn runs that many processes on one socket, each with its own
+    models and batchers (a Python process classifies and answers on one core at a time).
+    The start-up work that must happen once (migrations, removing files a crash left without
+    their row) happens here, before any worker takes an upload.
+    """
     import uvicorn
 
-    torch.set_num_threads(1)  # many requests at once: one core each, not both for one
+    torch.set_num_threads(1)  # each process: one core for the model, the other for the requests
     store = CloudStore(settings)
     first = store.ensure_admin()
     print(f"noiseveil cloud: data in {Path(settings.data_dir).resolve()}, database {_shown(settings.url)}")
@@ -55,7 +67,20 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) 
     if first is not None:
         print(f"first admin token (shown once, keep it): {first}")
     print(f"listening on http://{host}:{port}  (API docs: /docs, gallery: /)", flush=True)
-    uvicorn.run(create_app(store), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(store), host=host, port=port, log_level="info")
+        return
+    store.close()  # each worker opens its own
+    os.environ[SETTINGS_VARIABLE] = settings.to_json()
+    app = f"{__name__}:worker_app"
+    uvicorn.run(app, factory=True, workers=workers, host=host, port=port, log_level="info")
+
+
+def worker_app() -> FastAPI:
+    """A worker process's app (``serve --workers N``), from the settings ``serve`` left."""
+    torch.set_num_threads(1)
+    settings = ServiceSettings.from_json(os.environ[SETTINGS_VARIABLE])
+    return create_app(CloudStore(settings, first_start=False))
 
 
 def _shown(url: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from noiseveil.app.service import auth
+from noiseveil.app.service.batching import RequestBatcher
 from noiseveil.app.service.database import (
     ApiToken,
     StoredImage,
@@ -30,7 +32,7 @@ from noiseveil.app.service.database import (
 )
 from noiseveil.app.service.schemas import ImageList, ImageRow, LabelCount, NewToken, TokenRow, image_row
 from noiseveil.app.service.settings import ServiceSettings
-from noiseveil.app.service.storage import BlobStore, content_hash, name_problem
+from noiseveil.app.service.storage import BlobStore, name_problem
 from noiseveil.exceptions import NoiseveilError
 from noiseveil.protocol import CloudService
 
@@ -50,25 +52,90 @@ class ServedModel:
     scheme: Any  # noiseveil.schemes.base.Scheme
     classifier: torch.nn.Module
     classes: list[str] | None
+    batching: tuple[int, float] = (64, 0.002)  # (max_batch, max_wait in s) of its batcher
+
+    def __post_init__(self) -> None:
+        self._traced: dict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = {}
+        max_batch, max_wait = self.batching
+        self.batcher = RequestBatcher(self.labels, "classify", max_batch, max_wait)
 
     def label(self, pixels: np.ndarray) -> int:
-        """One forward pass. Requests classify concurrently: a frozen module in eval mode under
-        no_grad changes no state, so the two cores each run one."""
+        """The label of one image, classified in one forward pass with the images that other
+        requests are having classified at the same time (a batch of one when alone)."""
+        return self.batcher.submit(pixels)
+
+    def labels(self, images: list[np.ndarray]) -> list[int]:
+        """One forward pass per shape among ``images``. The module is frozen in eval mode, so an
+        image's label does not depend on its batch (up to floating-point near-ties)."""
         from noiseveil.data import to_tensor
 
+        out: list[int] = [0] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, pixels in enumerate(images):
+            by_shape.setdefault(pixels.shape, []).append(i)
         with torch.no_grad():
-            return int(self.classifier(to_tensor(pixels[None])).argmax(1).item())
+            for indices in by_shape.values():
+                batch = to_tensor(np.stack([images[i] for i in indices]))
+                logits = self._forward(tuple(batch.shape[1:]))(batch)
+                for i, label in zip(indices, logits.argmax(1).tolist(), strict=True):
+                    out[i] = label
+        return out
+
+    def _forward(self, shape: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The classifier for images of ``shape``: traced once (:func:`traced_if_identical`)."""
+        if shape not in self._traced:
+            self._traced[shape] = traced_if_identical(self.classifier, shape)
+        return self._traced[shape]
+
+
+def traced_if_identical(
+    module: torch.nn.Module, shape: tuple[int, ...]
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``module`` traced by TorchScript for inputs of ``shape`` (any batch size), if the trace
+    gives bit-identical logits to the module on a batch of another size; else the module.
+
+    Why: eager PyTorch takes the GIL back after every operation, and with many request threads
+    busy in Python each of those hand-overs waits its turn; a traced graph runs all its
+    operations in C++. The check keeps what a trace can get wrong (a shape or a branch baked
+    in) from changing a label: a model that traces differently is served as it is.
+    """
+    import warnings
+
+    generator = torch.Generator().manual_seed(0)
+    example, check = (torch.rand((n, *shape), generator=generator) for n in (2, 3))
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # TracerWarnings: the check below decides
+            traced = torch.jit.trace(module, example, check_trace=False)
+            if torch.equal(traced(check), module(check)):
+                return traced
+    except Exception as err:  # noqa: BLE001 - any model that cannot be traced is served eagerly
+        log.info("serving %s eagerly: it does not trace (%s)", type(module).__name__, err)
+        return module
+    log.info("serving %s eagerly: its trace differs from it", type(module).__name__)
+    return module
+
+
+def _already_stored(image_id: int) -> Refused:
+    return Refused(409, f"already stored as image {image_id} (same bytes: a replay or a retry)")
 
 
 class ModelRegistry:
     """The models the cloud serves, each loaded on first use."""
 
-    def __init__(self, served: tuple[str, ...] | None) -> None:
+    def __init__(self, served: tuple[str, ...] | None, batching: tuple[int, float] = (64, 0.002)) -> None:
         from noiseveil.zoo import scheme_models
 
         self.served = tuple(served) if served is not None else tuple(scheme_models())
+        self.batching = batching
         self._loaded: dict[str, ServedModel] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            for served in self._loaded.values():
+                served.batcher.close()
+            self._loaded.clear()
 
     def get(self, model_id: str) -> ServedModel:
         if model_id not in self.served:
@@ -82,7 +149,7 @@ class ModelRegistry:
                 scheme = load_scheme(model_id)
                 cloud = cloud_model(model_id, scheme)
                 classifier = freeze(cloud.classifier)  # eval mode: label() relies on it
-                self._loaded[model_id] = ServedModel(scheme, classifier, cloud.classes)
+                self._loaded[model_id] = ServedModel(scheme, classifier, cloud.classes, self.batching)
             return self._loaded[model_id]
 
 
@@ -116,20 +183,35 @@ class ProtocolClouds:
 class CloudStore:
     """The cloud's state: database, files and models; every method is one transaction."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, first_start: bool = True) -> None:
+        """``first_start``: this is the only process opening the store now, so files that a
+        crash left without their row can be removed (a worker of ``serve --workers`` is not:
+        another worker's upload may be between its file and its row)."""
         self.settings = settings
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(settings.url)
         migrate(self.engine)
         self.sessions: sessionmaker = session_factory(self.engine)
         self.files = BlobStore(Path(settings.data_dir) / "files")
-        self.models = ModelRegistry(settings.models)
+        self.models = ModelRegistry(settings.models, (settings.classify_batch, settings.batch_wait))
+        # concurrent uploads' rows in one transaction: one fsync of the database's log for all
+        self.commits = RequestBatcher(self._insert, "commit", settings.commit_batch, settings.batch_wait)
         self.protocol = ProtocolClouds(settings.protocol_classifiers, self.models)
+        if first_start:
+            self._collect_orphans()
+
+    def _collect_orphans(self) -> None:
         with self.sessions() as s:  # files a crash left without their row
             referenced = set(s.scalars(select(StoredImage.sha256)))
         removed = self.files.collect_orphans(referenced)
         if removed:
             log.warning("removed %d file(s) left unreferenced by an interrupted upload", removed)
+
+    def close(self) -> None:
+        """Finish the uploads in flight, stop the batchers and close the database's connections."""
+        self.commits.close()
+        self.models.close()
+        self.engine.dispose()
 
     def ensure_admin(self) -> str | None:
         """A first admin token when the database has none (returned once, to print); else None."""
@@ -157,31 +239,52 @@ class CloudStore:
             served.scheme.check_container(ct)
         except NoiseveilError as err:
             raise Refused(422, f"container refused: {err}") from None
-        digest = content_hash(body)
-        with self.sessions() as s:
-            existing = s.scalar(select(StoredImage.id).where(StoredImage.sha256 == digest))
-        if existing is not None:
-            raise Refused(409, f"already stored as image {existing} (same bytes: a replay or a retry)")
         label = served.label(ct.pixels)
-        self.files.put(body)  # durable before the row that points at it
-        image = StoredImage(
-            sha256=digest,
-            model_id=ct.model_id,
-            scheme=ct.scheme,
-            label=label,
-            class_name=served.classes[label] if served.classes else None,
-            size_bytes=len(body),
-            uploaded_at=utcnow(),
-            uploaded_by=caller.token_id,
-            file_name=file_name,
-        )
+        digest = self.files.put(body)  # durable before the row that points at it
+        row = {
+            "sha256": digest,
+            "model_id": ct.model_id,
+            "scheme": ct.scheme,
+            "label": label,
+            "class_name": served.classes[label] if served.classes else None,
+            "size_bytes": len(body),
+            "uploaded_at": utcnow(),
+            "uploaded_by": caller.token_id,
+            "file_name": file_name,
+        }
+        stored = self.commits.submit(row)  # returns once the row is committed
+        log.info("stored image %d: model %s, label %d", stored.id, stored.model_id, stored.label)
+        return stored
+
+    def _insert(self, rows: list[dict[str, Any]]) -> list[ImageRow | Refused]:
+        """The rows of concurrent uploads in one transaction (one fsync of the database's log).
+
+        A row whose bytes are stored already is refused (a replay or a retry: its file, named
+        by the same hash, is the stored one). If a row still breaks the unique constraint (the
+        same bytes in two uploads of this group, or from another server process), each row is
+        inserted in its own transaction, so that only the later one is refused.
+        """
+        digests = [row["sha256"] for row in rows]
+        query = select(StoredImage.sha256, StoredImage.id).where(StoredImage.sha256.in_(digests))
+        with self.sessions() as s:
+            stored = {digest: image_id for digest, image_id in s.execute(query)}
+        fresh = [row for row in rows if row["sha256"] not in stored]
         try:
-            with self.sessions.begin() as s:
-                s.add(image)
-        except IntegrityError:  # the same bytes, uploaded concurrently, won the race
-            raise Refused(409, "already stored (same bytes, uploaded concurrently)") from None
-        log.info("stored image %d: model %s, label %d", image.id, image.model_id, image.label)
-        return image_row(image)
+            ids = self._insert_together(fresh)
+        except IntegrityError:
+            if len(rows) == 1:
+                return [Refused(409, "already stored (same bytes, uploaded concurrently)")]
+            return [self._insert([row])[0] for row in rows]
+        made = {row["sha256"]: ImageRow(id=i, **row) for row, i in zip(fresh, ids, strict=True)}
+        return [made.get(row["sha256"]) or _already_stored(stored[row["sha256"]]) for row in rows]
+
+    def _insert_together(self, rows: list[dict[str, Any]]) -> list[int]:
+        """The new rows' ids; one statement (and one commit) for all."""
+        if not rows:
+            return []
+        statement = insert(StoredImage).returning(StoredImage.id, sort_by_parameter_order=True)
+        with self.sessions.begin() as s:
+            return list(s.execute(statement, rows).scalars())
 
     def list(
         self,
