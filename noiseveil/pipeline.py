@@ -303,7 +303,7 @@ def decrypt_files(
             try:
                 _claim(dst)
                 ct = read_ciphertext(src)
-                scheme_for(ct.decrypt_model).verify(ct, key)  # wrong key / tampering: nothing written
+                scheme_for(ct.decrypt_model)  # a model this zoo lacks: this file fails, not the batch
             except NoiseveilError as err:
                 report.fail(src, err)
                 continue
@@ -323,21 +323,16 @@ def decrypt_files(
 def _decrypt_group(
     scheme: Scheme, key: SecretKey, items: list[tuple[Path, Path, Ciphertext]], report: Report
 ) -> None:
-    """Decrypt and write one model's verified ciphertexts."""
-    try:
-        batches = [(items, scheme.decrypt_images([ct for _, _, ct in items], key))]
-    except NoiseveilError:
-        # An authentic file the scheme still refuses (e.g. made with another classifier)
-        # must not sink the rest of the batch: retry one by one (the NAE is batch-exact).
-        batches = []
-        for item in items:
-            try:
-                batches.append(([item], scheme.decrypt_images([item[2]], key)))
-            except NoiseveilError as err:
-                report.fail(item[0], err)
-    for batch, recovered in batches:
-        outputs = ((s, d, px, ct) for (s, d, ct), px in zip(batch, recovered, strict=True))
-        _write_each(report, outputs, write_image)
+    """Verify, decrypt and write one model's ciphertexts (wrong key or tampering: nothing written)."""
+    outputs = []
+    for (src, dst, ct), image in zip(
+        items, scheme.decrypt_each([ct for _, _, ct in items], key), strict=True
+    ):
+        if isinstance(image, NoiseveilError):
+            report.fail(src, image)
+        else:
+            outputs.append((src, dst, image, ct))
+    _write_each(report, outputs, write_image)
 
 
 @torch.no_grad()

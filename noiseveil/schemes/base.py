@@ -28,7 +28,7 @@ from torch import nn
 from noiseveil.crypto.keys import KEY_KINDS, TAG_BYTES, Key, KeyFileError, load_key
 from noiseveil.data.tensors import to_uint8
 from noiseveil.exceptions import AuthenticationError as AuthenticationError  # re-exported
-from noiseveil.exceptions import SchemeError
+from noiseveil.exceptions import NoiseveilError, SchemeError
 from noiseveil.io.png import Ciphertext, ciphertext_from_bytes, ciphertext_to_bytes
 
 if TYPE_CHECKING:
@@ -463,6 +463,33 @@ class Scheme(ABC):
         for ct in ciphertexts:
             self.verify(ct, key)
         return self._decrypt_images(ciphertexts, key)
+
+    def decrypt_each(self, ciphertexts: Sequence[Ciphertext], key: Key) -> list[np.ndarray | NoiseveilError]:
+        """Verify each ciphertext once, then decrypt the authentic ones together: per ciphertext
+        its uint8 image or the error that refused it (a wrong key, a changed byte, a ciphertext
+        this model cannot decrypt), so one bad file does not sink a batch (the file pipeline)."""
+        out: list[np.ndarray | NoiseveilError | None] = [None] * len(ciphertexts)
+        for i, ct in enumerate(ciphertexts):
+            try:
+                self.verify(ct, key)
+            except NoiseveilError as err:
+                out[i] = err
+        good = [i for i, o in enumerate(out) if o is None]
+        try:
+            images = self._decrypt_images([ciphertexts[i] for i in good], key) if good else []
+        except NoiseveilError:
+            # one authentic file the scheme still refuses (e.g. made with another classifier)
+            # must not fail the others: each alone (decryption is batch-exact)
+            images = [self._decrypt_one(ciphertexts[i], key) for i in good]
+        for i, image in zip(good, images, strict=True):
+            out[i] = image
+        return out  # type: ignore[return-value]
+
+    def _decrypt_one(self, ciphertext: Ciphertext, key: Key) -> np.ndarray | NoiseveilError:
+        try:
+            return self._decrypt_images([ciphertext], key)[0]
+        except NoiseveilError as err:
+            return err
 
     def _decrypt_images(self, ciphertexts: Sequence[Ciphertext], key: Key) -> list[np.ndarray]:
         """Verified ciphertexts to uint8 images, a batch per size (a scheme whose decryption is
