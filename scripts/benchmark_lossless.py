@@ -76,14 +76,15 @@ def lossless_stages(scheme, x: torch.Tensor, plain: np.ndarray, key: SecretKey) 
     classifier = scheme.cloud_classifier()
     with torch.no_grad():
         targets, t_classify = timed(lambda: classifier(x).argmax(1))
-    packed, t_pack = timed(lambda: [pack_image(image, scheme.capacity) for image in plain])
+    shape = tuple(plain.shape[1:])
+    packed, t_pack = timed(lambda: [pack_image(image, scheme.capacity(shape)) for image in plain])
     nonces = [bytes([i % 256]) * 16 for i in range(n)]
     digits, t_seal = timed(
         lambda: torch.stack(
-            [scheme._seal_digits(key, nonce, p) for nonce, p in zip(nonces, packed, strict=True)]
+            [scheme._seal_digits(key, nonce, p, shape) for nonce, p in zip(nonces, packed, strict=True)]
         )
     )
-    start = scheme._start(key, nonces)
+    start = scheme._start(key, nonces, shape)
     _, t_nae = timed(discrete_nae, classifier, digits, targets, start, scheme.modulus, scheme.nae)
     cts = scheme.encrypt(x, key)
     _, t_check = timed(scheme.check_ciphertexts, x, cts, key)

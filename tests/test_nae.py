@@ -206,3 +206,23 @@ def test_blend_attack_survives_the_pad_better_than_a_plain_nae() -> None:
         return (classifier(0.8 * n_adv + 0.2 * fresh).argmax(1) == target).float().mean().item()
 
     assert kept(blend_cfg) > kept(plain_cfg)
+
+
+@pytest.mark.parametrize(("seed", "steps"), [(2, 2), (13, 2), (23, 1), (5, 3)])
+def test_discrete_nae_ends_whichever_images_the_last_step_brings_home(classifier, seed, steps) -> None:
+    """Every image ends with its high parts, whether it succeeded early, at the very last
+    evaluation (the first three cases: some, not all, succeed there, which once raised an
+    IndexError) or not at all; a kept one is the target's."""
+    from noiseveil.schemes.nae import DiscreteNAEConfig, discrete_nae
+
+    n, modulus = 16, 4
+    generator = torch.Generator().manual_seed(seed)
+    digits = torch.randint(0, modulus, (n, 1, 16, 16), generator=generator, dtype=torch.uint8)
+    start = torch.rand((n, 1, 16, 16), generator=generator)
+    targets = torch.arange(n) % 10
+    cfg = DiscreteNAEConfig(steps=steps, accept_margin=0.1)
+    high, kept = discrete_nae(classifier, digits, targets, start, modulus, cfg)
+    assert high.shape == digits.shape and high.dtype == torch.uint8 and int(high.max()) < 256 // modulus
+    with torch.no_grad():
+        labels = classifier((high.float() * modulus + digits.float()) / 255).argmax(1)
+    assert torch.equal(labels[kept], targets[kept])

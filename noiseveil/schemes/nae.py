@@ -167,7 +167,7 @@ def discrete_nae(
     z.requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
     with torch.enable_grad():
-        for _ in range(cfg.steps + 1):
+        for step in range(cfg.steps + 1):
             rounded = _StraightThroughRound.apply(z)
             # (L·a + d) / 255 computed as the cloud computes it from the 8-bit file: L·a + d is
             # an exact integer in float32, so the division rounds as the cloud's does
@@ -178,7 +178,7 @@ def discrete_nae(
             done = -loss.detach() >= cfg.accept_margin
             best[active[done]] = rounded.detach()[done].to(torch.uint8)
             kept[active[done]] = True
-            if done.all():
+            if done.all() or step == cfg.steps:  # the last rounded pixels are evaluated, not moved
                 break
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
@@ -189,8 +189,8 @@ def discrete_nae(
             if done.any():  # carry on with the rest only: a smaller batch costs fewer FLOPs
                 z, opt = _keep_rows(z, opt, ~done, cfg.lr)
                 active = active[~done]
-    if not done.all():  # the last rounded pixels of those the attack did not bring home
-        best[active[~done]] = torch.round(z.detach()[~done]).to(torch.uint8)
+    left = ~kept[active]  # z holds one row per image in ``active``: those it did not bring home
+    best[active[left]] = torch.round(z.detach()[left]).to(torch.uint8)
     return best, kept
 
 
