@@ -371,8 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--networks",
         type=positive_int,
-        help="transnet: train (or reuse) at most this many of the sweep's 12 networks, then report "
-        "what is finished (default: all; the sweep spans sessions, each network is kept in runs/)",
+        help="transnet: train (or reuse) at most this many of the sweep's networks (one per cloud "
+        "and α), then report what is finished (default: all; the sweep spans sessions, each "
+        "network is kept in runs/)",
     )
     p.add_argument(
         "--points",

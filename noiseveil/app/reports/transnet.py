@@ -10,9 +10,10 @@ transport: the same messages as over HTTP). Then:
   public h_θ from images of their own), its PSNR distribution over the test images, beside the
   label-only baseline and the same-label control of the RIC suite.
 
-The sweep trains 12 networks. Each finished network is kept in ``runs/transnet-report`` under
-a name that fixes its settings, with the commit that trained it, and a stopped training
-resumes from its checkpoint: the evaluation spans sessions (``--networks N``).
+The sweep trains one network per cloud and α (16 at the default budget). Each finished
+network is kept in ``runs/transnet-report`` under a name that fixes its settings, with the
+commit that trained it, and a stopped training resumes from its checkpoint: the evaluation
+spans sessions (``--networks N``).
 """
 
 from __future__ import annotations
