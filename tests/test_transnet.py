@@ -68,7 +68,9 @@ def test_the_payload_round_trips(trained) -> None:
     assert again.cloud_classifier() is psi and again.training == scheme.training
 
 
-def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_path, capsys) -> None:
+def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(
+    tmp_path, capsys, monkeypatch
+) -> None:
     """A tiny sweep against the shipped ResNet-10 and ResNet-20 as clouds: the first run trains
     one network and reports a partial table; the second reuses it, trains the others, attacks
     the second cloud's networks too, and completes."""
@@ -103,6 +105,18 @@ def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(tmp_pat
     for fig in ("transnet-protected.png", "transnet-itn-psnr.png", "transnet-itn.png"):
         assert (tmp_path / "out" / "figures" / fig).stat().st_size > 1000
     assert all(v["spread_across_inputs"] >= 0 for v in second["table1"][PSI]["alphas"].values())
+    # a fresh checkout (no runs/) resumes from the committed report: nothing is trained again,
+    # and the figures are drawn from the example images kept beside it
+    monkeypatch.setattr(transnet, "transform_network", _trained_again)
+    (tmp_path / "out" / "figures" / "transnet-protected.png").unlink()
+    third = transnet.run(tmp_path / "out", budget, runs=tmp_path / "fresh-runs")
+    assert third["table1"] == second["table1"] and third["itn"] == second["itn"]
+    assert third["protected_figure_alphas"] == [0.0, 0.1]
+    assert (tmp_path / "out" / "figures" / "transnet-protected.png").stat().st_size > 1000
+
+
+def _trained_again(*args, **kwargs):
+    raise AssertionError("a network was trained again")
 
 
 def test_input_spread_is_zero_for_one_image_whatever_the_input() -> None:

@@ -103,6 +103,59 @@ def _network_name(psi: str, alpha: float, b: TransNetReportBudget) -> str:
     return f"h-{psi}-alpha{alpha:g}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
 
 
+# What a network's measurements depend on, besides (ψ, α): a committed report measured at the
+# same values holds rows and attacks a fresh checkout (no runs/) need not measure again.
+NETWORK_FIELDS = ("steps", "batch_size", "lr", "widths", "feature_scale")
+ROW_FIELDS = (*NETWORK_FIELDS, "test_images")
+ITN_FIELDS = (*ROW_FIELDS, "itn_pairs", "itn_steps")
+
+
+@dataclass(frozen=True)
+class Committed:
+    """The committed report (``results/transnet``), to resume from: ``runs`` is scratch, a
+    fresh checkout has none, but what a commit carries persists across sessions. Each network's
+    example images are kept beside it in ``examples/`` for the figures."""
+
+    report: dict[str, Any]
+    examples: Path
+
+    @classmethod
+    def load(cls, out_dir: Path) -> Committed:
+        path = out_dir / "transnet-report.json"
+        return cls(json.loads(path.read_text()) if path.exists() else {}, out_dir / "examples")
+
+    def _same(self, b: TransNetReportBudget, fields: tuple[str, ...]) -> bool:
+        mine, theirs = json.loads(json.dumps(asdict(b))), self.report.get("budget", {})
+        return bool(theirs) and all(mine[f] == theirs.get(f) for f in fields)
+
+    def row(self, psi: str, alpha: float, b: TransNetReportBudget) -> dict[str, Any] | None:
+        if not self._same(b, ROW_FIELDS):
+            return None
+        return self.report.get("table1", {}).get(psi, {}).get("alphas", {}).get(f"{alpha:g}")
+
+    def itn(self, psi: str, alpha: float, b: TransNetReportBudget) -> dict[str, Any] | None:
+        if not self._same(b, ITN_FIELDS):
+            return None
+        r = self.report
+        found = (
+            r.get("itn", {})
+            if psi == r.get("clouds", [None])[0]
+            else r.get("itn_other_clouds", {}).get(psi, {})
+        )
+        return found.get(f"{alpha:g}")
+
+    def keep_examples(self, name: str, images: dict[str, np.ndarray]) -> None:
+        self.examples.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(self.examples / f"{name}.npz", **images)
+
+    def examples_of(self, name: str) -> dict[str, np.ndarray] | None:
+        path = self.examples / f"{name}.npz"
+        if not path.exists():
+            return None
+        with np.load(path) as kept:
+            return dict(kept)
+
+
 def transform_network(
     psi: str, alpha: float, data: ImageDataset, b: TransNetReportBudget, runs: Path
 ) -> tuple[TransNetScheme, dict[str, Any]]:
@@ -141,10 +194,12 @@ def table1(
     b: TransNetReportBudget,
     runs: Path,
     limit: list[int],
+    committed: Committed,
     alphas: tuple[float, ...] = ALPHAS,
 ) -> dict[str, Any]:
     """ψ's accuracy on plain and on protected test images, per α; with how far each protected
-    image is from its plaintext (SSIM, PSNR)."""
+    image is from its plaintext (SSIM, PSNR). A row the committed report holds at this budget is
+    taken from it (and counts for nothing in ``limit``, the new networks this run may train)."""
     idx = fixed_subset(len(data.x_test), b.test_images, seed=0)
     plain, truth = data.x_test[idx], data.y_test[idx]
     classifier = load_classifier(psi)
@@ -153,11 +208,17 @@ def table1(
     }
     row["alphas"] = {}
     for alpha in alphas:
+        kept = committed.row(psi, alpha, b)
+        if kept is not None:
+            print(f"h_θ for {psi} at α = {alpha:g}: kept in the committed report", flush=True)
+            row["alphas"][f"{alpha:g}"] = kept
+            continue
         if limit[0] <= 0:
-            break
+            continue
         scheme, report = transform_network(psi, alpha, data, b, runs)
         limit[0] -= 1
         protected = scheme.protect(to_tensor(plain))
+        committed.keep_examples(_network_name(psi, alpha, b), {"protected": protected[:EXAMPLES]})
         accuracy = float((predict(classifier, to_tensor(protected)).numpy() == truth).mean())
         row["alphas"][f"{alpha:g}"] = {
             "accuracy": accuracy,
@@ -167,7 +228,12 @@ def table1(
             "spread_across_inputs": input_spread(protected),
             "training": report,
         }
+    # in the sweep's order, whichever run measured each α
+    row["alphas"] = {f"{a:g}": row["alphas"][f"{a:g}"] for a in alphas if f"{a:g}" in row["alphas"]}
     return row
+
+
+EXAMPLES = 8  # protected test images per network in Fig. 5 (the first of the fixed test subset)
 
 
 def input_spread(images: np.ndarray) -> float:
@@ -176,22 +242,27 @@ def input_spread(images: np.ndarray) -> float:
 
 
 def itn_attack(
-    psi: str, alpha: float, data: ImageDataset, b: TransNetReportBudget, runs: Path
+    psi: str, alpha: float, data: ImageDataset, b: TransNetReportBudget, runs: Path, committed: Committed
 ) -> dict[str, Any]:
     """§III-D: the ITN attack on h_θ(ψ, α), against the label-only baseline; kept in ``runs``
-    beside the network (an attack costs minutes: a resumed sweep does not repeat it)."""
+    beside the network (an attack costs minutes: a resumed sweep does not repeat it), and taken
+    from the committed report where it holds this attack at this budget. ``examples`` is None
+    where no example images were kept."""
     settings = json.dumps([b.test_images, b.itn_pairs, b.itn_steps])
     name = f"itn-{_network_name(psi, alpha, b)}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
-    saved, pictures = runs / f"{name}.json", runs / f"{name}.npz"
-    if saved.exists() and pictures.exists():
+    saved = runs / f"{name}.json"
+    if saved.exists():
         print(f"ITN attack on h_θ for {psi} at α = {alpha:g}: reused from {saved}", flush=True)
-        with np.load(pictures) as examples:
-            return {**json.loads(saved.read_text()), "examples": dict(examples)}
+        return {**json.loads(saved.read_text()), "examples": committed.examples_of(name)}
+    kept = committed.itn(psi, alpha, b)
+    if kept is not None:
+        print(f"ITN attack on h_θ for {psi} at α = {alpha:g}: kept in the committed report", flush=True)
+        return {**kept, "examples": committed.examples_of(name)}
     print(f"ITN attack on h_θ for {psi} at α = {alpha:g} ...", flush=True)
     result = _run_itn_attack(psi, alpha, data, b, runs)
     examples = result.pop("examples")
+    committed.keep_examples(name, examples)
     runs.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(pictures, **examples)
     saved.write_text(json.dumps(result))
     return {**result, "examples": examples}
 
@@ -255,24 +326,24 @@ def run(
         "alphas": list(alphas),
         "clouds": list(clouds),
     }
-    result["table1"] = {psi: table1(psi, data, budget, runs, limit, alphas) for psi in clouds}
+    committed = Committed.load(out_dir)
+    result["table1"] = {psi: table1(psi, data, budget, runs, limit, committed, alphas) for psi in clouds}
     first = clouds[0]
     done = [float(a) for a in result["table1"][first]["alphas"]]
-    if done:
-        examples = [data.x_test[fixed_subset(len(data.x_test), budget.test_images, seed=0)][:8]]
-        for alpha in done:
-            examples.append(
-                transform_network(first, alpha, data, budget, runs)[0].protect(to_tensor(examples[0]))
-            )
-        picture_grid(examples, ["plain", *(f"α = {a:g}" for a in done)], figures / "transnet-protected.png")
+    shown = {a: e for a in done if (e := _protected_examples(first, a, budget, committed)) is not None}
+    if shown:
+        plain = data.x_test[fixed_subset(len(data.x_test), budget.test_images, seed=0)][:EXAMPLES]
+        titles = ["plain", *(f"α = {a:g}" for a in shown)]
+        picture_grid([plain, *shown.values()], titles, figures / "transnet-protected.png")
+    result["protected_figure_alphas"] = list(shown)
     result["window"] = window(result)
     # the paper's attacked α, and every α in the window: does an α that works also hide?
     attacked = [a for a in done if a in budget.itn_alphas or f"{a:g}" in result["window"][first]]
-    result["itn"] = {f"{a:g}": itn_attack(first, a, data, budget, runs) for a in attacked}
-    examples = {a: r.pop("examples") for a, r in result["itn"].items()}
+    result["itn"] = {f"{a:g}": itn_attack(first, a, data, budget, runs, committed) for a in attacked}
+    examples = {a: e for a, r in result["itn"].items() if (e := r.pop("examples")) is not None}
     result["itn_other_clouds"] = {
         psi: {
-            f"{a:g}": _without_examples(itn_attack(psi, a, data, budget, runs))
+            f"{a:g}": _without_examples(itn_attack(psi, a, data, budget, runs, committed))
             for a in budget.itn_every_cloud_alphas
             if f"{a:g}" in result["table1"][psi]["alphas"]
         }
@@ -295,6 +366,14 @@ def run(
     write_result(out_dir / "transnet-report.json", result)
     (out_dir / "report.md").write_text(markdown(result))
     return result
+
+
+def _protected_examples(
+    psi: str, alpha: float, b: TransNetReportBudget, committed: Committed
+) -> np.ndarray | None:
+    """Fig. 5's row for α: the network's protected examples, as kept when it was measured."""
+    kept = committed.examples_of(_network_name(psi, alpha, b))
+    return None if kept is None else kept["protected"]
 
 
 def window(r: dict[str, Any]) -> dict[str, list[str]]:
@@ -339,6 +418,20 @@ def itn_results(r: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
 def _without_examples(attack: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attack.items() if k != "examples"}
+
+
+def _figure_note(r: dict[str, Any]) -> list[str]:
+    shown = r.get("protected_figure_alphas")
+    missing = [
+        a for a in r["table1"][r["clouds"][0]]["alphas"] if shown is not None and float(a) not in shown
+    ]
+    if not missing:
+        return []
+    return [
+        f"The figure shows α = {', '.join(f'{a:g}' for a in shown)}; the run that measured α = "
+        f"{', '.join(missing)} (its rows are kept above) kept no example images.",
+        "",
+    ]
 
 
 def _shipped_classifiers() -> set[str]:
@@ -408,6 +501,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "![protected](figures/transnet-protected.png)",
         "",
+        *_figure_note(r),
         "## ITN attack (§III-D, Fig. 7)",
         "",
         SAME_LABEL_CONTROL,
