@@ -482,6 +482,18 @@ def _mean(d: dict[str, Any]) -> str:
     return f"{d['mean']:.4f}"
 
 
+def _restaged(r: dict[str, Any]) -> list[str]:
+    """The stages measured again since (``--stages``), each by its own command and commit."""
+    again = r.get("stage_provenance", {})
+    if not again:
+        return []
+    said = "; ".join(
+        f"{stage} by `{p['command']}` at commit `{p['git_commit']}` on {p['date']}"
+        for stage, p in again.items()
+    )
+    return [f"Measured again since: {said}.", ""]
+
+
 def markdown(r: dict[str, Any]) -> str:
     t1, t2, t45 = r["table1"], r["table2"], r["table4_5"]
     sec = r["security"]
@@ -495,6 +507,7 @@ def markdown(r: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v:.0f} s" for k, v in r["seconds"].items())
         + ".",
         "",
+        *_restaged(r),
         "## Table 1: LFW (64x64, the shipped face model's embedding)",
         "",
         "| | images | SSIM_e | SSIM_d | PSNR_d dB | cos-sim |",
