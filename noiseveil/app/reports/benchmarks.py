@@ -5,9 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from noiseveil.app.reports.markdown import Results, from_file, table
+from noiseveil.app.reports.markdown import Results, from_file, table, yes
 
-READS = ("benchmark/throughput-*.json", "benchmark/memory-*.json", "benchmark/avp-cost.json")
+READS = (
+    "benchmark/throughput-*.json",
+    "benchmark/memory-*.json",
+    "benchmark/avp-cost.json",
+    "service/load-test.json",
+    "benchmark/lossless-vs-masked-cifar10.json",
+    "benchmark/photos.json",
+)
+SERVICE, LOSSLESS, PHOTOS = READS[3:]
+# Issue 26's goals, each against the reference its own benchmark measures in the same run.
+GOALS = {
+    "service": 0.70,  # uploads/s at 8 clients over the forward pass alone, one image at a time
+    "files_decrypt": 2000.0,  # lossless decryption through files at 32x32, images/s
+    "encrypt": 300.0,  # lossless encryption at 32x32, images/s
+    "photo_files": 0.80,  # photo decryption megapixels/s through files over the API's
+}
 
 
 def throughput(results: Results) -> list[str]:
@@ -76,5 +91,92 @@ def avp_cost(results: Results, name: str, b: dict[str, Any]) -> str:
     )
 
 
+def floor(results: Results) -> str:
+    """Each throughput figure against the reference its benchmark measured in the same run,
+    beside issue 26's goal (a row per benchmark whose JSON exists)."""
+    rows = _service_rows(results) + _lossless_rows(results) + _photo_rows(results)
+    if not rows:
+        return ""
+    header = ["what", "measured", "reference, same run", "ratio", "goal", "met", "from"]
+    return table(header, rows)
+
+
+def _service_rows(results: Results) -> list[list[str]]:
+    r = results.one(SERVICE)
+    if r is None:
+        return []
+    alone = r["classification_floor"]["one_at_a_time"]["images_per_second"]
+    rows = []
+    for database, d in r["databases"].items():
+        best, share = d["best"], d["best"]["share_of_floor_one_at_a_time"]
+        rows.append(
+            [
+                f"service, {database}: uploads/s at {best['clients']} clients ({best['workers']} workers, "
+                f"{best['batch_wait_ms']} ms wait; p99 {best['latency_ms']['p99']:.0f} ms)",
+                f"{best['uploads_per_second']:.0f}",
+                f"forward pass alone, one at a time: {alone:.0f} img/s",
+                f"{100 * share:.0f} %",
+                f"≥ {100 * GOALS['service']:.0f} %",
+                yes(share >= GOALS["service"]),
+                results.link(SERVICE),
+            ]
+        )
+    return rows
+
+
+def _lossless_rows(results: Results) -> list[list[str]]:
+    r = results.one(LOSSLESS)
+    if r is None:
+        return []
+    model = next(iter(r["rates"]))  # the lossless model comes first
+    rates = r["rates"][model]
+    size = "x".join(map(str, r["image_shape"][:2]))
+    files, api = rates["files_decrypt_images_per_second"], rates["decrypt_images_per_second"]
+    encrypt, forward = rates["encrypt_images_per_second"], rates["plain_forward_images_per_second"]
+    return [
+        [
+            f"`{model}` decryption through files, {size}, img/s",
+            f"{files:.0f}",
+            f"through the API: {api:.0f} img/s",
+            f"{files / api:.2f}",
+            f"≥ {GOALS['files_decrypt']:.0f} img/s",
+            yes(files >= GOALS["files_decrypt"]),
+            results.link(LOSSLESS),
+        ],
+        [
+            f"`{model}` encryption (API, self-check included), {size}, img/s",
+            f"{encrypt:.0f}",
+            f"one plain forward pass: {forward:.0f} img/s",
+            f"{rates['encrypt_seconds_over_one_forward']:.1f} passes",
+            f"≥ {GOALS['encrypt']:.0f} img/s",
+            yes(encrypt >= GOALS["encrypt"]),
+            results.link(LOSSLESS),
+        ],
+    ]
+
+
+def _photo_rows(results: Results) -> list[list[str]]:
+    r = results.one(PHOTOS)
+    if r is None:
+        return []
+    rows = []
+    for photo in r["photos"]:
+        files, api = photo["decrypt_megapixels_per_second_files"], photo["decrypt_megapixels_per_second_api"]
+        rows.append(
+            [
+                f"`{r['scheme_model']}` photo decryption through files, {photo['photo']}, MP/s",
+                f"{files:.1f}",
+                f"through the API: {api:.1f} MP/s",
+                f"{100 * files / api:.0f} %",
+                f"≥ {100 * GOALS['photo_files']:.0f} %",
+                yes(files / api >= GOALS["photo_files"]),
+                results.link(PHOTOS),
+            ]
+        )
+    return rows
+
+
 def sections(results: Results) -> list[str]:
-    return throughput(results) + memory(results) + avp_cost(results)
+    part = floor(results)
+    against = [f"**Against the floor** (issue 26's goals):\n\n{part}"] if part else []
+    return against + throughput(results) + memory(results) + avp_cost(results)

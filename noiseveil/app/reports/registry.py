@@ -291,7 +291,11 @@ _ALL = [
             "python scripts/benchmark_throughput.py",
             "python scripts/benchmark_memory.py",
             "python scripts/benchmark_avp.py",
+            "python scripts/load_test.py",
+            "python scripts/benchmark_lossless.py",
+            "python scripts/benchmark_photos.py",
         ),
+        parts={"floor": benchmarks.floor},
     ),
     Report(
         "service",
