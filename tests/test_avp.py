@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from functools import cache
 from pathlib import Path
@@ -218,6 +219,20 @@ def test_the_sweep_measures_each_point_once_and_a_stopped_sweep_continues(
     monkeypatch.setattr(avp_sweep, "measure_point", _measured_again)
     again = avp_sweep.run(out, budget, runs=tmp_path / "fresh-runs", preset="ci")
     assert again["points"] == rows and again["complete"]
+    # a committed point without a measure this code takes (the label, before it was measured)
+    # is shown as it is, not meeting the target, when the run may not measure, and measured
+    # again when it may
+    report = out / "avp-sweep-report.json"
+    older = json.loads(report.read_text())
+    for row in older["points"]:
+        row.pop("label_kept")
+    report.write_text(json.dumps(older))
+    shown = avp_sweep.run(out, budget, runs=tmp_path / "fresh-runs", preset="ci", max_points=0)
+    assert len(shown["points"]) == 3 and not shown["complete"]
+    assert not any(r["meets_target"] for r in shown["points"])
+    assert "not measured" in (out / "report.md").read_text()
+    with pytest.raises(AssertionError, match="measured again"):
+        avp_sweep.run(out, budget, runs=tmp_path / "fresh-runs", preset="ci")
     # ... at its own budget only: another budget's points are measured anew
     with pytest.raises(AssertionError, match="measured again"):
         avp_sweep.run(
@@ -232,10 +247,19 @@ def _measured_again(*args, **kwargs):
 def test_the_sweep_target_needs_every_bound() -> None:
     from noiseveil.app.reports.avp_sweep import meets
 
-    face = {"ssim_e": 0.03, "ssim_d": 0.90}
+    face = {"ssim_e": 0.03, "ssim_d": 0.90, "label_kept": 1.0}
     assert meets("avp-lfw", face) and not meets("avp-lfw", {**face, "ssim_e": 0.05})
     assert not meets("avp-lfw", {**face, "ssim_d": 0.88})
-    objects = {"ssim_e": 0.2, "ssim_d": 0.9, "accuracy_plain": 0.85, "accuracy_encrypted": 0.85}
+    # a face whose label changes is refused by the self-check: not a point to ship
+    assert not meets("avp-lfw", {**face, "label_kept": 0.94})
+    assert not meets("avp-lfw", {k: v for k, v in face.items() if k != "label_kept"})  # not measured
+    objects = {
+        "ssim_e": 0.2,
+        "ssim_d": 0.9,
+        "accuracy_plain": 0.85,
+        "accuracy_encrypted": 0.85,
+        "label_kept": 1.0,
+    }
     assert meets("avp-cifar10", objects)
     assert not meets("avp-cifar10", {**objects, "accuracy_encrypted": 0.84})  # a 1-point drop
 

@@ -41,10 +41,16 @@ from noiseveil.zoo import load_scheme
 FACES, OBJECTS = "avp-lfw", "avp-cifar10"
 # The issue's targets, from the paper's tables: LFW SSIM_e <= 0.04 and SSIM_d >= 0.89; CIFAR-10
 # SSIM_d >= 0.88 with the accuracy on ciphertexts within 0.25 points of the plain accuracy.
+# Both must also keep the cloud classifier's label of every test image on the first try: the
+# self-check refuses a ciphertext whose label changes (after one retry), so a point that
+# changes labels is not one a user can encrypt with (the face point chosen by SSIM alone was not).
 TARGETS = {
-    FACES: {"ssim_e_max": 0.04, "ssim_d_min": 0.89},
-    OBJECTS: {"ssim_d_min": 0.88, "accuracy_drop_max": 0.0025},
+    FACES: {"ssim_e_max": 0.04, "ssim_d_min": 0.89, "label_kept_min": 1.0},
+    OBJECTS: {"ssim_d_min": 0.88, "accuracy_drop_max": 0.0025, "label_kept_min": 1.0},
 }
+# What every kept point must hold; one measured before a measure was added is measured again
+# when the run may measure (and shown as it is, marked, when it may not: --points 0).
+MEASURES = ("ssim_e", "ssim_d", "label_kept")
 PAPER_POINTS = {  # (SSIM_e, SSIM_d) of the paper's rows, drawn beside ours
     FACES: {"AdaFace": (0.028, 0.893), "ArcFace": (0.030, 0.903), "SphereFace": (0.029, 0.906)},
     OBJECTS: {"VGG19": (0.171, 0.900), "ResNet50": (0.198, 0.923)},
@@ -257,11 +263,11 @@ def measure_point(
         if scheme.attack.task == "features":
             emb = [torch.nn.functional.normalize(classifier.embed(t), dim=1) for t in (x, cipher)]
             row["cosine_similarity"] = float((emb[0] * emb[1]).sum(1).mean())
-        else:
-            plain_pred, cipher_pred = predict(classifier, x).numpy(), predict(classifier, cipher).numpy()
+        plain_pred, cipher_pred = predict(classifier, x).numpy(), predict(classifier, cipher).numpy()
+        row["label_kept"] = float((plain_pred == cipher_pred).mean())  # what the self-check demands
+        if scheme.attack.task != "features":
             row["accuracy_plain"] = float((plain_pred == labels).mean())
             row["accuracy_encrypted"] = float((cipher_pred == labels).mean())
-            row["label_kept"] = float((plain_pred == cipher_pred).mean())
     row["meets_target"] = meets(point.model_id, row)
     return row, {"plain": plain, "cipher": cipher_u8, "decrypted": recovered}
 
@@ -270,6 +276,7 @@ def _gaps(model_id: str, row: Mapping[str, Any]) -> list[float]:
     """By how much the row misses each bound of its target (<= 0 where it holds)."""
     target = TARGETS[model_id]
     gaps = [target["ssim_d_min"] - row["ssim_d"], row["ssim_e"] - target.get("ssim_e_max", 1.0)]
+    gaps.append(target["label_kept_min"] - row.get("label_kept", 0.0))  # not measured: not met
     if "accuracy_drop_max" in target:
         gaps.append(row["accuracy_plain"] - row["accuracy_encrypted"] - target["accuracy_drop_max"])
     return gaps
@@ -285,11 +292,8 @@ def point_path(point: SweepPoint, budget: SweepBudget, runs: Path) -> Path:
     return runs / "points" / f"{point.model_id}-{_digest(*identity)}.json"
 
 
-def point_result(point: SweepPoint, budget: SweepBudget, runs: Path, committed: Committed) -> dict[str, Any]:
-    """A point measured once and kept: a resumed sweep skips it."""
-    kept = kept_point(point, budget, runs, committed)
-    if kept is not None:
-        return kept
+def measure_and_keep(point: SweepPoint, budget: SweepBudget, runs: Path) -> dict[str, Any]:
+    """Measure a point and keep it (its row, its images) in ``runs``."""
     print(f"sweep {point.model_id} / {point.name} ...", flush=True)
     row, images = measure_point(point, budget, runs)
     row.update(provenance_of_point(point, row.pop("data_id")))
@@ -298,7 +302,8 @@ def point_result(point: SweepPoint, budget: SweepBudget, runs: Path, committed: 
     np.savez_compressed(path.with_suffix(".npz"), **images)  # for later measures, without K steps again
     write_result(path, row)
     print(
-        f"sweep {point.model_id} / {point.name}: SSIM_e {row['ssim_e']:.4f}, SSIM_d {row['ssim_d']:.4f}",
+        f"sweep {point.model_id} / {point.name}: SSIM_e {row['ssim_e']:.4f}, SSIM_d {row['ssim_d']:.4f}, "
+        f"label kept {100 * row['label_kept']:.1f} %",
         flush=True,
     )
     return row
@@ -333,8 +338,13 @@ def kept_point(
     row = committed.get(_digest(asdict(point)))
     if row is not None:
         print(f"sweep {point.model_id} / {point.name}: kept in the committed report", flush=True)
-        return dict(row)
+        return {**row, "meets_target": meets(point.model_id, row)}  # by today's target
     return None
+
+
+def has_every_measure(row: Mapping[str, Any] | None) -> bool:
+    """A kept point holds every measure this code takes (else it is measured again)."""
+    return row is not None and all(m in row for m in MEASURES)
 
 
 def provenance_of_point(point: SweepPoint, data_id: str) -> dict[str, Any]:
@@ -378,14 +388,19 @@ def run(
     new = 0
     committed = committed_points(out_dir / "avp-sweep-report.json", budget)
     for point in budget.points:
-        kept = point_path(point, budget, runs).exists() or _digest(asdict(point)) in committed
-        if not kept and max_points is not None and new >= max_points:
+        found = kept_point(point, budget, runs, committed)
+        may_measure = max_points is None or new < max_points
+        if has_every_measure(found) or (found is not None and not may_measure):
+            rows.append(found)  # type: ignore[arg-type]
+            continue
+        if not may_measure:
             continue  # this session's share is done: report the points kept, in the budget's order
-        new += not kept
-        rows.append(point_result(point, budget, runs, committed))
-        if not kept:  # a stop from here on still leaves the report of every point so far
-            _write(out_dir, _report(rows, budget, preset, complete=False))
-    result = _report(rows, budget, preset, complete=len(rows) == len(budget.points))
+        new += 1
+        rows.append(measure_and_keep(point, budget, runs))
+        # a stop from here on still leaves the report of every point so far
+        _write(out_dir, _report(rows, budget, preset, complete=False))
+    done = len(rows) == len(budget.points) and all(map(has_every_measure, rows))
+    result = _report(rows, budget, preset, complete=done)
     _write(out_dir, result)
     return result
 
@@ -443,6 +458,10 @@ def _kept(r: Mapping[str, Any]) -> str:
     return f"{100 * r['accuracy_plain']:.1f} % → {100 * r['accuracy_encrypted']:.1f} %"
 
 
+def _label(r: Mapping[str, Any]) -> str:
+    return f"{100 * r['label_kept']:.1f} %" if "label_kept" in r else "not measured"
+
+
 def _fmt_row(r: Mapping[str, Any]) -> list[str]:
     kept = _kept(r)
     cost_h = (r["train_cpu_seconds"] + r["encrypt_cpu_seconds_per_image"] * r["images"]) / 3600
@@ -455,6 +474,7 @@ def _fmt_row(r: Mapping[str, Any]) -> list[str]:
         f"{r['ssim_d']:.4f}",
         f"{r['psnr_d_db']:.2f}",
         kept,
+        _label(r),
         f"{r['encrypt_seconds_per_image']:.2f}",
         f"{cost_h:.2f}",
         "yes" if r["meets_target"] else "no",
@@ -478,11 +498,12 @@ def summary(results: Results) -> str:
                 f"{pick['ssim_e']:.4f}",
                 f"{pick['ssim_d']:.4f}",
                 kept,
+                _label(pick),
             ]
         )
         for name, (e, d) in PAPER_POINTS[model_id].items():
-            rows.append([f"`{model_id}`", f"paper, {name}", f"{e:.3f}", f"{d:.3f}", "-"])
-    header = ["model", "configuration", "SSIM_e", "SSIM_d", "kept (cos-sim, or accuracy)"]
+            rows.append([f"`{model_id}`", f"paper, {name}", f"{e:.3f}", f"{d:.3f}", "-", "-"])
+    header = ["model", "configuration", "SSIM_e", "SSIM_d", "kept (cos-sim, or accuracy)", "label kept"]
     return (
         f"From {results.link('avp-sweep/avp-sweep-report.json')} (`{r['command']}`, "
         f"{len(r['points'])} points):\n\n" + table(header, rows)
@@ -522,6 +543,7 @@ def markdown(r: Mapping[str, Any]) -> str:
         "SSIM_d",
         "PSNR_d dB",
         "kept",
+        "label kept (first try)",
         "s / image",
         "CPU-h",
         "target",
