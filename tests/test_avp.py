@@ -215,6 +215,7 @@ def test_the_sweep_measures_each_point_once_and_a_stopped_sweep_continues(
     for model_id in ("avp-lfw", "avp-cifar10"):
         assert (out / "figures" / f"{model_id}-sweep.png").stat().st_size > 5000
     assert "No point meets the target" in (out / "report.md").read_text()
+    measure = avp_sweep.measure_point
     # a fresh checkout has no runs/: the committed report's points count as kept ...
     monkeypatch.setattr(avp_sweep, "measure_point", _measured_again)
     again = avp_sweep.run(out, budget, runs=tmp_path / "fresh-runs", preset="ci")
@@ -238,6 +239,20 @@ def test_the_sweep_measures_each_point_once_and_a_stopped_sweep_continues(
         avp_sweep.run(
             out, dataclasses.replace(budget, face_images=3), runs=tmp_path / "fresh-runs", preset="ci"
         )
+    # a run stopped right after it measured a point (the first, whose label the committed
+    # report lacks) leaves every kept point in its report, not only those it reached
+    monkeypatch.setattr(avp_sweep, "measure_point", measure)
+    write = avp_sweep._write
+
+    def write_then_stop(*args) -> None:
+        write(*args)
+        raise SystemExit("stopped")
+
+    monkeypatch.setattr(avp_sweep, "_write", write_then_stop)
+    with pytest.raises(SystemExit, match="stopped"):
+        avp_sweep.run(out, budget, runs=tmp_path / "stopped-runs", preset="ci")
+    assert len(json.loads(report.read_text())["points"]) == 3
+    monkeypatch.setattr(avp_sweep, "_write", write)
 
 
 def _measured_again(*args, **kwargs):

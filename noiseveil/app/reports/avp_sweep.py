@@ -328,16 +328,18 @@ def _settings_of(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def kept_point(
-    point: SweepPoint, budget: SweepBudget, runs: Path, committed: Committed
+    point: SweepPoint, budget: SweepBudget, runs: Path, committed: Committed, say: bool = True
 ) -> dict[str, Any] | None:
     """The point's measurement if this run's ``runs`` or the committed report holds it."""
     path = point_path(point, budget, runs)
     if path.exists():
-        print(f"sweep {point.model_id} / {point.name}: kept from {path}", flush=True)
+        if say:
+            print(f"sweep {point.model_id} / {point.name}: kept from {path}", flush=True)
         return json.loads(path.read_text())
     row = committed.get(_digest(asdict(point)))
     if row is not None:
-        print(f"sweep {point.model_id} / {point.name}: kept in the committed report", flush=True)
+        if say:
+            print(f"sweep {point.model_id} / {point.name}: kept in the committed report", flush=True)
         return {**row, "meets_target": meets(point.model_id, row)}  # by today's target
     return None
 
@@ -387,7 +389,7 @@ def run(
     rows: list[dict[str, Any]] = []
     new = 0
     committed = committed_points(out_dir / "avp-sweep-report.json", budget)
-    for point in budget.points:
+    for i, point in enumerate(budget.points):
         found = kept_point(point, budget, runs, committed)
         may_measure = max_points is None or new < max_points
         if has_every_measure(found) or (found is not None and not may_measure):
@@ -397,8 +399,10 @@ def run(
             continue  # this session's share is done: report the points kept, in the budget's order
         new += 1
         rows.append(measure_and_keep(point, budget, runs))
-        # a stop from here on still leaves the report of every point so far
-        _write(out_dir, _report(rows, budget, preset, complete=False))
+        # a stop from here on still leaves the report of every point measured, this run's and
+        # the kept ones still ahead in the budget's order (a partial report drops nothing)
+        ahead = [kept_point(p, budget, runs, committed, say=False) for p in budget.points[i + 1 :]]
+        _write(out_dir, _report(rows + [r for r in ahead if r is not None], budget, preset, complete=False))
     done = len(rows) == len(budget.points) and all(map(has_every_measure, rows))
     result = _report(rows, budget, preset, complete=done)
     _write(out_dir, result)
