@@ -52,7 +52,7 @@ class ServedModel:
     scheme: Any  # noiseveil.schemes.base.Scheme
     classifier: torch.nn.Module
     classes: list[str] | None
-    batching: tuple[int, float] = (64, 0.002)  # (max_batch, max_wait in s) of its batcher
+    batching: tuple[int, float]  # (max_batch, max_wait in s) of its batcher: the settings'
 
     def __post_init__(self) -> None:
         self._traced: dict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = {}
@@ -123,7 +123,7 @@ def _already_stored(image_id: int) -> Refused:
 class ModelRegistry:
     """The models the cloud serves, each loaded on first use."""
 
-    def __init__(self, served: tuple[str, ...] | None, batching: tuple[int, float] = (64, 0.002)) -> None:
+    def __init__(self, served: tuple[str, ...] | None, batching: tuple[int, float]) -> None:
         from noiseveil.zoo import scheme_models
 
         self.served = tuple(served) if served is not None else tuple(scheme_models())
