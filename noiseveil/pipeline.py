@@ -33,6 +33,7 @@ from noiseveil.schemes.base import (
     SchemeError,
     same_shape_groups,
 )
+from noiseveil.threads import SharedPool
 
 
 @dataclass
@@ -195,19 +196,72 @@ def _claim(dst: Path) -> None:
 
 def _write_each(
     report: Report,
-    outputs: Iterable[tuple[Path, Path, Any, Ciphertext]],
+    outputs: Iterable[Output],
     write: Callable[[Path, Any], object],
 ) -> None:
     """Write (source, destination, value, its ciphertext) outputs; a failed write fails that
     file, not the batch; a written file whose ciphertext promises a lossy recovery is noted."""
+    _count_written(report, _written(outputs, write))
+
+
+Output = tuple[Path, Path, Any, Ciphertext]  # source, destination, what to write, its ciphertext
+Written = list[tuple[Path, Ciphertext, NoiseveilError | None]]
+
+
+def _written(outputs: Iterable[Output], write: Callable[[Path, Any], object]) -> Written:
+    """Each output written: (source, ciphertext, the error that refused it or None)."""
+    outcomes: Written = []
     for src, dst, value, ct in outputs:
         try:
             write(dst, value)
         except NoiseveilError as err:
-            report.fail(src, err)
+            outcomes.append((src, ct, err))
             continue
-        report.done += 1
-        report.note_recovery(src, ct)
+        outcomes.append((src, ct, None))
+    return outcomes
+
+
+def _count_written(report: Report, outcomes: Written) -> None:
+    for src, ct, err in outcomes:
+        if err is not None:
+            report.fail(src, err)
+        else:
+            report.done += 1
+            report.note_recovery(src, ct)
+
+
+# Images of at least this many samples are written on a thread while the next batch is read
+# and decrypted: a photo's PNG is deflated on every core by code that releases the GIL
+# (noiseveil.io.png_encoder). Small images are written inline: there a thread only contends
+# for the GIL (measured slower at 32x32).
+WRITE_BEHIND_SAMPLES = 1 << 20
+_writer_thread = SharedPool("write", workers=1)
+
+
+class _WriteBehind:
+    """At most one batch of outputs in writing on a thread; its outcomes reach the report on
+    the caller's thread, when the next batch is handed over or the block ends."""
+
+    def __init__(self, report: Report, write: Callable[[Path, Any], object]) -> None:
+        self.report, self.write, self.pending = report, write, None
+
+    def __enter__(self) -> _WriteBehind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wait()  # also when failing: no write outlives the run that made it
+
+    def submit(self, outputs: list[tuple[Path, Path, np.ndarray, Ciphertext]]) -> None:
+        self.wait()
+        if outputs and min(image.size for _, _, image, _ in outputs) >= WRITE_BEHIND_SAMPLES:
+            self.pending = _writer_thread().submit(_written, outputs, self.write)
+        else:
+            _count_written(self.report, _written(outputs, self.write))
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            _count_written(self.report, pending.result())
 
 
 def _run(
@@ -310,20 +364,22 @@ def decrypt_files(
             yield src, dst, ct
 
     def step(chunk: Sequence[tuple[Path, Path]], report: Report) -> None:
-        for held in _bounded(readable(chunk, report), lambda item: item[2].pixels.size):
-            groups: dict[str, list[tuple[Path, Path, Ciphertext]]] = {}
-            for item in held:
-                groups.setdefault(item[2].decrypt_model, []).append(item)
-            for model_id, items in groups.items():
-                _decrypt_group(scheme_for(model_id), key, items, report)
+        with _WriteBehind(report, write_image) as writer:  # photos: written while the next is read
+            for held in _bounded(readable(chunk, report), lambda item: item[2].pixels.size):
+                groups: dict[str, list[tuple[Path, Path, Ciphertext]]] = {}
+                for item in held:
+                    groups.setdefault(item[2].decrypt_model, []).append(item)
+                for model_id, items in groups.items():
+                    writer.submit(_decrypted(scheme_for(model_id), key, items, report))
 
     return _run("decrypt", pairs, batch_size, step, progress)
 
 
-def _decrypt_group(
+def _decrypted(
     scheme: Scheme, key: SecretKey, items: list[tuple[Path, Path, Ciphertext]], report: Report
-) -> None:
-    """Verify, decrypt and write one model's ciphertexts (wrong key or tampering: nothing written)."""
+) -> list[tuple[Path, Path, np.ndarray, Ciphertext]]:
+    """Verify and decrypt one model's ciphertexts into outputs to write (a wrong key or
+    tampering fails that file: nothing of it is written)."""
     outputs = []
     for (src, dst, ct), image in zip(
         items, scheme.decrypt_each([ct for _, _, ct in items], key), strict=True
@@ -332,7 +388,7 @@ def _decrypt_group(
             report.fail(src, image)
         else:
             outputs.append((src, dst, image, ct))
-    _write_each(report, outputs, write_image)
+    return outputs
 
 
 @torch.no_grad()

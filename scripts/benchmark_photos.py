@@ -14,10 +14,12 @@ cores, one run for each size above 3 MP, the median of 3 below. For each photo:
   passes per image: forward-backward (the attack's steps) and forward only (label checks);
 - where the time goes, by stage (compression, sealing, attack, self-check);
 - decryption megapixels per second through the API (``decrypt_images`` of parsed bytes) and
-  through files (``decrypt_files``: read, verify, decrypt, write the PNG);
+  through files (``decrypt_files``: read, verify, decrypt, write the PNG), and for a folder of
+  four 12 MP photos, where each is written while the next is decrypted;
 - peak resident memory of a fresh ``noiseveil encrypt`` / ``decrypt`` of the 12 MP photo;
-- the encoder settings the code chose by this measurement: PNG zlib levels for ciphertexts and
-  recovered photos, WebP lossless effort.
+- the encoders the code chose by this measurement: Pillow's PNG at zlib levels 0, 1 and 6
+  against noiseveil's strip-parallel PNG encoder (stored; Up filter with ISA-L levels 1-3),
+  for ciphertexts and recovered photos, and the WebP lossless effort.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import noiseveil.schemes.ric_lossless as lossless  # noqa: E402
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result  # noqa: E402
 from noiseveil.crypto.keys import SecretKey  # noqa: E402
 from noiseveil.data import load_photos, to_tensor  # noqa: E402
+from noiseveil.io import png_encoder  # noqa: E402
 from noiseveil.io.codecs import lossless_encode  # noqa: E402
 from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes, write_ciphertext  # noqa: E402
 from noiseveil.pipeline import decrypt_files, plan  # noqa: E402
@@ -205,14 +208,32 @@ def peak_memory(image: np.ndarray, work: Path) -> dict:
 
 
 def encoder_settings(image: np.ndarray, cipher: np.ndarray) -> dict:
-    """Sizes and times of the encoder settings the code chose among (PNG levels, WebP effort)."""
+    """Sizes and times of the encoders the code chose among: Pillow's one-thread PNG at zlib
+    levels 0, 1 and 6 against noiseveil's strip-parallel PNG (stored, or the Up filter with
+    ISA-L levels 1-3), and WebP lossless efforts."""
 
-    def timed_png(pixels: np.ndarray, level: int) -> dict:
-        pil = Image.fromarray(pixels)
-        buf = io.BytesIO()
+    def timed(encode: Callable[..., bytes], arg: Any, name: str, chosen: bool) -> dict:
         start = time.perf_counter()
-        pil.save(buf, format="PNG", compress_level=level)
-        return {"level": level, "seconds": time.perf_counter() - start, "bytes": buf.tell()}
+        size = len(encode(arg))
+        return {"encoder": name, "seconds": time.perf_counter() - start, "bytes": size, "chosen": chosen}
+
+    def pillow(pixels: np.ndarray, level: int) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG", compress_level=level)
+        return buf.getvalue()
+
+    def png_choices(pixels: np.ndarray, chosen: png_encoder.Deflate) -> list[dict]:
+        ours = [png_encoder.STORED] + [
+            png_encoder.Deflate(f"Up filter, ISA-L level {n}", 2, n) for n in (1, 2, 3)
+        ]
+        rows = [
+            timed(lambda level: pillow(pixels, level), level, f"Pillow, zlib level {level}", False)
+            for level in (0, 1, 6)
+        ]
+        return rows + [
+            timed(lambda d: png_encoder.encode_png(pixels, None, d), d, f"noiseveil, {d.name}", d == chosen)
+            for d in ours
+        ]
 
     def timed_webp(fast: bool) -> dict:
         start = time.perf_counter()
@@ -225,9 +246,33 @@ def encoder_settings(image: np.ndarray, cipher: np.ndarray) -> dict:
 
     return {
         "photo_shape": list(image.shape),
-        "png_ciphertext": [timed_png(cipher, level) for level in (0, 1, 6)],
-        "png_recovered_photo": [timed_png(image, level) for level in (0, 1, 6)],
+        "png_ciphertext": png_choices(cipher, png_encoder.STORED),
+        "png_recovered_photo": png_choices(image, png_encoder.PHOTO),
         "webp_lossless": [timed_webp(fast) for fast in (True, False)],
+    }
+
+
+def folder_of_photos(scheme, ct, key: SecretKey, work: Path, copies: int = 4) -> dict:
+    """A folder of ``copies`` photos through files (each written while the next is decrypted)
+    against the API decrypting as many parsed ciphertexts."""
+    folder = Path(tempfile.mkdtemp(dir=work)) / "c"
+    for i in range(copies):
+        write_ciphertext(folder / f"photo-{i}.png", ct)
+    parsed = [ciphertext_from_bytes(ciphertext_to_bytes(ct)) for _ in range(copies)]
+    api, _ = median_seconds(lambda: scheme.decrypt_images(parsed, key), 3)
+
+    def through_files() -> None:
+        target = Path(tempfile.mkdtemp(dir=work))
+        report = decrypt_files(lambda _m: scheme, key, plan(folder, target / "r"), progress=False)
+        assert report.ok and report.done == copies, report.summary()
+
+    files, _ = median_seconds(through_files, 3)
+    megapixels = copies * ct.pixels.shape[0] * ct.pixels.shape[1] / 1e6
+    return {
+        "photos": copies,
+        "shape": list(ct.pixels.shape),
+        "decrypt_megapixels_per_second_api": megapixels / api,
+        "decrypt_megapixels_per_second_files": megapixels / files,
     }
 
 
@@ -249,8 +294,17 @@ def main() -> int:
         print("benchmark: peak memory of fresh processes, 12 MP ...", file=sys.stderr, flush=True)
         memory = peak_memory(big, work)
         (ct,) = scheme.encrypt(to_tensor(big[None]), key)
+        print("benchmark: a folder of 12 MP photos, encoders ...", file=sys.stderr, flush=True)
+        folder = folder_of_photos(scheme, ct, key, work)
         settings = encoder_settings(big, ct.pixels)
-    result = {**prov, "scheme_model": MODEL, "photos": rows, "peak_memory_12mp": memory, "encoders": settings}
+    result = {
+        **prov,
+        "scheme_model": MODEL,
+        "photos": rows,
+        "folder_of_12mp_photos": folder,
+        "peak_memory_12mp": memory,
+        "encoders": settings,
+    }
     out = write_result(RESULTS_DIR / "benchmark" / "photos.json", result)
     for r in rows:
         print(
@@ -259,6 +313,11 @@ def main() -> int:
             f"decrypt {r['decrypt_megapixels_per_second_api']:5.1f} MP/s API, "
             f"{r['decrypt_megapixels_per_second_files']:5.1f} MP/s files"
         )
+    print(
+        f"a folder of {folder['photos']} 12 MP photos: decrypt "
+        f"{folder['decrypt_megapixels_per_second_api']:.1f} MP/s API, "
+        f"{folder['decrypt_megapixels_per_second_files']:.1f} MP/s files"
+    )
     print(
         f"peak RSS 12 MP: encrypt {memory['encrypt']['peak_rss_megabytes']:.0f} MB, decrypt "
         f"{memory['decrypt']['peak_rss_megabytes']:.0f} MB"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from noiseveil import pipeline
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import DataError, read_image, to_tensor, to_uint8
 from noiseveil.io.png import read_ciphertext, write_ciphertext
@@ -207,6 +209,28 @@ def test_encrypt_again_overwrites_nothing(
     assert again.summary() == "encrypt: 0 of 8 files done, 8 failed"
 
 
+@pytest.fixture(params=["inline", "behind"])
+def writes(request, monkeypatch) -> list[str]:
+    """Where decryption writes: inline (small images), or on the writer thread while the next
+    image is read and decrypted (photos; here forced for every image, one image per batch).
+    Yields the names of the threads that wrote."""
+    threads: list[str] = []
+    if request.param == "behind":
+        monkeypatch.setattr(pipeline, "WRITE_BEHIND_SAMPLES", 1)
+        monkeypatch.setattr(pipeline, "SAMPLE_BUDGET", 1)
+    write = pipeline.write_image
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "write_image", recorded)
+    yield threads
+    expected = "noiseveil-write" if request.param == "behind" else threading.main_thread().name
+    assert threads and all(name.startswith(expected) for name in threads), threads
+
+
+@pytest.mark.usefixtures("writes")
 def test_decrypt_folder(
     tiny_ric: RICScheme, key: SecretKey, tree: Path, tmp_path: Path, encrypted: tuple[Path, Report]
 ) -> None:
@@ -246,6 +270,7 @@ def test_decrypt_with_wrong_key_writes_nothing(
     assert report.summary() == "decrypt: 0 of 4 files done, 4 failed"
 
 
+@pytest.mark.usefixtures("writes")
 def test_decrypt_skips_bad_files_and_goes_on(
     tiny_ric: RICScheme, key: SecretKey, tree: Path, tmp_path: Path, encrypted: tuple[Path, Report]
 ) -> None:

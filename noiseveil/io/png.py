@@ -14,14 +14,16 @@ import itertools
 import os
 import struct
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from noiseveil.crypto.keys import Key
 from noiseveil.exceptions import AuthenticationError, NoiseveilError
+from noiseveil.io.png_encoder import PHOTO, STORED, encode_png
 
 FORMAT_VERSION = "2"  # 2: RIC ciphertexts carry what decryption needs (no regenerated NAE)
 READABLE_VERSIONS = ("1", "2")
@@ -108,19 +110,11 @@ class CiphertextFileError(NoiseveilError):
     """Not a readable noiseveil ciphertext PNG (one-line message)."""
 
 
-def _png_info(ct: Ciphertext) -> PngImagePlugin.PngInfo:
-    info = PngImagePlugin.PngInfo()
-    for k, v in ct.header().items():
-        info.add_text(PREFIX + k, v)
+def _png_text(ct: Ciphertext) -> dict[str, str]:
+    text = {PREFIX + k: v for k, v in ct.header().items()}
     if ct.authenticated:
-        info.add_text(PREFIX + "tag", ct.tag.hex())
-    return info
-
-
-# zlib levels, measured on a 12-megapixel photo (scripts/benchmark_photos.py): a ciphertext is
-# noise, which no level compresses (36.0 MB at every level) and level 0 writes fastest; a
-# recovered photo at level 1 is 20 % larger than at Pillow's default 6 and written 4.5x faster.
-CIPHERTEXT_PNG_LEVEL, IMAGE_PNG_LEVEL = 0, 1
+        text[PREFIX + "tag"] = ct.tag.hex()
+    return text
 
 
 def write_ciphertext(path: str | os.PathLike, ct: Ciphertext) -> Path:
@@ -134,9 +128,8 @@ def ciphertext_to_bytes(ct: Ciphertext) -> bytes:
     state = _state(ct)
     if ct.encoded is not None and ct.encoded[0] == state:
         return ct.encoded[1]
-    buf = io.BytesIO()
-    _pil_image(ct.pixels).save(buf, format="PNG", pnginfo=_png_info(ct), compress_level=CIPHERTEXT_PNG_LEVEL)
-    ct.encoded = (state, buf.getvalue())
+    # A ciphertext is noise, which no deflate level compresses: it is stored (png_encoder).
+    ct.encoded = (state, encode_png(ct.pixels, _png_text(ct), STORED))
     return ct.encoded[1]
 
 
@@ -207,17 +200,15 @@ def read_ciphertext(path: str | os.PathLike | io.BytesIO, name: str | None = Non
     )
 
 
-def write_image(
-    path: str | os.PathLike, pixels: np.ndarray, info: PngImagePlugin.PngInfo | None = None
-) -> Path:
-    """Write a uint8 (H, W, C) image as a new PNG; an existing file is never overwritten.
+def write_image(path: str | os.PathLike, pixels: np.ndarray, text: Mapping[str, str] | None = None) -> Path:
+    """Write a uint8 (H, W, C) image as a new PNG, with ``text`` as its text chunks; an existing
+    file is never overwritten. Encoded by :func:`noiseveil.io.png_encoder.encode_png`
+    (strips deflated on every core).
 
     The file is written under a temporary name and hard-linked into place, which fails if the
     name exists (no overwrite) and is atomic: a process killed mid-write leaves no torn file,
     so a rerun may take every existing output as finished (``--skip-existing``)."""
-    buf = io.BytesIO()
-    _pil_image(pixels).save(buf, format="PNG", pnginfo=info, compress_level=IMAGE_PNG_LEVEL)
-    return _write_bytes(Path(path), buf.getvalue())
+    return _write_bytes(Path(path), encode_png(pixels, text, PHOTO))
 
 
 def _write_bytes(path: Path, data: bytes) -> Path:
@@ -252,10 +243,3 @@ def _exclusive_temporary(path: Path) -> tuple[Path, int]:
         except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
     raise CiphertextFileError(f"{path}: no free temporary name beside it")
-
-
-def _pil_image(pixels: np.ndarray) -> Image.Image:
-    grey = pixels.shape[2] == 1
-    return Image.fromarray(
-        np.ascontiguousarray(pixels[..., 0] if grey else pixels), mode="L" if grey else "RGB"
-    )

@@ -78,7 +78,10 @@ def native_sizes(results: Results, name: str, r: dict[str, Any]) -> str:
 
 
 def png_sizes(rows: list[dict[str, Any]]) -> str:
-    return ", ".join(f"level {x['level']}: {x['seconds']:.2f} s, {x['bytes'] / 1e6:.1f} MB" for x in rows)
+    return "; ".join(
+        f"{x['encoder']}{' (chosen)' if x['chosen'] else ''}: {x['seconds']:.2f} s, {x['bytes'] / 1e6:.1f} MB"
+        for x in rows
+    )
 
 
 def _cost_row(row: dict[str, Any]) -> list[str]:
@@ -127,9 +130,9 @@ def cost(results: Results, name: str, r: dict[str, Any]) -> str:
         + table(["stage", "seconds"], stages)
         + f"\n\nPeak resident memory of a fresh process, {big['megapixels']:.0f} MP photo: `encrypt` "
         f"{m['encrypt']['peak_rss_megabytes']:.0f} MB, `decrypt` "
-        f"{m['decrypt']['peak_rss_megabytes']:.0f} MB. Encoders chosen by this measurement: ciphertext "
-        f"PNG {png_sizes(enc['png_ciphertext'])}; recovered photo PNG "
-        f"{png_sizes(enc['png_recovered_photo'])}; WebP lossless {webp}."
+        f"{m['decrypt']['peak_rss_megabytes']:.0f} MB.\n\nEncoders chosen by this measurement, "
+        f"{big['megapixels']:.0f} MP photo. Ciphertext PNG: {png_sizes(enc['png_ciphertext'])}. "
+        f"Recovered photo PNG: {png_sizes(enc['png_recovered_photo'])}. WebP lossless: {webp}."
     )
 
 
