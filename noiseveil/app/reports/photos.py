@@ -77,11 +77,18 @@ def native_sizes(results: Results, name: str, r: dict[str, Any]) -> str:
     )
 
 
-def png_sizes(rows: list[dict[str, Any]]) -> str:
-    return "; ".join(
-        f"{x['encoder']}{' (chosen)' if x['chosen'] else ''}: {x['seconds']:.2f} s, {x['bytes'] / 1e6:.1f} MB"
-        for x in rows
-    )
+def png_encoders(enc: dict[str, Any]) -> str:
+    """One row per PNG encoder: its time and size on the ciphertext and on the recovered photo."""
+    rows = []
+    for cipher, photo in zip(enc["png_ciphertext"], enc["png_recovered_photo"], strict=True):
+        rows.append(
+            [cipher["encoder"]]
+            + [
+                f"{x['seconds']:.2f} s, {x['bytes'] / 1e6:.1f} MB" + (" (chosen)" if x["chosen"] else "")
+                for x in (cipher, photo)
+            ]
+        )
+    return table(["PNG encoder", "ciphertext", "recovered photo"], rows)
 
 
 def _cost_row(row: dict[str, Any]) -> list[str]:
@@ -131,8 +138,7 @@ def cost(results: Results, name: str, r: dict[str, Any]) -> str:
         + f"\n\nPeak resident memory of a fresh process, {big['megapixels']:.0f} MP photo: `encrypt` "
         f"{m['encrypt']['peak_rss_megabytes']:.0f} MB, `decrypt` "
         f"{m['decrypt']['peak_rss_megabytes']:.0f} MB.\n\nEncoders chosen by this measurement, "
-        f"{big['megapixels']:.0f} MP photo. Ciphertext PNG: {png_sizes(enc['png_ciphertext'])}. "
-        f"Recovered photo PNG: {png_sizes(enc['png_recovered_photo'])}. WebP lossless: {webp}."
+        f"{big['megapixels']:.0f} MP photo (WebP lossless: {webp}):\n\n" + png_encoders(enc)
     )
 
 
