@@ -131,6 +131,24 @@ def test_ciphertexts_look_like_noise_and_keep_the_label(shipped) -> None:
         assert torch.equal(classifier(to_tensor(cipher)).argmax(1), classifier(to_tensor(plain)).argmax(1))
 
 
+def test_the_label_term_keeps_the_label_the_papers_loss_changes() -> None:
+    """Test face 15 changes its label under the paper's loss with a strong L_d (the sweep's
+    finding, in small); the label hinge (label_weight, not in the paper) keeps every label."""
+    scheme = load_scheme("avp-lfw")
+    faces = to_tensor(load_dataset("lfw").x_test[12:16])
+    classifier, key = scheme.cloud_classifier(), scheme.demo_key()
+    strong = dataclasses.replace(scheme.attack, iterations=150, lam=0.1, visual_loss="distance", mu=1.0)
+    with torch.no_grad():
+        labels = classifier(faces).argmax(1)
+    changed = {}
+    for weight in (0.0, 10.0):
+        torch.manual_seed(0)
+        cipher = scheme.encrypt_batch(faces, key, dataclasses.replace(strong, label_weight=weight))
+        with torch.no_grad():
+            changed[weight] = torch.nonzero(classifier(cipher).argmax(1) != labels).flatten().tolist()
+    assert changed == {0.0: [3], 10.0: []}
+
+
 def test_only_the_generator_that_encrypted_decrypts(shipped) -> None:
     scheme, plain, key, cts = shipped
     right = psnr(to_uint8(scheme.decrypt(cts, key)), plain)

@@ -173,6 +173,12 @@ class ResNet(nn.Module):
         """The penultimate layer (pooled features): the embedding a face model compares."""
         return self.head[1](self.head[0](self.features(x)))  # pool, flatten: all but the last layer
 
+    @torch.jit.export
+    def embed_and_classify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The embedding and the logits of one forward pass (AVP keeps both for faces)."""
+        embedding = self.embed(x)
+        return embedding, self.head[2](embedding)
+
 
 class VGG(nn.Module):
     """VGG with batch normalisation (Simonyan & Zisserman, ICLR 2015), CIFAR-sized.

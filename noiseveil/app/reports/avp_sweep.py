@@ -78,6 +78,7 @@ class SweepPoint:
         if "lam" in a:
             words.append(f"{'L_d' if a.get('visual_loss') == 'distance' else 'L_v'} λ {a['lam']:g}")
         words += [f"β {a['step']:g}"] if "step" in a else []
+        words += [f"label term κ {a['label_weight']:g}"] if a.get("label_weight") else []
         return ", ".join(words) or "shipped"
 
 
@@ -116,6 +117,11 @@ FACE_POINTS = _points(
     ({}, {"steps": 6000}, _attack(800, 0.03, L_D)),
     ({}, {"natural_photos": False}, _attack(800, 0.03, L_D)),
     ({}, {"natural_photos": False}, _attack(1200, 0.03, L_D)),
+    # beyond the paper: a hinge that keeps the cloud's label (AVPConfig.label_weight), where
+    # the points above reach SSIM_e 0.04 but change a face's label
+    ({}, {}, _attack(800, 0.03, L_D, label_weight=1.0)),
+    ({}, {}, _attack(800, 0.03, L_D, label_weight=10.0)),
+    ({}, {"natural_photos": False}, _attack(800, 0.03, L_D, label_weight=10.0)),
 )
 OBJECT_POINTS = _points(
     OBJECTS,
