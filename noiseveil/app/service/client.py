@@ -21,7 +21,7 @@ import httpx
 
 from noiseveil.exceptions import NoiseveilError
 
-DIGEST_HEADER = "X-Content-SHA256"
+DIGEST_HEADER = "X-Content-SHA256"  # the body's SHA-256: a change in transit is refused (routes.py)
 
 
 class CloudError(NoiseveilError):

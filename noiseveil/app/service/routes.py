@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from noiseveil.app.protocol_server import MAX_BODY_BYTES
 from noiseveil.app.service import auth
+from noiseveil.app.service.client import DIGEST_HEADER  # the wire's one name for the body's digest
 from noiseveil.app.service.schemas import (
     ImageList,
     ImageRow,
@@ -26,8 +27,6 @@ from noiseveil.app.service.storage import content_hash
 from noiseveil.app.service.store import CloudStore, Refused
 from noiseveil.protocol import ProtocolError
 from noiseveil.protocol.transport import answer
-
-DIGEST_HEADER = "X-Content-SHA256"  # the uploader's digest of the body: a change in transit is refused
 
 
 def permitted(permission: str):
