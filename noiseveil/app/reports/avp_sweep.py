@@ -35,7 +35,7 @@ from noiseveil.app.reports.markdown import Results, table
 from noiseveil.classifiers.training import predict
 from noiseveil.data import fixed_subset, load_dataset, to_tensor, to_uint8
 from noiseveil.metrics import psnr, ssim
-from noiseveil.schemes.avp import AVPScheme, GeneratorKey
+from noiseveil.schemes.avp import AVPConfig, AVPScheme, GeneratorKey
 from noiseveil.zoo import load_scheme
 
 FACES, OBJECTS = "avp-lfw", "avp-cifar10"
@@ -51,6 +51,13 @@ TARGETS = {
 # What every kept point must hold; one measured before a measure was added is measured again
 # when the run may measure (and shown as it is, marked, when it may not: --points 0).
 MEASURES = ("ssim_e", "ssim_d", "label_kept")
+# Each point changes these settings, the cards' attack when the sweep began, not the card's
+# attack now: the cards take the sweep's choices, and a point must mean the same settings
+# whenever it is measured (its name, and the digest that keeps it, say only its changes).
+BASE_ATTACK = {
+    FACES: AVPConfig(task="features", iterations=300, step=0.05, mu=0.1),
+    OBJECTS: AVPConfig(task="classification", iterations=300, step=0.05, mu=0.1),
+}
 PAPER_POINTS = {  # (SSIM_e, SSIM_d) of the paper's rows, drawn beside ours
     FACES: {"AdaFace": (0.028, 0.893), "ArcFace": (0.030, 0.903), "SphereFace": (0.029, 0.906)},
     OBJECTS: {"VGG19": (0.171, 0.900), "ResNet50": (0.198, 0.923)},
@@ -68,7 +75,8 @@ class SweepPoint:
 
     @property
     def name(self) -> str:
-        """The changes, in words: "32 filters, K 800, μ 1, L_d λ 0.01"; "shipped" for none."""
+        """The changes, in words: "32 filters, K 800, μ 1, L_d λ 0.01"; "base" for none (the
+        first cards' settings, BASE_ATTACK)."""
         g, k, a = self.generator, self.key_training, self.attack
         words = [f"{g[n]} {n}" for n in ("filters", "blocks") if n in g]
         words += [f"key {k['steps']} steps"] if "steps" in k else []
@@ -79,7 +87,7 @@ class SweepPoint:
             words.append(f"{'L_d' if a.get('visual_loss') == 'distance' else 'L_v'} λ {a['lam']:g}")
         words += [f"β {a['step']:g}"] if "step" in a else []
         words += [f"label term κ {a['label_weight']:g}"] if a.get("label_weight") else []
-        return ", ".join(words) or "shipped"
+        return ", ".join(words) or "base"
 
 
 def _points(model_id: str, *changes: tuple[dict, dict, dict]) -> tuple[SweepPoint, ...]:
@@ -171,8 +179,9 @@ SCALES = "test images per point, the points, the key steps and attack steps (ci:
 
 
 def configured(scheme: AVPScheme, point: SweepPoint, budget: SweepBudget) -> AVPScheme:
-    """The shipped scheme with the point's changes (and the ci budget's step caps)."""
-    attack = replace(scheme.attack, **point.attack)
+    """The shipped scheme with the point's changes to the sweep's base attack (and the ci
+    budget's step caps)."""
+    attack = replace(BASE_ATTACK[point.model_id], **point.attack)
     training = replace(scheme.key_training, **point.key_training)
     if budget.iterations is not None:
         attack = replace(attack, iterations=budget.iterations)
@@ -336,18 +345,20 @@ def _settings_of(row: Mapping[str, Any]) -> dict[str, Any]:
 def kept_point(
     point: SweepPoint, budget: SweepBudget, runs: Path, committed: Committed, say: bool = True
 ) -> dict[str, Any] | None:
-    """The point's measurement if this run's ``runs`` or the committed report holds it."""
+    """The point's measurement if this run's ``runs`` or the committed report holds it (named
+    and judged as this code names and judges it)."""
     path = point_path(point, budget, runs)
     if path.exists():
         if say:
             print(f"sweep {point.model_id} / {point.name}: kept from {path}", flush=True)
-        return json.loads(path.read_text())
-    row = committed.get(_digest(asdict(point)))
-    if row is not None:
+        row = json.loads(path.read_text())
+    elif (row := committed.get(_digest(asdict(point)))) is not None:
         if say:
             print(f"sweep {point.model_id} / {point.name}: kept in the committed report", flush=True)
-        return {**row, "meets_target": meets(point.model_id, row)}  # by today's target
-    return None
+    else:
+        return None
+    named = {**row["point"], "name": point.name}
+    return {**row, "point": named, "meets_target": meets(point.model_id, row)}
 
 
 def has_every_measure(row: Mapping[str, Any] | None) -> bool:
