@@ -297,11 +297,13 @@ def classification(
 
 
 def ablation(scheme: AVPScheme, data: ImageDataset, key: GeneratorKey, b: AVPReportBudget, figures: Path):
-    """Fig. 7: L_v (the paper's) against L_d (maximise ‖x − x'‖², eq. 6) at several weights."""
+    """Fig. 7: L_v (the paper's) against L_d (maximise ‖x − x'‖², eq. 6) at several weights,
+    each with the card's other settings."""
     plain = data.x_test[fixed_subset(len(data.x_test), b.ablation_images, seed=2)]
     rows, grid, titles = [], [plain], ["x"]
+    shipped = "L_d" if scheme.attack.visual_loss == "distance" else "L_v"
     variants = {
-        f"L_v, λ = {scheme.attack.lam:g} (shipped)": {"visual_loss": "variance", "lam": scheme.attack.lam},
+        f"{shipped}, λ = {scheme.attack.lam:g} (shipped)": {},
         "L_v, λ = 1e-2": {"visual_loss": "variance", "lam": 1e-2},
         "L_v, λ = 1e-1": {"visual_loss": "variance", "lam": 1e-1},
         "L_d, λ = 1e-3": {"visual_loss": "distance", "lam": 1e-3},
