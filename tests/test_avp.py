@@ -318,3 +318,29 @@ def test_the_report_keeps_each_encryption_and_a_resumed_run_reuses_it(tmp_path: 
     assert [ciphertext_to_bytes(c) for c in second] == [ciphertext_to_bytes(c) for c in first]
     with pytest.raises(AssertionError, match="encrypted again"):  # other images: not kept, made
         again.encrypt(images.flip(0), again.demo_key())
+
+
+@pytest.mark.skipif("avp-cifar10" not in AVP_MODELS, reason="avp-cifar10 not shipped")
+def test_the_report_counts_a_refused_image_and_keeps_the_refusal(tmp_path: Path, monkeypatch) -> None:
+    from noiseveil.app.reports.avp import KeptEncryptions, _encrypt
+
+    scheme = KeptEncryptions.of(load_scheme("avp-cifar10"), tmp_path)
+    scheme.attack = dataclasses.replace(scheme.attack, iterations=2)
+    plain = load_dataset("cifar10").x_test[:3]
+    key = scheme.demo_key()
+    passing = _encrypt(scheme, plain, key, batch=2)  # two batches, indices continued
+    assert sorted(passing.kept + list(passing.refused)) == [0, 1, 2]
+    assert len(passing.ciphertexts) == len(passing.kept)
+
+    scheme.promised_psnr = 1000.0  # no recovery reaches it: every image is refused, none stops the run
+    refused = _encrypt(scheme, plain, key, batch=2)
+    assert refused.kept == [] and refused.ciphertexts == [] and sorted(refused.refused) == [0, 1, 2]
+    assert all("dB" in why for why in refused.refused.values())
+
+    def fail(*args, **kwargs):
+        raise AssertionError("encrypted again")
+
+    monkeypatch.setattr(AVPScheme, "_encrypt", fail)
+    again = KeptEncryptions.of(load_scheme("avp-cifar10"), tmp_path)  # a new process, as it were
+    again.attack, again.promised_psnr = scheme.attack, scheme.promised_psnr
+    assert _encrypt(again, plain, key, batch=2).refused == refused.refused  # the refusal was kept

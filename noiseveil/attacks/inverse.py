@@ -119,12 +119,17 @@ class ITNAttack(InverseNetworkAttack):
         return self.keys[k % len(self.keys)] if self.keys else attacker_key(self.scheme, self.seed, k)
 
     def training_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        cipher = []
+        cipher, plain = [], []
         batches = range(0, len(self.aux_images), self.images_per_key)
         for k, start in enumerate(progress_bar(batches, desc="itn: own-key pairs", unit="key", leave=False)):
             batch = self.aux_images[start : start + self.images_per_key]
-            cipher.append(pixels_of(self.scheme.encrypt(to_tensor(batch), self._key(k))))
-        return np.concatenate(cipher), self.aux_images
+            # the pairs the attacker's own encryptions give: an image the self-check refuses
+            # has no ciphertext, as the victim's refused images have none
+            encrypted = self.scheme.encrypt_kept(to_tensor(batch), self._key(k))
+            if encrypted.ciphertexts:
+                cipher.append(pixels_of(encrypted.ciphertexts))
+                plain.append(batch[encrypted.kept])
+        return np.concatenate(cipher), np.concatenate(plain)
 
 
 class KnownPlaintextAttack(InverseNetworkAttack):

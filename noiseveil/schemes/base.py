@@ -134,6 +134,29 @@ class EncryptionError(SchemeError):
 
 
 @dataclass(frozen=True)
+class Encrypted:
+    """What :meth:`Scheme.encrypt_kept` gives: the ciphertexts of the images that passed their
+    check, which images those are (indices into the batch) and why the others have none."""
+
+    ciphertexts: list[Ciphertext]
+    kept: list[int]
+    refused: dict[int, str]
+
+    @classmethod
+    def of(cls, results: Sequence[Ciphertext | EncryptionError], offset: int = 0) -> Encrypted:
+        """From :meth:`Scheme.encrypt_each`'s results (of the images from ``offset`` on)."""
+        ok = [(offset + i, r) for i, r in enumerate(results) if not isinstance(r, EncryptionError)]
+        refused = {offset + i: str(r) for i, r in enumerate(results) if isinstance(r, EncryptionError)}
+        return cls([r for _, r in ok], [i for i, _ in ok], refused)  # type: ignore[misc]
+
+    def __add__(self, other: Encrypted) -> Encrypted:
+        """Two batches, the second's indices already past the first's (see ``offset``)."""
+        return Encrypted(
+            self.ciphertexts + other.ciphertexts, self.kept + other.kept, {**self.refused, **other.refused}
+        )
+
+
+@dataclass(frozen=True)
 class SealedPayload:
     """The bytes a ciphertext carries sealed under an AEAD (ChaCha20-Poly1305), with what they
     were sealed for. Public: anyone holding the file reads them; only the key opens them."""
@@ -349,6 +372,12 @@ class Scheme(ABC):
             for i, ct, problem in zip(retry, again, second, strict=True):
                 results[i] = ct if problem is None else EncryptionError(problem)
         return results
+
+    def encrypt_kept(self, images: torch.Tensor, key: Key, offset: int = 0) -> Encrypted:
+        """Encrypt a batch as :meth:`encrypt_each` does, keeping the ciphertexts that passed and
+        saying which images were refused: for measurements that go on past a refused image (a
+        report over many images) and count it."""
+        return Encrypted.of(self.encrypt_each(images, key), offset)
 
     def encrypt_unchecked(self, images: torch.Tensor, key: Key) -> list[Ciphertext]:
         """Sealed ciphertexts WITHOUT the self-check: what the scheme's algorithm alone gives,

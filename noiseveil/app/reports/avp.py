@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ from noiseveil.data import ImageDataset, fixed_subset, load_dataset, to_tensor, 
 from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes
 from noiseveil.metrics import describe, psnr, ssim
 from noiseveil.schemes.avp import AVPScheme, GeneratorKey
-from noiseveil.schemes.base import Ciphertext
+from noiseveil.schemes.base import Ciphertext, Encrypted, EncryptionError
 from noiseveil.timing import Stages
 from noiseveil.zoo import load_scheme
 
@@ -145,34 +146,56 @@ class KeptEncryptions(AVPScheme):
     def of(cls, scheme: AVPScheme, folder: Path) -> KeptEncryptions:
         return cls(**{f.name: getattr(scheme, f.name) for f in fields(scheme)}, folder=folder)
 
-    def encrypt(self, images: torch.Tensor, key: Key) -> list[Ciphertext]:
+    def encrypt_each(self, images: torch.Tensor, key: Key) -> list[Ciphertext | EncryptionError]:
         if self.folder is None:
-            return super().encrypt(images, key)
+            return super().encrypt_each(images, key)
         settings = json.dumps([asdict(self.attack), self.promised_psnr, self.max_tries, key.key_id])
         digest = hashlib.sha256(settings.encode() + images.numpy().tobytes()).hexdigest()[:20]
         path = self.folder / f"{self.model_id}-{digest}.npz"
-        if path.exists():
+        if path.exists():  # each image: its ciphertext's PNG bytes, or why it has none
             with np.load(path) as saved:
-                return [ciphertext_from_bytes(saved[f"arr_{i}"].tobytes()) for i in range(len(saved.files))]
-        cts = super().encrypt(images, key)
+                return [
+                    ciphertext_from_bytes(saved[f"ct_{i}"].tobytes())
+                    if f"ct_{i}" in saved.files
+                    else EncryptionError(saved[f"refused_{i}"].tobytes().decode())
+                    for i in range(len(images))
+                ]
+        results = super().encrypt_each(images, key)
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, *(np.frombuffer(ciphertext_to_bytes(ct), np.uint8) for ct in cts))
+        np.savez(tmp, **{_kept_name(i, r): _kept_bytes(r) for i, r in enumerate(results)})
         os.replace(tmp, path)
-        return cts
+        return results
+
+
+def _kept_name(i: int, result: Ciphertext | EncryptionError) -> str:
+    return f"refused_{i}" if isinstance(result, EncryptionError) else f"ct_{i}"
+
+
+def _kept_bytes(result: Ciphertext | EncryptionError) -> np.ndarray:
+    data = str(result).encode() if isinstance(result, EncryptionError) else ciphertext_to_bytes(result)
+    return np.frombuffer(data, np.uint8)
 
 
 STAGES = ("table 1 and fig. 9", "table 2", "tables 4-5", "fig. 7", "security")
 
 
-def _encrypt(scheme: AVPScheme, images: np.ndarray, key: GeneratorKey, batch: int = 16) -> list[Ciphertext]:
+def _encrypt(scheme: AVPScheme, images: np.ndarray, key: GeneratorKey, batch: int = 16) -> Encrypted:
+    """The images' ciphertexts, as a user gets them (self-checked); a refused image is left out
+    and counted, so one refusal does not stop an hour of measuring."""
     from noiseveil.progress import progress_bar
 
     batches = progress_bar(range(0, len(images), batch), desc=f"encrypt {len(images)}", unit="batch")
-    return [ct for i in batches for ct in scheme.encrypt(to_tensor(images[i : i + batch]), key)]
+    parts = [scheme.encrypt_kept(to_tensor(images[i : i + batch]), key, offset=i) for i in batches]
+    return sum(parts[1:], parts[0])
 
 
-def _pixels(cts: list[Ciphertext]) -> np.ndarray:
+def _refused(*batches: Encrypted) -> int:
+    return sum(len(b.refused) for b in batches)
+
+
+def _pixels(cts: list[Ciphertext] | Encrypted) -> np.ndarray:
+    cts = cts.ciphertexts if isinstance(cts, Encrypted) else cts
     return np.stack([ct.pixels for ct in cts])
 
 
@@ -206,13 +229,17 @@ def quality(scheme: AVPScheme, plain: np.ndarray, cts: list[Ciphertext], key: Ge
 
 def table1(scheme: AVPScheme, data: ImageDataset, key: GeneratorKey, b: AVPReportBudget, figures: Path):
     idx = fixed_subset(len(data.x_test), b.images, seed=0)
-    plain = data.x_test[idx]
-    cts = _encrypt(scheme, plain, key)
+    encrypted = _encrypt(scheme, data.x_test[idx], key)
+    plain, cts = data.x_test[idx][encrypted.kept], encrypted.ciphertexts
     recovered = _decrypt(scheme, cts, key)
     picture_grid(
         [plain[:8], _pixels(cts)[:8], recovered[:8]], ["x", "x' (AVP)", "G(x')"], figures / "avp-faces.png"
     )
-    return {**quality(scheme, plain, cts, key), "correlation": adjacent_correlation(plain, _pixels(cts))}
+    return {
+        **quality(scheme, plain, cts, key),
+        "refused": _refused(encrypted),
+        "correlation": adjacent_correlation(plain, _pixels(cts)),
+    }
 
 
 def adjacent_correlation(plain: np.ndarray, cipher: np.ndarray, pairs: int = 3000) -> dict[str, Any]:
@@ -250,12 +277,16 @@ def identification(
     probe_idx = np.concatenate([np.flatnonzero(data.y_test == p)[: b.probe_images] for p in people])
     others = np.flatnonzero(~np.isin(data.y_train, people))
     distractor_idx = others[fixed_subset(len(others), b.distractors, seed=1)]
+    # every setting on the same images: those whose encryption the self-check passed
+    enc_probes = _encrypt(scheme, data.x_test[probe_idx], key)
+    enc_distractors = _encrypt(scheme, data.x_train[distractor_idx], key)
+    probe_idx, distractor_idx = probe_idx[enc_probes.kept], distractor_idx[enc_distractors.kept]
     probes, probe_people = data.x_test[probe_idx], data.y_test[probe_idx]
     distractors = data.x_train[distractor_idx]
     plain_emb = {"probe": _embed(scheme, probes), "distractor": _embed(scheme, distractors)}
     cipher_emb = {
-        "probe": _embed(scheme, _pixels(_encrypt(scheme, probes, key))),
-        "distractor": _embed(scheme, _pixels(_encrypt(scheme, distractors, key))),
+        "probe": _embed(scheme, _pixels(enc_probes)),
+        "distractor": _embed(scheme, _pixels(enc_distractors)),
     }
     settings = {
         "original": (plain_emb["probe"], plain_emb["distractor"]),
@@ -266,6 +297,7 @@ def identification(
         "people": len(people),
         "probe_images": len(probe_idx),
         "distractors": len(distractor_idx),
+        "refused": _refused(enc_probes, enc_distractors),
     }
     for name, (enrolled_emb, distractor_emb) in settings.items():
         right = total = 0
@@ -283,8 +315,12 @@ def classification(
     scheme: AVPScheme, data: ImageDataset, key: GeneratorKey, b: AVPReportBudget, figures: Path
 ):
     idx = fixed_subset(len(data.x_test), b.cifar_images, seed=0)
-    plain, labels = data.x_test[idx], data.y_test[idx]
-    cts = _encrypt(scheme, plain, key, batch=50)
+    encrypted = _encrypt(scheme, data.x_test[idx], key, batch=50)
+    plain, labels, cts = (
+        data.x_test[idx][encrypted.kept],
+        data.y_test[idx][encrypted.kept],
+        encrypted.ciphertexts,
+    )
     classifier = scheme.cloud_classifier()
     with torch.no_grad():
         plain_acc = float((predict(classifier, to_tensor(plain)).numpy() == labels).mean())
@@ -293,7 +329,12 @@ def classification(
     picture_grid(
         [plain[:8], _pixels(cts)[:8], recovered[:8]], ["x", "x' (AVP)", "G(x')"], figures / "avp-cifar10.png"
     )
-    return {"accuracy_plain": plain_acc, "accuracy_encrypted": cipher_acc, **quality(scheme, plain, cts, key)}
+    return {
+        "accuracy_plain": plain_acc,
+        "accuracy_encrypted": cipher_acc,
+        "refused": _refused(encrypted),
+        **quality(scheme, plain, cts, key),
+    }
 
 
 def ablation(scheme: AVPScheme, data: ImageDataset, key: GeneratorKey, b: AVPReportBudget, figures: Path):
@@ -328,7 +369,11 @@ def security(scheme: AVPScheme, data: ImageDataset, b: AVPReportBudget, runs: Pa
         for i in range(1, b.keys)
     ]
     plain = data.x_test[fixed_subset(len(data.x_test), b.matrix_images, seed=3)]
-    per_key = [_encrypt(scheme, plain, k) for k in keys]
+    encrypted = [_encrypt(scheme, plain, k) for k in keys]
+    # the images every key encrypted (a refused one has no ciphertext under that key)
+    common = sorted(set.intersection(*(set(e.kept) for e in encrypted)))
+    per_key = [[e.ciphertexts[e.kept.index(i)] for i in common] for e in encrypted]
+    plain = plain[common]
     # Another key's ciphertexts fail the tag: what a key yields on them is the attacker's view.
     every_key = BruteForceAttack(scheme, keys)
     decrypted = [every_key.sweep(cts) for cts in per_key]  # [encrypting key][decrypting key]
@@ -347,6 +392,8 @@ def security(scheme: AVPScheme, data: ImageDataset, b: AVPReportBudget, runs: Pa
     return {
         "keys": [{"key_id": k.key_id, **k.info} for k in keys],
         "cross_decryption": matrix,
+        "matrix_images": len(plain),
+        "matrix_refused": _refused(*encrypted),
         **attacks(scheme, data, keys[0], keys[1:], b, figures),
     }
 
@@ -366,11 +413,13 @@ def attacks(
     if not own_keys:
         raise ValueError("the AVP attacks need at least one key besides the victim's (budget keys >= 2)")
     plain = data.x_test[fixed_subset(len(data.x_test), b.attack_images, seed=5)]
-    cts = _encrypt(scheme, plain, victim)
+    victims = _encrypt(scheme, plain, victim)  # what the cloud stores: refused images never reach it
+    plain, cts = plain[victims.kept], victims.ciphertexts
     labels = predict(scheme.cloud_classifier(), to_tensor(_pixels(cts))).numpy()
     order = np.random.default_rng(4).permutation(len(data.x_train))
     pair_idx, own_idx = order[: b.attack_pairs], order[b.attack_pairs :]
-    pairs = _encrypt(scheme, data.x_train[pair_idx], victim)
+    known = _encrypt(scheme, data.x_train[pair_idx], victim)
+    pair_idx, pairs = pair_idx[known.kept], known.ciphertexts
     own = data.x_train[own_idx]
     task = scheme.attack.task
     per_own_key = -(-b.itn_pairs // len(own_keys))
@@ -399,10 +448,10 @@ def attacks(
         guesses[name] = attack(cts, labels)
         results[name] = {"threat": attack.threat, "fit": fit, **measure(guesses[name], plain, labels)}
         print(f"attack {name}: SSIM {results[name]['ssim']['mean']:.4f}", flush=True)
-    other_cts = _encrypt(scheme, plain, own_keys[0])
+    other = _encrypt(scheme, plain, own_keys[0])
     results["kpa on another key's ciphertexts"] = {
         "threat": "the attack model above (key 1's pairs) on ciphertexts of key 2 (§4.3, Fig. 6)",
-        **measure(suite["kpa"](other_cts, labels), plain, labels),
+        **measure(suite["kpa"](other.ciphertexts, labels[other.kept]), plain[other.kept], labels[other.kept]),
     }
     results["ciphertext itself"] = measure(_pixels(cts), plain, labels)
     names = list(suite)
@@ -415,6 +464,7 @@ def attacks(
     return {
         "attack_images": len(plain),
         "known_pairs": len(pair_idx),
+        "refused": _refused(victims, known, other),
         "attacks": results,
         "beating_label_only": beating_baseline(results),
         "image_specific": image_specific(results),
@@ -496,6 +546,19 @@ def _restaged(r: dict[str, Any]) -> list[str]:
     return [f"Measured again since: {said}.", ""]
 
 
+def _refusals(stage: Mapping[str, Any], key: str = "refused") -> list[str]:
+    """A line saying how many images the self-check refused (left out of the figures above),
+    where a stage measured it and some were."""
+    n = stage.get(key, 0) if isinstance(stage, Mapping) else 0
+    if not n:
+        return []
+    return [
+        f"The self-check refused {n} image{'s' if n > 1 else ''} (no ciphertext after its retry: "
+        "left out above, as a user gets none for them).",
+        "",
+    ]
+
+
 def markdown(r: dict[str, Any]) -> str:
     t1, t2, t45 = r["table1"], r["table2"], r["table4_5"]
     sec = r["security"]
@@ -518,6 +581,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"{t1['psnr_d_db']['mean']:.2f} | {_mean(t1['cosine_similarity'])} |",
         *(f"| paper, {m} | - | {e:.3f} | {d:.3f} | - | {c:.3f} |" for m, (e, d, c) in PAPER_TABLE1.items()),
         "",
+        *_refusals(t1),
         "![faces](figures/avp-faces.png)",
         "",
         f"## Table 2: identification ({t2['people']} people, {t2['probe_images']} probe images, "
@@ -529,6 +593,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"{100 * t2['AVP-ALL']:.1f} % |",
         *(f"| paper, {m} | {o} % | {one} % | {a} % |" for m, (o, one, a) in PAPER_TABLE2.items()),
         "",
+        *_refusals(t2),
         f"## Tables 4-5: CIFAR-10 ({t45['images']} test images, the shipped ResNet-10)",
         "",
         "| | accuracy plain | accuracy encrypted | SSIM_e | SSIM_d | PSNR_d dB |",
@@ -540,6 +605,7 @@ def markdown(r: dict[str, Any]) -> str:
             for m, (o, e, se, sd) in PAPER_TABLE45.items()
         ),
         "",
+        *_refusals(t45),
         "![cifar](figures/avp-cifar10.png)",
         "",
         "## Fig. 7: L_v against L_d",
@@ -574,6 +640,7 @@ def markdown(r: dict[str, Any]) -> str:
             for i, row in enumerate(sec["cross_decryption"])
         ),
         "",
+        *_refusals(sec, "matrix_refused"),
         "![cross](figures/avp-cross-decryption.png)",
         "",
         f"## Attacks on key 1 ({sec['attack_images']} LFW test faces)",
@@ -588,6 +655,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         *attack_table(sec["attacks"]),
         "",
+        *_refusals(sec),
         "**Attacks that beat the label-only baseline** (mean SSIM or mean PSNR): "
         + ("; ".join(sec["beating_label_only"]) or "none")
         + ".",
