@@ -183,10 +183,12 @@ STAGES = ("table 1 and fig. 9", "table 2", "tables 4-5", "fig. 7", "security")
 def _encrypt(scheme: AVPScheme, images: np.ndarray, key: GeneratorKey, batch: int = 16) -> Encrypted:
     """The images' ciphertexts, as a user gets them (self-checked); a refused image is left out
     and counted, so one refusal does not stop an hour of measuring."""
-    from noiseveil.progress import progress_bar
+    from noiseveil.progress import heartbeat, progress_bar
 
-    batches = progress_bar(range(0, len(images), batch), desc=f"encrypt {len(images)}", unit="batch")
-    parts = [scheme.encrypt_kept(to_tensor(images[i : i + batch]), key, offset=i) for i in batches]
+    what = f"encrypt {len(images)}"
+    with heartbeat(what, every=30):  # a batch at K = 800 takes minutes: not silent meanwhile
+        batches = progress_bar(range(0, len(images), batch), desc=what, unit="batch")
+        parts = [scheme.encrypt_kept(to_tensor(images[i : i + batch]), key, offset=i) for i in batches]
     return sum(parts[1:], parts[0])
 
 
