@@ -19,7 +19,7 @@ from noiseveil.crypto.keys import Key
 from noiseveil.data import ImageDataset, fixed_subset, to_tensor, to_uint8
 from noiseveil.metrics import accuracy_drop_proportion, describe, psnr, ssim
 from noiseveil.progress import progress_bar
-from noiseveil.schemes.base import RECOVERY_FIELD, EncryptionError, Scheme
+from noiseveil.schemes.base import RECOVERY_FIELD, Encrypted, EncryptionError, Scheme
 
 
 @dataclass
@@ -104,8 +104,8 @@ def evaluate_images(
         t0 = time.perf_counter()
         results = scheme.encrypt_each(x, key) if checked else scheme.encrypt_unchecked(x, key)
         t1 = time.perf_counter()
-        cts = [ct for ct in results if not isinstance(ct, EncryptionError)]
-        kept += [start + i for i, ct in enumerate(results) if not isinstance(ct, EncryptionError)]
+        encrypted = Encrypted.of(results, offset=start)
+        cts, kept = encrypted.ciphertexts, kept + encrypted.kept
         lossy += sum(ct.fields.get(RECOVERY_FIELD) == "lossy" for ct in cts)
         if not cts:
             continue

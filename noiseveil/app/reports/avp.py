@@ -541,9 +541,12 @@ def _restaged(r: dict[str, Any]) -> list[str]:
     again = r.get("stage_provenance", {})
     if not again:
         return []
+    runs: dict[tuple[str, str, str], list[str]] = {}  # the stages one run measured, together
+    for stage, p in again.items():
+        runs.setdefault((p["command"], p["git_commit"], p["date"]), []).append(stage)
     said = "; ".join(
-        f"{stage} by `{p['command']}` at commit `{p['git_commit']}` on {p['date']}"
-        for stage, p in again.items()
+        f"{', '.join(stages)} by `{command}` at commit `{commit}` on {date}"
+        for (command, commit, date), stages in runs.items()
     )
     return [f"Measured again since: {said}.", ""]
 
