@@ -680,4 +680,7 @@ def leaks(results: Results) -> str:
     if r is None or "security" not in r:
         return ""
     sec = r["security"]
-    return verdict_table([(f"`avp-lfw`, key 1, {sec['attack_images']} test faces", sec)])
+    # the stage may predate the card's current settings: say when and at what commit it ran
+    when = r.get("stage_provenance", {}).get("security", r)
+    measured = f"measured {when['date'][:10]} at commit `{when['git_commit'][:8]}`"
+    return verdict_table([(f"`avp-lfw`, key 1, {sec['attack_images']} test faces ({measured})", sec)])
