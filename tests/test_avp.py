@@ -344,3 +344,25 @@ def test_the_report_counts_a_refused_image_and_keeps_the_refusal(tmp_path: Path,
     again = KeptEncryptions.of(load_scheme("avp-cifar10"), tmp_path)  # a new process, as it were
     again.attack, again.promised_psnr = scheme.attack, scheme.promised_psnr
     assert _encrypt(again, plain, key, batch=2).refused == refused.refused  # the refusal was kept
+
+
+@pytest.mark.skipif("avp-cifar10" not in AVP_MODELS, reason="avp-cifar10 not shipped")
+def test_avp_attacks_run_the_suite_on_one_victim_key(tmp_path) -> None:
+    """Every AVP attack, with a tiny budget, on the CIFAR-10 model: each row scored against
+    the label-only baseline and the same-label control, and the picture grid drawn."""
+    from noiseveil.app.reports import avp
+
+    scheme = load_scheme("avp-cifar10")
+    budget = avp.AVPReportBudget(
+        attack_images=4, attack_pairs=2, itn_pairs=2, attack_steps=3, shared_key_steps=3
+    )
+    own_key = scheme.keygen(seed=b"attacker", budget=200)  # it encrypts too: to the model's promise
+    out = avp.attacks(scheme, load_dataset("cifar10"), scheme.demo_key(), [own_key], budget, tmp_path)
+    rows = out["attacks"]
+    assert {"label-only", "another key", "kpa", "itn", "ciphertext itself"} <= set(rows)
+    assert {"shared-key, 4 ciphertexts", "shared-key, 6 ciphertexts"} <= set(rows)
+    assert rows["shared-key, 6 ciphertexts"]["fit"]["start_key_id"] == own_key.key_id
+    for name, row in rows.items():
+        assert 0 <= row["ssim"]["mean"] <= 1 and "control" in row, name
+    assert set(out["beating_label_only"]) <= set(rows) - {"label-only"}
+    assert (tmp_path / "avp-attacks.png").stat().st_size > 1000

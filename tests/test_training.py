@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -89,3 +91,29 @@ def test_every_card_builds_with_the_training_sets_statistics(card_id):
         first.std.flatten(), torch.tensor(std)
     )
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_the_classifiers_training_labels_are_cached_by_weights_and_images(tmp_path, monkeypatch) -> None:
+    """fit_ric's NAE targets: computed once per (weights, images), as ``predict`` gives them;
+    other weights or other images are classified afresh, never read from another's entry."""
+    from noiseveil.data import load_dataset, to_tensor
+    from noiseveil.schemes import ric_training
+    from noiseveil.zoo import load_scheme
+
+    monkeypatch.setenv("NOISEVEIL_CACHE", str(tmp_path / "cache"))
+    # a copy: its weights change below, and a loaded model may be shared in this process
+    classifier = copy.deepcopy(load_scheme("ric-cifar10-masked").classifier)
+    pixels = load_dataset("cifar10").x_train[:96]
+    first = ric_training.classifier_labels(classifier, pixels, to_tensor(pixels))
+    assert torch.equal(first, ric_training.predict(classifier, to_tensor(pixels)))
+    calls = []
+    real_predict = ric_training.predict
+    monkeypatch.setattr(ric_training, "predict", lambda *a, **k: calls.append(1) or real_predict(*a, **k))
+    assert torch.equal(ric_training.classifier_labels(classifier, pixels, to_tensor(pixels)), first)
+    assert calls == []  # the cached entry
+    other = pixels[::-1].copy()  # the same images in another order: another entry
+    assert torch.equal(ric_training.classifier_labels(classifier, other, to_tensor(other)), first.flip(0))
+    with torch.no_grad():
+        next(classifier.parameters()).add_(1.0)  # other weights: another entry
+    ric_training.classifier_labels(classifier, pixels, to_tensor(pixels))
+    assert len(calls) == 2 and len(list((tmp_path / "cache" / "classifier-labels").glob("*.npz"))) == 3

@@ -106,6 +106,24 @@ def build_nae_pool(
     return naes, labels
 
 
+def classifier_labels(classifier: nn.Module, pixels: np.ndarray, images: torch.Tensor) -> torch.Tensor:
+    """The classifier's labels of ``images`` (a training set: tens of thousands), cached on disk
+    under the digests of the classifier's weights and of the images' ``pixels`` (uint8): a
+    short training (a report's ablation, a resumed run) would otherwise spend most of its time
+    classifying them again."""
+    from noiseveil.checksums import state_digest
+
+    content = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
+    name = hashlib.sha256(f"{state_digest(classifier)}/{content}/{pixels.shape}".encode()).hexdigest()
+    path = cache_dir() / "classifier-labels" / f"{name[:32]}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return torch.from_numpy(z["labels"])
+    labels = predict(classifier, images)
+    save_arrays_atomic(path, {"labels": labels.numpy()})  # atomic: test workers share the cache
+    return labels
+
+
 def fresh_val_naes(
     scheme: TrainableRIC, x: torch.Tensor, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -155,7 +173,7 @@ def fit_ric(
     gen = torch.Generator().manual_seed(cfg.seed)
     model, classifier, ric_cfg = scheme.model, scheme.classifier, scheme.model.cfg
     x_train = to_tensor(data.x_train)
-    y_hat = predict(classifier, x_train)  # NAE targets: the classifier's own labels (eq. 3)
+    y_hat = classifier_labels(classifier, data.x_train, x_train)  # NAE targets (eq. 3)
     naes, pool_labels = build_nae_pool(scheme, data.num_classes, cfg.pool_per_class, cfg.seed, cache_tag)
     by_class = [torch.nonzero(pool_labels == c)[:, 0] for c in range(data.num_classes)]
     val_idx = torch.from_numpy(np.linspace(0, len(data.x_test) - 1, cfg.val_images).astype(int))
