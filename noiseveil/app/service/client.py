@@ -13,7 +13,9 @@ retry never stores an image twice (the server keys files by content hash).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ssl
 import time
 from typing import Any
 
@@ -32,13 +34,23 @@ class CloudError(NoiseveilError):
         self.status = status
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default verifying context, made once: each new one loads the CA bundle again
+    (about 50 ms of CPU here), which many clients, one per upload thread, paid each."""
+    return httpx.create_ssl_context()
+
+
 class CloudClient:
     def __init__(self, url: str, token: str, timeout: float = 60.0, retries: int = 4) -> None:
         if not token:
             raise CloudError("no API token: set NOISEVEIL_TOKEN or pass --token-file FILE")
         self.url, self.retries = url.rstrip("/"), retries
         self.http = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            verify=_tls_context(),
         )
 
     def __enter__(self) -> CloudClient:
