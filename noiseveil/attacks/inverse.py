@@ -129,6 +129,8 @@ class ITNAttack(InverseNetworkAttack):
             if encrypted.ciphertexts:
                 cipher.append(pixels_of(encrypted.ciphertexts))
                 plain.append(batch[encrypted.kept])
+        if not cipher:
+            raise ValueError("itn: the self-check refused every one of the attacker's own encryptions")
         return np.concatenate(cipher), np.concatenate(plain)
 
 

@@ -149,7 +149,8 @@ class KeptEncryptions(AVPScheme):
     def encrypt_each(self, images: torch.Tensor, key: Key) -> list[Ciphertext | EncryptionError]:
         if self.folder is None:
             return super().encrypt_each(images, key)
-        settings = json.dumps([asdict(self.attack), self.promised_psnr, self.max_tries, key.key_id])
+        # "each": the files keep refusals too (a folder of the earlier format is not read back)
+        settings = json.dumps(["each", asdict(self.attack), self.promised_psnr, self.max_tries, key.key_id])
         digest = hashlib.sha256(settings.encode() + images.numpy().tobytes()).hexdigest()[:20]
         path = self.folder / f"{self.model_id}-{digest}.npz"
         if path.exists():  # each image: its ciphertext's PNG bytes, or why it has none
@@ -554,7 +555,7 @@ def _restaged(r: dict[str, Any]) -> list[str]:
 def _refusals(stage: Mapping[str, Any], key: str = "refused") -> list[str]:
     """A line saying how many images the self-check refused (left out of the figures above),
     where a stage measured it and some were."""
-    n = stage.get(key, 0) if isinstance(stage, Mapping) else 0
+    n = stage.get(key, 0)
     if not n:
         return []
     return [
