@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +40,7 @@ from noiseveil.io.png import write_image
 
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
+KILL_ATTEMPTS = 3  # runs in which a worker is killed, until one kill interrupts unfinished work
 DETERMINISTIC, RECOVERING = "etc-cifar10-convmixer", "ric-cifar10"
 
 
@@ -153,14 +155,20 @@ def killed_worker(work: Path, plain: Path, images: int, batch: str) -> dict:
     command = ["encrypt", str(plain), "-o", str(out), "-k", str(key), "-m", RECOVERING, "--batch-size", batch]
     command += ["--quiet", "--ray", "auto"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "noiseveil.app.cli", *command], env=env, stderr=subprocess.PIPE, text=True
-    )
-    killed = False
-    while proc.poll() is None and not killed:
-        killed = bool(list(out.rglob("*.png"))) and kill_one_busy_worker()
-        time.sleep(0.02)
-    _, stderr = proc.communicate(timeout=1800)
+    for attempts in range(1, KILL_ATTEMPTS + 1):  # noqa: B007 (reported below)
+        shutil.rmtree(out, ignore_errors=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "noiseveil.app.cli", *command], env=env, stderr=subprocess.PIPE, text=True
+        )
+        killed = False
+        while proc.poll() is None and not killed:
+            killed = bool(list(out.rglob("*.png"))) and kill_one_busy_worker()
+            time.sleep(0.02)
+        _, stderr = proc.communicate(timeout=1800)
+        # A kill that lands after the batch linked its outputs loses nothing (they count as
+        # done): nothing to finish, so the kill is tried again on a fresh run.
+        if not killed or proc.returncode != 0:
+            break
     done = digests(out)
     failed = failed_lines(stderr)
     decrypt = cli("decrypt", str(out), "-o", str(rec), "-k", str(key), "--quiet")
@@ -172,6 +180,7 @@ def killed_worker(work: Path, plain: Path, images: int, batch: str) -> dict:
         "images": images,
         "batch_size": int(batch),
         "worker_killed": killed,
+        "attempts": attempts,
         "run_exit_code": proc.returncode,
         "outputs_left": len(done),
         "failed_lines": len(failed),

@@ -119,12 +119,29 @@ def test_a_file_list_on_ray_does_only_its_files_as_one_process_does(folder, ray_
     assert failed == [line for line in ray.stderr.splitlines() if line.startswith("FAILED")]
 
 
+def test_a_lost_batch_counts_only_the_outputs_it_linked_during_the_run(tmp_path) -> None:
+    """A worker killed between linking its outputs and returning: the files it finished are
+    done; one that was there before the run, or never came, fails; lost labels all fail."""
+    from noiseveil.app.distributed import Job, _lost_batch
+
+    pairs = [(tmp_path / f"in{i}.png", tmp_path / f"out{i}.png") for i in range(3)]
+    pairs[0][1].write_bytes(b"there before the run")
+    existed = {pairs[0][1]}
+    pairs[1][1].write_bytes(b"linked by the worker")
+    report = _lost_batch(Job("encrypt", "m"), pairs, existed, "ActorDiedError")
+    assert report.done == 1
+    assert [src for src, _ in report.failures] == [pairs[0][0], pairs[2][0]]
+    assert all("worker lost (ActorDiedError)" in reason for _, reason in report.failures)
+    lost = _lost_batch(Job("classify", "m"), [src for src, _ in pairs], set(), "ActorDiedError")
+    assert lost.done == 0 and len(lost.failures) == 3
+
+
 def test_a_killed_worker_loses_no_finished_output_and_the_rerun_completes_the_rest(
     tmp_path, ray_head
 ) -> None:
     """RIC encryption on Ray, batches of 2; one worker is SIGKILLed while batches are running:
-    its batch is reported FAILED (not retried), every output written is whole and decrypts, no
-    input is touched; --skip-existing then encrypts only what is missing."""
+    what its batch had not linked is reported FAILED (not retried), every output written is whole
+    and decrypts, no input is touched; --skip-existing then encrypts only what is missing."""
     data = load_dataset("cifar10")
     for i in fixed_subset(len(data.x_test), IMAGES, seed=8):
         write_image(tmp_path / "plain" / f"{i:05d}.png", data.x_test[i])

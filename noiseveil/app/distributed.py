@@ -18,8 +18,10 @@ and, once per run, the key. The key goes only to the workers of the Ray instance
 (``--ray ADDRESS``: the provider's machines; none: a Ray instance on this machine): a cloud
 never runs these tasks. Outputs are written under a temporary name and linked into place, so
 a worker killed mid-run leaves finished files only; tasks are not retried (a retry would find
-its own outputs and refuse to overwrite them): a lost batch is reported as FAILED, and
-``--skip-existing`` on a rerun completes only what is missing.
+its own outputs and refuse to overwrite them). Of a lost batch, the outputs it linked into
+place before it died count as done (each was verified before it was linked, and none was
+there when the run began); the rest are reported as FAILED, and ``--skip-existing`` on a rerun
+completes only what is missing.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 from noiseveil.crypto.keys import Key
 from noiseveil.exceptions import NoiseveilError
+from noiseveil.io.png import read_ciphertext
 from noiseveil.pipeline import Report, chunks
 from noiseveil.progress import progress_bar
 from noiseveil.zoo import user_zoo_dir
@@ -147,6 +150,9 @@ def run_on_ray(
     key_ref = ray.put(key)
     batches = list(chunks(items, batch_size))
     start = time.perf_counter()
+    # A lost batch's outputs are judged by what was there before the run (a worker refuses an
+    # existing output, so only one linked during this run is this run's finished work).
+    existed = {item[1] for item in items if isinstance(item, tuple) and item[1].exists()}
     pending = {task.remote(job, key_ref, batch): batch for batch in batches}
     merged = Report(job.action)
     with progress_bar(total=len(items), desc=f"{job.action} (ray)", unit="img", disable=not progress) as bar:
@@ -156,12 +162,31 @@ def run_on_ray(
             try:
                 merged.absorb(ray.get(ready[0]))
             except ray.exceptions.RayError as err:  # the worker died: the batch is lost, not retried
-                reason = f"worker lost ({type(err).__name__}); rerun with --skip-existing to finish"
-                for item in batch:
-                    merged.fail(_source(item), reason)
+                merged.absorb(_lost_batch(job, batch, existed, type(err).__name__))
             bar.update(len(batch))
     merged.seconds = time.perf_counter() - start
     return _in_input_order(merged, items)
+
+
+def _lost_batch(job: Job, batch: Sequence[Any], existed: set[Path], error: str) -> Report:
+    """What a batch whose worker died leaves: outputs it linked into place are done (a worker
+    verifies each before linking it); every other file failed. Classification writes no
+    output, so its lost labels all fail."""
+    report = Report(job.action)
+    reason = f"worker lost ({error}); rerun with --skip-existing to finish"
+    for item in batch:
+        output = item[1] if isinstance(item, tuple) else None
+        if output is None or output in existed or not output.exists():
+            report.fail(_source(item), reason)
+            continue
+        if job.action == "decrypt":  # its header says whether the recovery was lossy
+            try:
+                report.note_recovery(item[0], read_ciphertext(item[0]))
+            except NoiseveilError as err:
+                report.fail(item[0], err)
+                continue
+        report.done += 1
+    return report
 
 
 def _source(item: tuple[Path, Path] | Path) -> Path:
