@@ -152,7 +152,7 @@ def run_on_ray(
     start = time.perf_counter()
     # A lost batch's outputs are judged by what was there before the run (a worker refuses an
     # existing output, so only one linked during this run is this run's finished work).
-    existed = {item[1] for item in items if isinstance(item, tuple) and item[1].exists()}
+    existed = {out for out in map(_output, items) if out is not None and out.exists()}
     pending = {task.remote(job, key_ref, batch): batch for batch in batches}
     merged = Report(job.action)
     with progress_bar(total=len(items), desc=f"{job.action} (ray)", unit="img", disable=not progress) as bar:
@@ -175,7 +175,7 @@ def _lost_batch(job: Job, batch: Sequence[Any], existed: set[Path], error: str) 
     report = Report(job.action)
     reason = f"worker lost ({error}); rerun with --skip-existing to finish"
     for item in batch:
-        output = item[1] if isinstance(item, tuple) else None
+        output = _output(item)
         if output is None or output in existed or not output.exists():
             report.fail(_source(item), reason)
             continue
@@ -192,6 +192,11 @@ def _lost_batch(job: Job, batch: Sequence[Any], existed: set[Path], error: str) 
 def _source(item: tuple[Path, Path] | Path) -> Path:
     """The input file of an item: a pair's first path (encrypt, decrypt) or the file (classify)."""
     return item[0] if isinstance(item, tuple) else item
+
+
+def _output(item: tuple[Path, Path] | Path) -> Path | None:
+    """The output file of an item: a pair's second path (encrypt, decrypt); classify has none."""
+    return item[1] if isinstance(item, tuple) else None
 
 
 def _in_input_order(report: Report, items: Sequence[Any]) -> Report:
