@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -174,3 +175,23 @@ def test_every_paper_report_has_three_budget_presets_in_order_of_size() -> None:
             elif all(isinstance(v, tuple) for v in sizes) and f.name == "points":
                 ci, default, paper = sizes
                 assert all(p in default for p in ci) and all(p in paper for p in default), name
+
+
+def test_a_run_at_another_budget_writes_beside_the_committed_report_not_over_it(monkeypatch) -> None:
+    """`noiseveil report transnet --budget paper` must not replace results/transnet (made at the
+    default budget) with a partial sweep of hours: it writes results/transnet-paper, which the
+    registry renders too."""
+    from noiseveil.app import commands
+    from noiseveil.app.cli import build_parser
+    from noiseveil.app.reports import registry
+
+    written = []
+    fake = dataclasses.replace(registry.REPORTS["transnet"], run=lambda out, _: written.append(out) or "ok")
+    monkeypatch.setitem(registry.REPORTS, "transnet", fake)
+    for argv, folder in (
+        ([], "transnet"),
+        (["--budget", "default"], "transnet"),
+        (["--budget", "paper"], "transnet-paper"),
+    ):
+        commands.cmd_report(build_parser().parse_args(["report", "transnet", *argv]))
+        assert written.pop().name == folder

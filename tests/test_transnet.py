@@ -115,6 +115,27 @@ def test_the_report_sweeps_resumes_across_runs_and_scores_the_itn_attack(
     assert (tmp_path / "out" / "figures" / "transnet-protected.png").stat().st_size > 1000
 
 
+def test_the_report_waits_for_a_cloud_not_trained_yet_and_trains_in_the_budget_s_order(tmp_path) -> None:
+    """The paper preset's clouds train for hours over sessions: the sweep goes on with the first
+    cloud meanwhile, says which cloud waits and how to train it, and is not complete; it trains
+    the α in the budget's order (the most telling first) and tables them in α's order."""
+    from noiseveil.app.provenance import ReportError
+    from noiseveil.app.reports import transnet
+
+    budget = dataclasses.replace(transnet.BUDGETS["ci"], clouds=(PSI, "not-trained-cloud"), alphas=(0.1, 0.0))
+    first = transnet.run(tmp_path / "out", budget, runs=tmp_path / "runs", max_networks=1)
+    assert list(first["table1"]) == [PSI] and list(first["table1"][PSI]["alphas"]) == ["0.1"]
+    assert first["clouds_not_trained"] == ["not-trained-cloud"] and not first["complete"]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Not trained yet, so not in the tables: not-trained-cloud" in report
+    assert "`noiseveil train-classifier not-trained-cloud`" in report
+    second = transnet.run(tmp_path / "out", budget, runs=tmp_path / "runs")
+    assert list(second["table1"][PSI]["alphas"]) == ["0", "0.1"] and second["alphas"] == [0.0, 0.1]
+    assert not second["complete"]  # every α of the first cloud, but one cloud still waits
+    with pytest.raises(ReportError, match="noiseveil train-classifier not-trained-cloud"):
+        transnet.run(tmp_path / "other", dataclasses.replace(budget, clouds=("not-trained-cloud", PSI)))
+
+
 def _trained_again(*args, **kwargs):
     raise AssertionError("a network was trained again")
 

@@ -109,9 +109,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from noiseveil.app.provenance import RESULTS_DIR
-    from noiseveil.app.reports.registry import OPTION_FLAGS, REPORTS
+    from noiseveil.app.reports.registry import OPTION_FLAGS, REPORTS, results_folder
 
-    report, out = REPORTS[args.paper], args.out or RESULTS_DIR / args.paper
+    report, out = REPORTS[args.paper], args.out or RESULTS_DIR / results_folder(args.paper, args.budget)
     if args.render_only:  # text changes only: every number is re-read from the JSON
         saved = report.render_saved(out)
         print(f"wrote {out / 'report.md'} from {saved}")

@@ -99,6 +99,12 @@ class Report:
         return saved
 
 
+def results_folder(paper: str, budget: str | None) -> str:
+    """Where a paper report writes under results/ by default: a run at another budget than the
+    default one (what results/<paper> was made with) writes beside it, never over it."""
+    return paper if budget in (None, "default") else f"{paper}-{budget}"
+
+
 def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
