@@ -1,5 +1,6 @@
 """The strip-parallel PNG encoder: every file it writes is a valid PNG that Pillow and a
-chunk-by-chunk reader (CRCs, one zlib stream with its adler32) decode to the same pixels."""
+chunk-by-chunk reader (CRCs, one zlib stream with its adler32) decode to the same pixels; the
+fast decoder reads exactly those files as Pillow does and hands every other file back to it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from PIL import Image
 
 from noiseveil.data import load_photos
 from noiseveil.io import png_encoder
+from noiseveil.io.png_decoder import decode_png
 from noiseveil.io.png_encoder import PHOTO, STORED, adler32_combine, encode_png
 
 
@@ -63,6 +65,8 @@ def test_every_strip_layout_decodes_to_the_pixels(deflate, shape, strip_bytes, m
     assert np.array_equal(decode_by_hand(data), pixels)
     back, text = pillow(data)
     assert np.array_equal(back, pixels) and text == {"noiseveil:scheme": "ric-lossless"}
+    fast, fast_text = decode_png(data)
+    assert np.array_equal(fast, pixels) and fast_text == text and fast.flags.writeable
     idat = sum(kind == b"IDAT" for kind, _ in chunks(data)) - 1  # the last holds the adler32 only
     assert idat == min(4, shape[0], max(1, pixels.nbytes // strip_bytes))
 
@@ -82,7 +86,7 @@ def test_a_photo_is_deflated_in_strips_on_the_cores_and_smaller_than_pillows_lev
 def test_text_beyond_latin_1_is_an_itxt_chunk():
     data = encode_png(np.zeros((2, 2, 3), np.uint8), {"Comment": "clé €"})
     assert [kind for kind, _ in chunks(data)].count(b"iTXt") == 1
-    assert pillow(data)[1] == {"Comment": "clé €"}
+    assert pillow(data)[1] == {"Comment": "clé €"} == decode_png(data)[1]
 
 
 @pytest.mark.parametrize(
@@ -98,3 +102,79 @@ def test_adler32_combine_matches_zlib_on_any_split():
     for cut in (0, 1, 65_520, 65_521, 65_522, 131_071, 199_999, 200_000):
         head, tail = data[:cut], data[cut:]
         assert adler32_combine(zlib.adler32(head), zlib.adler32(tail), len(tail)) == zlib.adler32(data)
+
+
+def _pillow_png(image: Image.Image, **options) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG", **options)
+    return out.getvalue()
+
+
+def _with_ihdr_byte(data: bytes, at: int, value: int) -> bytes:
+    """``data`` with byte ``at`` of its IHDR's data set to ``value``, the chunk's CRC made anew."""
+    header = bytearray(data[16:29])
+    header[at] = value
+    return data[:16] + bytes(header) + struct.pack(">I", zlib.crc32(b"IHDR" + header)) + data[33:]
+
+
+def _with_byte_flipped(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+
+
+def test_the_fast_decoder_hands_every_other_png_back_to_pillow():
+    """Anything but 8-bit grey or RGB rows filtered alike with None or Up, uncompressed text and
+    intact chunks is not the fast path's: None, and the caller asks Pillow."""
+    photo = dict(load_photos())["coffee"][:64, :64]
+    ours = encode_png(photo)
+    others = {
+        "Pillow's adaptive filters": _pillow_png(Image.fromarray(photo)),
+        "a palette": _pillow_png(Image.fromarray(photo).convert("P")),
+        "16 bits": _pillow_png(Image.fromarray(photo[..., 0].astype(np.uint16) * 257)),
+        "RGBA": _pillow_png(Image.fromarray(photo).convert("RGBA")),
+        "interlaced": _with_ihdr_byte(ours, 12, 1),  # Pillow writes no interlaced PNG
+        "2 bits": _with_ihdr_byte(ours, 8, 2),
+        "not a PNG": b"GIF89a" + ours[6:],
+        "a bad CRC": _with_byte_flipped(ours, len(ours) - 20),  # inside the last IDAT
+        "no IEND": ours[:-12],
+        "truncated": ours[: len(ours) // 2],
+    }
+    for name, data in others.items():
+        assert decode_png(data) is None, name
+    assert np.array_equal(decode_png(ours)[0], photo)
+    assert np.array_equal(pillow(others["Pillow's adaptive filters"])[0], photo)
+
+
+def test_ciphertexts_read_the_same_through_the_fast_path_and_through_pillow(monkeypatch):
+    """read_ciphertext of a written ciphertext (grey and RGB, text beyond Latin-1) is the same
+    Ciphertext whether the fast decoder reads it or Pillow does; a file it does not take is still
+    read, by Pillow."""
+    from noiseveil.crypto.keys import SecretKey
+    from noiseveil.io import png
+    from noiseveil.io.png import Ciphertext, ciphertext_from_bytes, ciphertext_to_bytes
+
+    key, rng = SecretKey(bytes(32)), np.random.default_rng(3)
+    for shape in ((32, 32, 3), (28, 28, 1), (300, 451, 3)):
+        pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+        ct = Ciphertext(pixels, "ric-lossless", "m", key.key_id, {"x": "ü €"}).seal(key)
+        data = ciphertext_to_bytes(ct)
+        fast = ciphertext_from_bytes(data)
+        monkeypatch.setattr(png, "decode_png", lambda _data: None)
+        slow = ciphertext_from_bytes(data)
+        monkeypatch.undo()
+        assert _same(fast, slow) and _same(fast, ct) and fast.pixels.shape == shape
+        fast.verify(key)
+    pillow_written = _pillow_png(Image.fromarray(pixels), pnginfo=_pnginfo(png._png_text(ct)))
+    assert decode_png(pillow_written) is None and _same(ciphertext_from_bytes(pillow_written), ct)
+
+
+def _same(a, b) -> bool:
+    return np.array_equal(a.pixels, b.pixels) and a.header() == b.header() and a.tag == b.tag
+
+
+def _pnginfo(text: dict[str, str]):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for k, v in text.items():
+        info.add_itxt(k, v) if not v.isascii() else info.add_text(k, v)
+    return info

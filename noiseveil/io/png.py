@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from noiseveil.crypto.keys import Key
 from noiseveil.exceptions import AuthenticationError, NoiseveilError
+from noiseveil.io.png_decoder import decode_png
 from noiseveil.io.png_encoder import PHOTO, STORED, encode_png
 
 FORMAT_VERSION = "2"  # 2: RIC ciphertexts carry what decryption needs (no regenerated NAE)
@@ -152,16 +153,13 @@ def read_ciphertext(path: str | os.PathLike | io.BytesIO, name: str | None = Non
     path = path if isinstance(path, io.BytesIO) else Path(path)
     shown = name or path
     try:
-        try:  # PNG first: asking Pillow for one format skips probing every other plugin
-            image = Image.open(path, formats=["PNG"])
-        except UnidentifiedImageError:
-            if isinstance(path, io.BytesIO):
-                path.seek(0)
-            image = Image.open(path)  # not a PNG: opened again only to name its format below
-        with image:
-            image.load()
-            fmt, mode, text = image.format, image.mode, dict(getattr(image, "text", {}))
-            pixels = np.asarray(image)
+        data = path.getbuffer() if isinstance(path, io.BytesIO) else path.read_bytes()
+        fast = decode_png(data)  # the files noiseveil writes, without Pillow (png_decoder)
+        if fast is not None:
+            pixels, text = fast
+            fmt, mode = "PNG", "L" if pixels.shape[2] == 1 else "RGB"
+        else:
+            fmt, mode, text, pixels = _read_with_pillow(io.BytesIO(data))
     except FileNotFoundError:
         raise CiphertextFileError(f"{shown}: no such file") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
@@ -198,6 +196,18 @@ def read_ciphertext(path: str | os.PathLike | io.BytesIO, name: str | None = Non
         version=meta["version"],
         tag=tag,
     )
+
+
+def _read_with_pillow(stream: io.BytesIO) -> tuple[str | None, str, dict[str, str], np.ndarray]:
+    """Format, mode, text chunks and pixels of any image file Pillow opens."""
+    try:  # PNG first: asking Pillow for one format skips probing every other plugin
+        image = Image.open(stream, formats=["PNG"])
+    except UnidentifiedImageError:
+        stream.seek(0)
+        image = Image.open(stream)  # not a PNG: opened again only to name its format
+    with image:
+        image.load()
+        return image.format, image.mode, dict(getattr(image, "text", {})), np.asarray(image)
 
 
 def write_image(path: str | os.PathLike, pixels: np.ndarray, text: Mapping[str, str] | None = None) -> Path:

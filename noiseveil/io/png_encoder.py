@@ -39,7 +39,7 @@ from noiseveil.threads import SharedPool, cores
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STRIP_BYTES = 4 << 20  # a strip smaller than this is not worth a thread hop
 _ADLER_BASE = 65521
-_FILTER_NONE, _FILTER_UP = 0, 2
+FILTER_NONE, FILTER_UP = 0, 2
 _threads = SharedPool("png")
 
 
@@ -57,8 +57,8 @@ class Deflate:
         return isal_zlib.compressobj(self.level, isal_zlib.DEFLATED, -15)
 
 
-PHOTO = Deflate("Up filter, ISA-L level 1", _FILTER_UP, 1)
-STORED = Deflate("no filter, stored", _FILTER_NONE, 0)
+PHOTO = Deflate("Up filter, ISA-L level 1", FILTER_UP, 1)
+STORED = Deflate("no filter, stored", FILTER_NONE, 0)
 
 
 def encode_png(
@@ -110,7 +110,7 @@ def _deflate_strip(
     strip = rows[start:stop]
     filtered = np.empty((stop - start, rows.shape[1] + 1), np.uint8)
     filtered[:, 0] = deflate.png_filter
-    if deflate.png_filter == _FILTER_UP:  # each byte minus the one above it (row 0: minus zero)
+    if deflate.png_filter == FILTER_UP:  # each byte minus the one above it (row 0: minus zero)
         np.subtract(strip[1:], strip[:-1], out=filtered[1:, 1:])
         np.subtract(strip[0], rows[start - 1] if start else 0, out=filtered[0, 1:], casting="unsafe")
     else:
