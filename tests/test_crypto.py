@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import stat
 import warnings
@@ -175,6 +177,24 @@ def test_mac_and_verify() -> None:
     assert not OTHER.verify(b"message", tag)
     assert not FIXED.verify(b"message", tag[:-1] + bytes([tag[-1] ^ 1]))
     assert not FIXED.verify(b"message", b"")
+    # in pieces, the tag of their concatenation: the HMAC-SHA256 of the whole message
+    assert FIXED.mac(b"mes", memoryview(b"sage")) == tag == FIXED.mac(b"", b"message", b"")
+    assert FIXED.verify((b"me", b"ssage"), tag) and not FIXED.verify((b"message", b"!"), tag)
+    expected = hmac.new(FIXED.derive("noiseveil/mac"), b"message", hashlib.sha256).digest()
+    assert tag == expected
+
+
+def test_a_ciphertext_is_sealed_over_its_canonical_bytes_without_copying_the_pixels() -> None:
+    from noiseveil.io.png import Ciphertext
+
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    ct = Ciphertext(pixels, "ric-lossless", "model", FIXED.key_id, {"nonce": "00"}).seal(FIXED)
+    assert ct.tag == FIXED.mac(ct.signed_bytes())
+    header, image = ct.signed_parts()
+    assert image.obj is pixels or np.shares_memory(np.asarray(image), pixels)
+    ct.verify(FIXED)
+    transposed = Ciphertext(pixels.transpose(1, 0, 2), "ric-lossless", "model", FIXED.key_id, {"nonce": "00"})
+    assert transposed.seal(FIXED).tag == FIXED.mac(transposed.signed_bytes())  # not contiguous: copied once
 
 
 def test_keyed_pad() -> None:

@@ -77,16 +77,19 @@ class Ciphertext:
         Every key and value is length-prefixed, so no two different headers serialise alike
         (a plain "k=v" join would let an attacker move bytes between adjacent fields).
         """
+        return b"".join(self.signed_parts())
+
+    def signed_parts(self) -> tuple[bytes, memoryview]:
+        """:meth:`signed_bytes` in two pieces, the header's and the pixels' own memory (not a copy)."""
         out = [struct.pack("<I", len(self.header()))]
         for k, v in sorted(self.header().items()):
             for part in (k.encode(), v.encode()):
                 out += [struct.pack("<I", len(part)), part]
         out.append(struct.pack("<3I", *self.pixels.shape))
-        out.append(np.ascontiguousarray(self.pixels).tobytes())
-        return b"".join(out)
+        return b"".join(out), memoryview(np.ascontiguousarray(self.pixels)).cast("B")
 
     def seal(self, key: Key) -> Ciphertext:
-        self.tag = key.mac(self.signed_bytes())
+        self.tag = key.mac(*self.signed_parts())
         return self
 
     @property
@@ -100,7 +103,7 @@ class Ciphertext:
             raise AuthenticationError(
                 f"wrong key: the ciphertext was made with key {self.key_id}, this key is {key.key_id}"
             )
-        if not self.tag or not key.verify(self.signed_bytes(), self.tag):
+        if not self.tag or not key.verify(self.signed_parts(), self.tag):
             which = "" if self.key_id else "the key is wrong, or "  # no public key id to tell them apart
             raise AuthenticationError(
                 f"authentication failed: {which}the ciphertext or its metadata was modified"

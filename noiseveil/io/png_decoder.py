@@ -63,8 +63,11 @@ def decode_png(data: bytes | memoryview) -> tuple[np.ndarray, dict[str, str]] | 
     if header is None or not idat:
         return None
     height, width, channels = header
-    try:
-        raw = isal_zlib.decompress(b"".join(idat))
+    try:  # chunk by chunk: joining the IDAT chunks first would copy a photo's stream once more
+        inflate = isal_zlib.decompressobj()
+        raw = b"".join([inflate.decompress(chunk) for chunk in idat])
+        if not inflate.eof:
+            return None
     except isal_zlib.error:
         return None
     if len(raw) != height * (width * channels + 1):

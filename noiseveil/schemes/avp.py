@@ -54,6 +54,8 @@ from noiseveil.schemes.nae import margin_loss
 from noiseveil.timing import timed
 
 if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
     from noiseveil.data import ImageDataset
 
 
@@ -161,8 +163,8 @@ class GeneratorKey(Key):
     def key_id(self) -> str:
         return self.authenticator.key_id
 
-    def mac(self, message: bytes) -> bytes:
-        return self.authenticator.mac(message)
+    def mac(self, *message: Buffer) -> bytes:
+        return self.authenticator.mac(*message)
 
     def generator(self) -> ResnetGenerator:
         """G, frozen; built once per key (every tag, key id and decryption uses it)."""
