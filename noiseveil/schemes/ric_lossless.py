@@ -126,7 +126,9 @@ def digits_to_bytes(digits: np.ndarray, digit_bits: int, length: int) -> bytes:
     """Inverse of :func:`bytes_to_digits`: the first ``length`` bytes the digits carry."""
     b = digit_bits
     per_digits, per_bytes, kind = _group(b)
-    flat = digits.reshape(-1)
+    # only the groups that hold the first ``length`` bytes: a photo's payload fills a fraction
+    # of its digits' capacity, and the rest is random padding not worth unpacking
+    flat = digits.reshape(-1)[: -(-length // per_bytes) * per_digits]
     groups = -(-len(flat) // per_digits)
     if groups * per_digits != len(flat):
         flat = np.concatenate([flat, np.zeros(groups * per_digits - len(flat), dtype=flat.dtype)])
