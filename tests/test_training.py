@@ -31,10 +31,18 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
     full = train_classifier(straight, data, cfg)
 
     ckpt = tmp_path / "run.ckpt"
-    train_classifier(model(), data, cfg, ckpt, stop_after=1)  # "session 1" stops after epoch 1
+    first = {"command": "session 1", "git_commit": "a"}
+    train_classifier(model(), data, cfg, ckpt, stop_after=1, run=first)  # "session 1" stops after epoch 1
     resumed_model = model()  # a new process rebuilds the model from scratch and resumes
-    resumed = train_classifier(resumed_model, data, cfg, ckpt)
+    resumed = train_classifier(
+        resumed_model, data, cfg, ckpt, run={"command": "session 2", "git_commit": "b"}
+    )
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    # which run trained which epochs: each chunk of a training spread over sessions is on record
+    assert resumed["runs"] == [
+        {**first, "from_epoch": 1},
+        {"command": "session 2", "git_commit": "b", "from_epoch": 2},
+    ]
     for got, want in zip(resumed["history"], full["history"], strict=True):
         assert got["loss"] == want["loss"] and got["test_accuracy"] == want["test_accuracy"]
     for a, b in zip(resumed_model.state_dict().values(), straight.state_dict().values(), strict=True):

@@ -60,7 +60,8 @@ def train_classifier_command(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     prov = provenance([data.source_id], [model_id])  # at the start: the commit that trains
     checkpoint = checkpoint_dir / f"{model_id}.ckpt"
-    report = train_classifier(model, data, train_cfg, checkpoint, stop_after=stop_after)
+    run = {k: prov[k] for k in ("command", "git_commit", "date")}
+    report = train_classifier(model, data, train_cfg, checkpoint, stop_after=stop_after, run=run)
     if len(report["history"]) < train_cfg.epochs:
         return {**report, "partial": True, "epochs": train_cfg.epochs, "checkpoint": str(checkpoint)}
     info = {

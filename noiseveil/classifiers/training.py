@@ -78,11 +78,14 @@ def train_classifier(
     checkpoint: Path | None = None,
     stop_after: int | None = None,
     encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    run: dict | None = None,
 ) -> dict:
     """One-cycle SGD or AdamW; resumes from ``checkpoint`` after each finished epoch.
 
     ``stop_after`` ends this run after that many epochs (the schedule still spans
-    ``cfg.epochs``), so a long training can be split across sessions and resumed.
+    ``cfg.epochs``), so a long training can be split across sessions and resumed; ``run``
+    (what ran it: command, commit, date) is kept with the epoch it started at, one per run, so
+    a training spread over sessions says which code trained which epochs.
     ``encode`` maps an augmented plaintext batch in [0, 1] to what the model is trained on
     (EtC images); the test accuracy is then measured on encoded test images too.
     """
@@ -100,6 +103,8 @@ def train_classifier(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     training = TrainingState(model, opt, sched, gen)
     state = training.resume(checkpoint, {"epoch": 0, "history": [], "seconds": 0.0})
+    if run is not None and state["epoch"] < cfg.epochs:
+        state.setdefault("runs", []).append({**run, "from_epoch": state["epoch"] + 1})
     last = cfg.epochs if stop_after is None else min(cfg.epochs, state["epoch"] + stop_after)
     for epoch in range(state["epoch"], last):
         start = time.time()
@@ -143,4 +148,5 @@ def train_classifier(
         "history": state["history"],
         "train_seconds": state["seconds"],
         "test_accuracy": state["history"][-1]["test_accuracy"],
+        **({"runs": state["runs"]} if "runs" in state else {}),
     }
