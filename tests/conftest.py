@@ -21,6 +21,13 @@ from noiseveil.schemes.nae import NAEConfig
 from noiseveil.schemes.ric import RIC, RICConfig, RICScheme
 
 TINY_SHAPE = (28, 28, 1)  # (H, W, C)
+# Compute threads a test's fresh `noiseveil` process may use: the cores shared among the
+# pytest-xdist workers. Two workers each starting a 2-thread process put four spinning OpenMP
+# threads on two cores, and torch then burns about three times the CPU of the work itself (an
+# AVP encryption of 4 faces: 84 s of CPU alone, 280 s beside another 2-thread process): the CI
+# run that timed out. A test that means another thread count asks for it (OTHER_THREADS).
+WORKER_THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+OTHER_THREADS = 2 if WORKER_THREADS == 1 else 1
 
 
 def make_tiny_ric(seed: int = 0) -> RICScheme:
@@ -79,7 +86,7 @@ def images() -> torch.Tensor:
 
 def run_cli(
     args: list[str],
-    threads: int = 1,
+    threads: int = WORKER_THREADS,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     timeout=None,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import OTHER_THREADS, WORKER_THREADS, run_cli
 from PIL import Image, PngImagePlugin
 
 from noiseveil.classifiers.training import predict
@@ -58,7 +58,7 @@ MODELS = [m for m in shipped_schemes() if read_manifest()[m]["dataset"] != PHOTO
 AVP_MODELS = [m for m in MODELS if read_manifest()[m]["scheme"] == "avp"]
 
 
-def cli(*args: str, threads: int = 2) -> subprocess.CompletedProcess:
+def cli(*args: str, threads: int = WORKER_THREADS) -> subprocess.CompletedProcess:
     return run_cli(list(args), threads=threads, timeout=600)
 
 
@@ -162,8 +162,8 @@ def test_decrypt_in_another_process_and_thread_count_is_identical(encrypted):
     if not capability(model_id).recovers:
         pytest.skip("the scheme does not recover: decryption is refused (test above)")
     files = sorted(p.relative_to(cipher_dir) for p in cipher_dir.rglob("*.png"))
-    out = work / "recovered-1thread"
-    proc = cli("decrypt", str(cipher_dir), "-o", str(out), "-k", str(key), "--quiet", threads=1)
+    out = work / "recovered-other-threads"  # another thread count than the encryption's
+    proc = cli("decrypt", str(cipher_dir), "-o", str(out), "-k", str(key), "--quiet", threads=OTHER_THREADS)
     assert proc.returncode == 0, proc.stderr
     recovered = np.stack([read_image(out / f) for f in files])
     plain = np.stack([read_image(plain_dir / f) for f in files])

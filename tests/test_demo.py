@@ -11,7 +11,7 @@ from noiseveil.zoo import load_scheme, shipped_schemes
 
 
 def test_the_main_job_runs_every_shipped_model(tmp_path) -> None:
-    proc = run_cli(["demo", "--images", "2", "--out", str(tmp_path)], threads=2, timeout=900)
+    proc = run_cli(["demo", "--images", "2", "--out", str(tmp_path)], timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (run,) = tmp_path.iterdir()
     rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.split()}

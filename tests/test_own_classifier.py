@@ -383,7 +383,7 @@ def test_the_cloud_serves_a_users_card_and_a_multi_megapixel_photo(tmp_path) -> 
 
 def test_evaluate_runs_a_photo_model_on_photos(tmp_path) -> None:
     out = tmp_path / "eval.json"
-    proc = run_cli(["evaluate", "-m", "ric-imagenet", "-n", "3", "--out", str(out), "--quiet"], threads=2)
+    proc = run_cli(["evaluate", "-m", "ric-imagenet", "-n", "3", "--out", str(out), "--quiet"])
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     summary = result["summary"]
