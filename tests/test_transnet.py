@@ -210,3 +210,19 @@ def test_the_window_needs_the_accuracy_kept_and_the_image_hidden() -> None:
         "alphas": {"0.001": alpha(0.89, 0.6), "0.003": alpha(0.885, 0.05), "0.005": alpha(0.85, -0.02)},
     }
     assert window({"table1": {"psi": table}}) == {"psi": ["0.003"]}
+
+
+def test_the_paper_s_table_i_stands_beside_a_cloud_trained_longer() -> None:
+    """The paper budget's clouds are the same networks trained 30 epochs (``<id>-long``): its
+    Table I rows still get the paper's figures beside them."""
+    import json
+
+    from noiseveil.app.provenance import RESULTS_DIR
+    from noiseveil.app.reports.transnet import markdown
+
+    report = json.loads((RESULTS_DIR / "transnet" / "transnet-report.json").read_text())
+    report["table1"] = {f"{psi}-long": row for psi, row in report["table1"].items()}
+    report["clouds"] = [f"{psi}-long" for psi in report["clouds"]]
+    report["itn_other_clouds"] = {f"{psi}-long": a for psi, a in report["itn_other_clouds"].items()}
+    text = markdown(report)
+    assert "| cifar10-resnet20-long (paper) | 91.23 % |" in text and "| cifar10-vgg-long (paper) |" in text

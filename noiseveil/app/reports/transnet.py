@@ -491,7 +491,7 @@ def markdown(r: dict[str, Any]) -> str:
             for a in r["alphas"]
         ]
         lines.append(f"| {psi} | {100 * t['plain_accuracy']:.2f} % | " + " | ".join(cells) + " |")
-        paper = PAPER_TABLE1.get(psi)
+        paper = PAPER_TABLE1.get(psi.removesuffix("-long"))  # a cloud trained longer: the same network
         if paper is None:
             continue
         lines.append(
