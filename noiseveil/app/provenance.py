@@ -24,10 +24,14 @@ REPO_ROOT = source_checkout()
 RESULTS_DIR = (REPO_ROOT or Path.cwd()) / "results"
 
 
+_OUTPUTS = (":(exclude)results", ":(exclude)checkpoints")
+
+
 def git_commit() -> str:
     """HEAD's hash, suffixed ``-dirty`` if the work tree has uncommitted changes to tracked files
-    outside ``results/`` (results are outputs: one benchmark's fresh JSON does not change the
-    code the next one runs). An installed wheel has no work tree: its release, ``noiseveil==V``."""
+    outside ``results/`` and ``checkpoints/`` (outputs: one benchmark's fresh JSON, or a long
+    training's own committed checkpoint, does not change the code the next run runs). An
+    installed wheel has no work tree: its release, ``noiseveil==V``."""
     if REPO_ROOT is None:
         return f"noiseveil=={version('noiseveil')}"
     try:
@@ -35,7 +39,7 @@ def git_commit() -> str:
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_OUTPUTS],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
