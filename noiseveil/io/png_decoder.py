@@ -27,7 +27,6 @@ from noiseveil.io.png_encoder import FILTER_NONE, FILTER_UP, SIGNATURE
 
 _KNOWN = {b"IHDR", b"IDAT", b"IEND", b"tEXt", b"iTXt"}
 _CUMSUM_BYTES = 1 << 18  # below this, one cumsum beats a Python loop over the rows (measured)
-MAX_PIXELS = 1 << 28  # a larger header is Pillow's to refuse as a decompression bomb
 
 
 def decode_png(data: bytes | memoryview) -> tuple[np.ndarray, dict[str, str]] | None:
@@ -83,9 +82,16 @@ def _header(body: memoryview) -> tuple[int, int, int] | None:
     width, height, depth, colour, compression, png_filter, interlace = struct.unpack(">IIBBBBB", body)
     if depth != 8 or colour not in (0, 2) or (compression, png_filter, interlace) != (0, 0, 0):
         return None
-    if not 0 < width * height <= MAX_PIXELS:
+    if not 0 < width * height <= _max_pixels():
         return None
     return height, width, 1 if colour == 0 else 3
+
+
+def _max_pixels() -> float:
+    """Pillow's decompression-bomb bound: a larger image is Pillow's to refuse, as before."""
+    from PIL import Image
+
+    return float("inf") if Image.MAX_IMAGE_PIXELS is None else 2 * Image.MAX_IMAGE_PIXELS
 
 
 def _read_text(kind: bytes, body: bytes, text: dict[str, str]) -> bool:

@@ -444,13 +444,13 @@ def _trained_clouds(clouds: tuple[str, ...]) -> tuple[list[str], list[str]]:
     from noiseveil.zoo import read_manifest
 
     zoo = {k for k, v in read_manifest().items() if v.get("kind", "classifier") == "classifier"}
-    if clouds[0] not in zoo:
-        missing = [c for c in clouds if c not in zoo]
+    trained, missing = [c for c in clouds if c in zoo], [c for c in clouds if c not in zoo]
+    if clouds[0] in missing:
         raise ReportError(
             f"report transnet needs the cloud classifiers {', '.join(missing)}: "
             + "; ".join(_train_command(c) for c in missing)
         )
-    return [c for c in clouds if c in zoo], [c for c in clouds if c not in zoo]
+    return trained, missing
 
 
 def _train_command(psi: str) -> str:
