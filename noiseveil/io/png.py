@@ -165,6 +165,8 @@ def read_ciphertext(path: str | os.PathLike | io.BytesIO, name: str | None = Non
             fmt, mode, text, pixels = _read_with_pillow(io.BytesIO(data))
     except FileNotFoundError:
         raise CiphertextFileError(f"{shown}: no such file") from None
+    except UnidentifiedImageError:  # its message names the in-memory stream, not the file
+        raise CiphertextFileError(f"{shown}: not a readable PNG (not an image file)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise CiphertextFileError(f"{shown}: not a readable PNG ({err})") from None
     if fmt != "PNG":
