@@ -387,6 +387,11 @@ def test_nae_settings_on_a_scheme_without_nae_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.endswith("makes no NAE: NAE settings do not apply") and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+    # the learned RIC preset's NAE always starts from its keyed noise: no warm start to turn off
+    assert main([*argv, "-m", "ric-cifar10-masked", "--cold-start"]) == EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("(ric) has no NAE setting warm_start") and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_long_commands_say_what_they_do_before_any_work(tmp_path):

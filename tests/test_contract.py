@@ -205,7 +205,7 @@ class KeylessBlur(Scheme):
     def cloud_classifier(self) -> torch.nn.Module:
         return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
 
-    def _encrypt(self, images, key):
+    def _encrypt(self, images, key, labels=None):
         blurred = torch.nn.functional.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False)
         return [(px, {"kernel": "3"}) for px in to_uint8(blurred)]
 

@@ -221,8 +221,12 @@ def test_discrete_nae_ends_whichever_images_the_last_step_brings_home(classifier
     start = torch.rand((n, 1, 16, 16), generator=generator)
     targets = torch.arange(n) % 10
     cfg = DiscreteNAEConfig(steps=steps, accept_margin=0.1)
-    high, kept = discrete_nae(classifier, digits, targets, start, modulus, cfg)
+    high, kept, margin = discrete_nae(classifier, digits, targets, start, modulus, cfg)
     assert high.shape == digits.shape and high.dtype == torch.uint8 and int(high.max()) < 256 // modulus
     with torch.no_grad():
-        labels = classifier((high.float() * modulus + digits.float()) / 255).argmax(1)
-    assert torch.equal(labels[kept], targets[kept])
+        logits = classifier((high.float() * modulus + digits.float()) / 255)
+    assert torch.equal(logits.argmax(1)[kept], targets[kept])
+    assert bool((margin[kept] >= cfg.accept_margin).all()) and bool(margin[~kept].isnan().all())
+    others = logits[kept].scatter(1, targets[kept][:, None], float("-inf")).max(1).values
+    measured = logits[kept].gather(1, targets[kept][:, None])[:, 0] - others
+    assert torch.allclose(margin[kept], measured.clamp(max=cfg.margin), atol=1e-3)

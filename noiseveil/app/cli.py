@@ -192,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative_int,
         help="override the NAE attack's step count (RIC models only); default: the model's own setting",
     )
+    p.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="start every image's NAE from its own keyed random start (RIC's lossless models): several "
+        "times the attack's work, but ciphertexts of one label no longer share high parts, which lets "
+        "whoever holds two tell whether their labels are equal",
+    )
     _add_classifier_override(p, "to use instead of the scheme model's cloud classifier", "the model's own")
     _add_batch(p)
     _add_distribution(p)

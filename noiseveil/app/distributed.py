@@ -54,7 +54,7 @@ class Job:
     action: str  # "encrypt", "decrypt" or "classify"
     model_id: str | None = None  # encrypt, classify: the model (decrypt: each file names its own)
     classifier_file: Path | None = None  # a TorchScript classifier the workers can read
-    nae_steps: int | None = None
+    nae: tuple[tuple[str, object], ...] = ()  # NAE settings changed from the model's, (name, value)
     publish_key_id: bool = True
     image_shape: tuple[int, int, int] | None = None  # classify: the shape every batch checks
     # The driver's user zoo (noiseveil model add), on storage the workers share as they share the
@@ -63,13 +63,15 @@ class Job:
 
 
 @functools.cache
-def _scheme(model_id: str, classifier_file: Path | None, nae_steps: int | None, publish_key_id: bool):
+def _scheme(
+    model_id: str, classifier_file: Path | None, nae: tuple[tuple[str, object], ...], publish_key_id: bool
+):
     """The encrypting scheme model, loaded once per worker process."""
     from noiseveil.app.services import open_scheme
 
     scheme = open_scheme(model_id, classifier_file)
-    if nae_steps is not None:
-        scheme = scheme.with_nae(steps=nae_steps)
+    if nae:
+        scheme = scheme.with_nae(**dict(nae))
     scheme.publish_key_id = publish_key_id
     return scheme
 
@@ -95,7 +97,7 @@ def run_batch(job: Job, key: Key | None, batch: Sequence[Any]) -> Report:
 
     os.environ["NOISEVEIL_WEIGHTS"] = job.user_zoo  # before any model is looked up
     if job.action == "encrypt":
-        scheme = _scheme(job.model_id, job.classifier_file, job.nae_steps, job.publish_key_id)
+        scheme = _scheme(job.model_id, job.classifier_file, job.nae, job.publish_key_id)
         return encrypt_files(scheme, key, batch, batch_size=len(batch), progress=False)
     if job.action == "decrypt":
         return decrypt_files(_decrypting_schemes(job.classifier_file), key, batch, len(batch), progress=False)

@@ -39,18 +39,29 @@ from noiseveil.pipeline import (
 def cmd_encrypt(args: argparse.Namespace) -> int:
     scheme = open_scheme(args.model, args.classifier)
     key = key_for(scheme, args.key)
-    if args.nae_steps is not None:
-        scheme = scheme.with_nae(steps=args.nae_steps)
+    nae = nae_changes(args)
+    if nae:
+        scheme = scheme.with_nae(**dict(nae))
     scheme.publish_key_id = not args.no_key_id
     pairs, skipped, others = pending_pairs(args)
     scheme.check_key(key)  # refused here, before any batch (or Ray task) starts
     left = say_left_out(args.command, args.input, others)
-    job = Job("encrypt", args.model, args.classifier, args.nae_steps, not args.no_key_id)
+    job = Job("encrypt", args.model, args.classifier, nae, not args.no_key_id)
     report = here_or_on_ray(
         args, job, key, pairs, lambda: encrypt_files(scheme, key, pairs, args.batch_size, not args.quiet)
     )
     report.skipped, report.left_out = skipped, left
     return finish(report, resumable=not args.skip_existing)
+
+
+def nae_changes(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
+    """The NAE settings the command line changes, as (name, value) pairs (a Job carries them)."""
+    changes: dict[str, object] = {}
+    if args.nae_steps is not None:
+        changes["steps"] = args.nae_steps
+    if args.cold_start:
+        changes["warm_start"] = False
+    return tuple(changes.items())
 
 
 def here_or_on_ray(

@@ -432,7 +432,9 @@ class AVPScheme(Scheme):
                 increases[decay] = 0
         return (x_adv.detach() * 255).round() / 255
 
-    def _encrypt(self, images: torch.Tensor, key: Key) -> list[tuple[np.ndarray, dict[str, str]]]:
+    def _encrypt(
+        self, images: torch.Tensor, key: Key, labels: torch.Tensor | None = None
+    ) -> list[tuple[np.ndarray, dict[str, str]]]:
         cfg = self.attack
         out = self.encrypt_batch(images, key, cfg)  # type: ignore[arg-type]
         iterations = [cfg.iterations] * len(images)

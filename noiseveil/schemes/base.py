@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
@@ -234,6 +234,13 @@ class Scheme(ABC):
         """This scheme with other NAE attack settings (schemes that make NAEs override it)."""
         raise SchemeError(f"model {self.model_id} ({self.name}) makes no NAE: NAE settings do not apply")
 
+    def _changed_nae(self, settings: Any, changes: Mapping[str, object]) -> Any:
+        """``settings`` (a dataclass) with ``changes``, or a SchemeError naming any it lacks."""
+        unknown = sorted(set(changes) - {f.name for f in fields(settings)})
+        if unknown:
+            raise SchemeError(f"model {self.model_id} ({self.name}) has no NAE setting {', '.join(unknown)}")
+        return replace(settings, **changes)
+
     def encryption_stats(self) -> Counter:
         """Counters since construction: images encrypted, first tries that failed the scheme's
         own criterion, retries (schemes that never retry count nothing)."""
@@ -305,8 +312,12 @@ class Scheme(ABC):
         """The model the cloud applies to ciphertexts (RIC: the unmodified plaintext model)."""
 
     @abstractmethod
-    def _encrypt(self, images: torch.Tensor, key: Key) -> list[tuple[np.ndarray, dict[str, str]]]:
-        """Encrypt a batch (N, C, H, W) in [0, 1]; return pixels and public fields per image."""
+    def _encrypt(
+        self, images: torch.Tensor, key: Key, labels: torch.Tensor | None = None
+    ) -> list[tuple[np.ndarray, dict[str, str]]]:
+        """Encrypt a batch (N, C, H, W) in [0, 1]; return pixels and public fields per image.
+        ``labels`` are the plaintexts' labels (:meth:`plaintext_labels`) where the caller has
+        them: a scheme that needs them uses these rather than classifying again."""
 
     @abstractmethod
     def _decrypt(self, pixels: torch.Tensor, fields: Sequence[dict[str, str]], key: Key) -> torch.Tensor:
@@ -363,12 +374,15 @@ class Scheme(ABC):
     def encrypt_each(self, images: torch.Tensor, key: Key) -> list[Ciphertext | EncryptionError]:
         """Encrypt a batch; each image gives a ciphertext that passed :meth:`check_ciphertexts`,
         or the error saying why it has none. A failed image is encrypted once more first."""
-        results: list[Ciphertext | EncryptionError] = list(self.encrypt_unchecked(images, key))
-        problems = self.check_ciphertexts(images, results, key)  # type: ignore[arg-type]
+        self._check_input(images, key)  # before the classifier sees them
+        labels = self.plaintext_labels(images)  # once, for the scheme and its self-check
+        results: list[Ciphertext | EncryptionError] = list(self.encrypt_unchecked(images, key, labels))
+        problems = self.check_ciphertexts(images, results, key, labels)  # type: ignore[arg-type]
         retry = [i for i, p in enumerate(problems) if p is not None]
         if retry:
-            again = self.encrypt_unchecked(images[retry], key)
-            second = self.check_ciphertexts(images[retry], again, key)
+            again_labels = None if labels is None else labels[retry]
+            again = self.encrypt_unchecked(images[retry], key, again_labels)
+            second = self.check_ciphertexts(images[retry], again, key, again_labels)
             for i, ct, problem in zip(retry, again, second, strict=True):
                 results[i] = ct if problem is None else EncryptionError(problem)
         return results
@@ -379,27 +393,43 @@ class Scheme(ABC):
         report over many images) and count it."""
         return Encrypted.of(self.encrypt_each(images, key), offset)
 
-    def encrypt_unchecked(self, images: torch.Tensor, key: Key) -> list[Ciphertext]:
-        """Sealed ciphertexts WITHOUT the self-check: what the scheme's algorithm alone gives,
-        for measuring research variants (the paper's ablations change labels by design).
-        Never write these for a user."""
+    def _check_input(self, images: torch.Tensor, key: Key) -> None:
         self.check_shape((images.shape[2], images.shape[3], images.shape[1]))
         self.check_key_kind(key)
+
+    def plaintext_labels(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The cloud classifier's labels of plaintexts (N, C, H, W) where the scheme promises
+        the ciphertexts keep them, else None."""
+        if not self.keeps_plaintext_label:
+            return None
+        with torch.no_grad():
+            return self.cloud_classifier()(images).argmax(1)
+
+    def encrypt_unchecked(
+        self, images: torch.Tensor, key: Key, labels: torch.Tensor | None = None
+    ) -> list[Ciphertext]:
+        """Sealed ciphertexts WITHOUT the self-check: what the scheme's algorithm alone gives,
+        for measuring research variants (the paper's ablations change labels by design).
+        ``labels``: :meth:`plaintext_labels` of ``images`` if the caller has them.
+        Never write these for a user."""
+        self._check_input(images, key)
+        encrypted = self._encrypt(images, key, labels)
         if self.capabilities.key is None:  # keyless: an unauthenticated image with its metadata
-            return [Ciphertext(px, self.name, self.model_id, "", f) for px, f in self._encrypt(images, key)]
-        return [
-            Ciphertext(
-                pixels, self.name, self.model_id, key.key_id if self.publish_key_id else "", fields
-            ).seal(key)
-            for pixels, fields in self._encrypt(images, key)
-        ]
+            return [Ciphertext(px, self.name, self.model_id, "", f) for px, f in encrypted]
+        key_id = key.key_id if self.publish_key_id else ""
+        return [Ciphertext(px, self.name, self.model_id, key_id, f).seal(key) for px, f in encrypted]
 
     def check_ciphertexts(
-        self, images: torch.Tensor, ciphertexts: Sequence[Ciphertext], key: Key
+        self,
+        images: torch.Tensor,
+        ciphertexts: Sequence[Ciphertext],
+        key: Key,
+        labels: torch.Tensor | None = None,
     ) -> list[str | None]:
         """Decrypt each ciphertext as a new process would (from its PNG bytes, nothing reused)
         and compare: the image must come back at the promised fidelity and, where the cloud
         runs the plaintext classifier, the ciphertext must get the plaintext's label.
+        ``labels``: :meth:`plaintext_labels` of ``images`` if the caller has them.
         Returns a reason per image, or None where all holds."""
         from noiseveil.metrics import psnr
 
@@ -407,7 +437,7 @@ class Scheme(ABC):
         plain = to_uint8(images)
         problems: list[str | None] = [None] * len(reread)
         if not self.capabilities.recovers:
-            return self._check_labels(images, reread, problems)
+            return self._check_labels(images, reread, problems, labels)
         try:
             recovered = self.decrypt_images(reread, key)  # uint8, as the file pipeline writes them
         except SchemeError as err:
@@ -424,16 +454,19 @@ class Scheme(ABC):
                 problems[i] = f"decrypts with {wrong} samples wrong ({fidelity:.2f} dB), promised bit-exact"
             elif fidelity < promised:
                 problems[i] = f"decrypts to {fidelity:.2f} dB, below the promised {promised:.2f} dB"
-        return self._check_labels(images, reread, problems)
+        return self._check_labels(images, reread, problems, labels)
 
     def _check_labels(
-        self, images: torch.Tensor, reread: Sequence[Ciphertext], problems: list[str | None]
+        self,
+        images: torch.Tensor,
+        reread: Sequence[Ciphertext],
+        problems: list[str | None],
+        labels: torch.Tensor | None,
     ) -> list[str | None]:
         if self.keeps_plaintext_label:
+            want = labels if labels is not None else self.plaintext_labels(images)
             with torch.no_grad():
-                classifier = self.cloud_classifier()
-                want = classifier(images).argmax(1)
-                got = classifier(ciphertext_tensor(reread)).argmax(1)
+                got = self.cloud_classifier()(ciphertext_tensor(reread)).argmax(1)
             for i in torch.nonzero(want != got).flatten().tolist():
                 problems[i] = problems[i] or (
                     f"the classifier labels the ciphertext {int(got[i])}, the plaintext {int(want[i])}"

@@ -314,7 +314,9 @@ class EtCScheme(Scheme):
         return {**report, "classifier_config": config}
 
     @torch.no_grad()
-    def _encrypt(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
+    def _encrypt(
+        self, images: torch.Tensor, key: SecretKey, labels: torch.Tensor | None = None
+    ) -> list[tuple[np.ndarray, dict[str, str]]]:
         y = encrypt_blocks(to_uint8(images), self.keys(key))
         return [(y[i], {"block_size": str(self.block_size)}) for i in range(len(y))]
 

@@ -18,8 +18,12 @@ matters for classifiers that uniform noise of share 1 − λ knocks off a plain 
 
 from __future__ import annotations
 
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Hashable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -128,6 +132,15 @@ class DiscreteNAEConfig:
     lr: float = 0.25  # Adam step in units of one level of a
     margin: float = 10.0  # g1: the loss stops pushing past this logit margin
     accept_margin: float = 1.0  # an image is done when z_ŷ − max_{i≠ŷ} z_i ≥ this on the rounded pixels
+    # start each image from high parts that brought an earlier image of its label home (see
+    # WarmStarts): most images are then accepted on the first forward pass
+    warm_start: bool = True
+
+
+class DiscreteNAE(NamedTuple):
+    high: torch.Tensor  # a, uint8 (N, C, H, W)
+    kept: torch.Tensor  # bool (N,): C gives the target with at least the accept margin
+    margin: torch.Tensor  # (N,) z_ŷ − max_{i≠ŷ} z_i where kept (capped at cfg.margin), else NaN
 
 
 class _StraightThroughRound(torch.autograd.Function):
@@ -150,12 +163,15 @@ def discrete_nae(
     start: torch.Tensor,
     modulus: int,
     cfg: DiscreteNAEConfig = DiscreteNAEConfig(),
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """High parts a (uint8, same shape as ``digits``) with C((L·a + d)/255) = target, and which succeeded.
+    stats: Counter | None = None,
+) -> DiscreteNAE:
+    """High parts a (uint8, same shape as ``digits``) with C((L·a + d)/255) = target, which
+    succeeded, and the logit margin each accepted image was accepted at.
 
     ``digits`` d are the fixed low parts (uint8 in [0, L)); ``start`` in [0, 1) is the keyed
     random start, scaled to a's range [0, 256/L − 1]. Every step evaluates the exact rounded
-    ciphertext, so an accepted image is classified as ``target`` by construction.
+    ciphertext, so an accepted image is classified as ``target`` by construction. ``stats``
+    counts the images the classifier evaluated (``attack_passes``: one per image and step).
     """
     classifier.eval()
     top = 256 // modulus - 1
@@ -163,6 +179,7 @@ def discrete_nae(
     z = start.mul(top)
     best = torch.round(z).to(torch.uint8)
     kept = torch.zeros(len(best), dtype=torch.bool)
+    margin = torch.full((len(best),), float("nan"))
     active = torch.arange(len(best))
     z.requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
@@ -178,10 +195,13 @@ def discrete_nae(
             # on the last bits, and the self-check classifies the written file as the cloud does
             pixels = pixels.contiguous(memory_format=torch.channels_last)
             loss = margin_loss(classifier(pixels), target[active], cfg.margin)
+            if stats is not None:
+                stats["attack_passes"] += len(active)
             del pixels
             done = -loss.detach() >= cfg.accept_margin
             best[active[done]] = rounded.detach()[done].to(torch.uint8)
             kept[active[done]] = True
+            margin[active[done]] = -loss.detach()[done]
             if done.all() or step == cfg.steps:  # the last rounded pixels are evaluated, not moved
                 break
             opt.zero_grad(set_to_none=True)
@@ -195,7 +215,53 @@ def discrete_nae(
                 active = active[~done]
     left = ~kept[active]  # z holds one row per image in ``active``: those it did not bring home
     best[active[left]] = torch.round(z.detach()[left]).to(torch.uint8)
-    return best, kept
+    return DiscreteNAE(best, kept, margin)
+
+
+@dataclass
+class WarmStarts:
+    """High parts a that brought an image of each label home, to start the next one from.
+
+    The digits d are AEAD output, uniform whatever the image, so an a that makes C give label
+    ŷ to L·a + d by a wide margin for one draw of d mostly does so for the next: started there,
+    most images are accepted on the first forward pass (scripts/benchmark_lossless.py counts
+    the passes). Each label keeps the a accepted at the widest margin so far: the first one
+    accepted is often just past the accept margin and carries over to other digits less often.
+
+    a still depends on nothing but digits, labels and the keyed starts, never on an image's
+    pixels. What it adds: ciphertexts of one label under one key often share their high parts,
+    so whoever holds two can tell whether their labels are equal, which the cloud learns anyway
+    (``DiscreteNAEConfig(warm_start=False)`` turns it off). Kept per ``scope`` (key and shape)
+    and label, within ``max_samples`` samples (bytes) in all, the oldest dropped first: tens of
+    thousands of 32x32 labels, a few hundred at 224x224; a 12-megapixel photo's 36 M samples
+    are not kept (photos of one size and label are rare in a folder).
+    """
+
+    max_samples: int = 1 << 25
+    _kept: OrderedDict[tuple[Hashable, int], tuple[float, torch.Tensor]] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def starts(self, scope: Hashable, targets: torch.Tensor, start: torch.Tensor, top: int) -> torch.Tensor:
+        """``start`` (in [0, 1], scaled by ``top``) with each image whose label has kept high
+        parts started from them instead."""
+        out = start
+        with self._lock:
+            for i, label in enumerate(targets.tolist()):
+                if (found := self._kept.get((scope, label))) is not None:
+                    out = out.clone() if out is start else out
+                    out[i] = found[1].float().div_(top)
+        return out
+
+    def remember(self, scope: Hashable, targets: torch.Tensor, attack: DiscreteNAE) -> None:
+        """Keep, per label, the accepted high parts of the widest margin seen."""
+        with self._lock:
+            for i in torch.nonzero(attack.kept).flatten().tolist():
+                slot, margin = (scope, int(targets[i])), float(attack.margin[i])
+                if slot not in self._kept or margin > self._kept[slot][0]:
+                    self._kept.pop(slot, None)
+                    self._kept[slot] = (margin, attack.high[i].clone())
+            while sum(h.numel() for _, h in self._kept.values()) > self.max_samples:
+                self._kept.popitem(last=False)
 
 
 def _keep_rows(

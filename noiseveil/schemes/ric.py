@@ -305,9 +305,11 @@ class RICScheme(Scheme):
 
     # -- Scheme interface ---------------------------------------------------------------
     @torch.no_grad()
-    def _encrypt(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
+    def _encrypt(
+        self, images: torch.Tensor, key: SecretKey, labels: torch.Tensor | None = None
+    ) -> list[tuple[np.ndarray, dict[str, str]]]:
         self.model.eval()
-        targets = self.classifier(images).argmax(1)
+        targets = labels if labels is not None else self.classifier(images).argmax(1)
         nonces: list[bytes] = [b""] * len(images)
         nae_cfgs: list[NAEConfig] = [self.nae] * len(images)
         naes: list[str] = [""] * len(images)
@@ -513,4 +515,4 @@ class RICScheme(Scheme):
         return f"val PSNR {entry['val_psnr']:.2f} dB (classifier {entry['classifier_id']})"
 
     def with_nae(self, **changes) -> RICScheme:
-        return replace(self, nae=replace(self.nae, **changes))
+        return replace(self, nae=self._changed_nae(self.nae, changes))

@@ -23,7 +23,11 @@ The NAE a is the high part of every sample (share (256 − L)/256 of the range):
 adversarial pattern. Since the data provider seals the payload before attacking, Φ attacks
 the exact ciphertext the cloud will see (no expectation over d is needed), and decryption
 never needs a: it depends on the key, the nonce and integer arithmetic only. d is AEAD
-output, so it is uniform whatever the image; a depends only on d, the label and the key.
+output, so it is uniform whatever the image; a depends only on digits, labels and the key.
+Φ starts each image from the high parts that brought an earlier image of its label home under
+the same key (``WarmStarts``): most images are then accepted on the first forward pass, and
+ciphertexts of one label often share their high parts (label equality, which the cloud
+learns anyway, becomes visible without the classifier; ``warm_start=False`` turns it off).
 
 L is chosen per model (``digit_bits``), not per image, so the digit split reveals nothing
 about an image. The rare image that does not fit falls back to dropping its k lowest bits
@@ -71,7 +75,7 @@ from noiseveil.schemes.base import (
     plaintext_cloud_fields,
     resolve_classifier,
 )
-from noiseveil.schemes.nae import DiscreteNAEConfig, discrete_nae
+from noiseveil.schemes.nae import DiscreteNAEConfig, WarmStarts, discrete_nae
 
 PAYLOAD_VERSION = 1  # one WebP bitstream
 STRIPS_VERSION = 2  # the image in row strips, a bitstream each (their count and sizes first)
@@ -283,6 +287,7 @@ class LosslessRICScheme(Scheme):
     nae: DiscreteNAEConfig = field(default_factory=DiscreteNAEConfig)
     max_tries: int = 3  # a failed attack is retried with a fresh nonce and twice the steps
     stats: Counter = field(default_factory=Counter)
+    warm: WarmStarts = field(default_factory=WarmStarts, repr=False, compare=False)
 
     name: ClassVar[str] = "ric-lossless"
     capabilities: ClassVar[Capabilities] = Capabilities()  # exact, a 256-bit key, the plaintext classifier
@@ -324,21 +329,26 @@ class LosslessRICScheme(Scheme):
         )
 
     @torch.no_grad()
-    def _encrypt(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
+    def _encrypt(
+        self, images: torch.Tensor, key: SecretKey, labels: torch.Tensor | None = None
+    ) -> list[tuple[np.ndarray, dict[str, str]]]:
         # A batch of large photos is attacked a few at a time: the attack's state is several
         # float copies of every sample, so memory follows the samples attacked at once.
         per_call = max(1, ATTACK_SAMPLES // images[0].numel())
         out: list[tuple[np.ndarray, dict[str, str]]] = []
         for start in range(0, len(images), per_call):
-            out += self._encrypt_batch(images[start : start + per_call], key)
+            part = slice(start, start + per_call)
+            out += self._encrypt_batch(images[part], key, None if labels is None else labels[part])
         return out
 
-    def _encrypt_batch(self, images: torch.Tensor, key: SecretKey) -> list[tuple[np.ndarray, dict[str, str]]]:
+    def _encrypt_batch(
+        self, images: torch.Tensor, key: SecretKey, labels: torch.Tensor | None
+    ) -> list[tuple[np.ndarray, dict[str, str]]]:
         plain = to_uint8(images)
         shape = tuple(plain.shape[1:])
         packed = [pack_image(image, self.capacity(shape)) for image in plain]
         classifier = self.cloud_classifier()
-        targets = classifier(images).argmax(1)
+        targets = labels if labels is not None else classifier(images).argmax(1)
         del images  # the pixels are in ``plain``; the float copy is not needed again
         n = len(plain)
         pixels = torch.empty((n, shape[2], shape[0], shape[1]), dtype=torch.uint8)
@@ -353,9 +363,13 @@ class LosslessRICScheme(Scheme):
                 ]
             )
             cfg = replace(self.nae, steps=self.nae.steps * 2**attempt)
-            high, kept = discrete_nae(
-                classifier, digits, targets[todo], self._start(key, fresh, shape), self.modulus, cfg
-            )
+            start = self._start(key, fresh, shape)
+            if attempt == 0 and cfg.warm_start:  # a retry starts afresh from the keyed start
+                start = self.warm.starts((key.key_id, shape), targets[todo], start, 256 // self.modulus - 1)
+            attack = discrete_nae(classifier, digits, targets[todo], start, self.modulus, cfg, self.stats)
+            high, kept = attack.high, attack.kept
+            if cfg.warm_start:
+                self.warm.remember((key.key_id, shape), targets[todo], attack)
             pixels[todo] = (high * self.modulus + digits).to(torch.uint8)
             for i, nonce in zip(todo.tolist(), fresh, strict=True):
                 nonces[i] = nonce
@@ -430,7 +444,7 @@ class LosslessRICScheme(Scheme):
         return f"bit-exact recovery, {nae_bits} NAE bits/sample (classifier {entry['classifier_id']})"
 
     def with_nae(self, **changes) -> LosslessRICScheme:
-        return replace(self, nae=replace(self.nae, **changes), stats=Counter())
+        return replace(self, nae=self._changed_nae(self.nae, changes), stats=Counter(), warm=WarmStarts())
 
     # -- persistence -----------------------------------------------------------------------
     def payload(self, extra: Payload | None = None) -> Payload:

@@ -115,7 +115,9 @@ class TransNetScheme(Scheme):
         """h_θ(x) as the container stores it: uint8 (N, H, W, C), in batches of 256."""
         return to_uint8(torch.cat([self.network()(images[i : i + 256]) for i in range(0, len(images), 256)]))
 
-    def _encrypt(self, images: torch.Tensor, key: Key) -> list[tuple[np.ndarray, dict[str, str]]]:
+    def _encrypt(
+        self, images: torch.Tensor, key: Key, labels: torch.Tensor | None = None
+    ) -> list[tuple[np.ndarray, dict[str, str]]]:
         return [(px, {}) for px in self.protect(images)]
 
     def _decrypt(self, pixels: torch.Tensor, fields: Sequence[dict[str, str]], key: Key) -> torch.Tensor:

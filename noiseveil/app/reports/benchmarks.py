@@ -133,6 +133,12 @@ def _lossless_rows(results: Results) -> list[list[str]]:
     size = "x".join(map(str, r["image_shape"][:2]))
     files, api = rates["files_decrypt_images_per_second"], rates["decrypt_images_per_second"]
     encrypt, forward = rates["encrypt_images_per_second"], rates["plain_forward_images_per_second"]
+    passes = ""
+    if "attack_passes_per_image_later_batches" in rates:  # counted since the attack's warm starts
+        passes = (
+            f"; the attack's passes an image: {rates['attack_passes_per_image_first_batch']:.2f} in the "
+            f"first batch, {rates['attack_passes_per_image_later_batches']:.2f} after it"
+        )
     return [
         [
             f"`{model}` decryption through files, {size}, img/s",
@@ -144,7 +150,7 @@ def _lossless_rows(results: Results) -> list[list[str]]:
             results.link(LOSSLESS),
         ],
         [
-            f"`{model}` encryption (API, self-check included), {size}, img/s",
+            f"`{model}` encryption (API, self-check included{passes}), {size}, img/s",
             f"{encrypt:.0f}",
             f"one plain forward pass: {forward:.0f} img/s",
             f"{rates['encrypt_seconds_over_one_forward']:.1f} passes",
