@@ -171,7 +171,8 @@ def discrete_nae(
     ``digits`` d are the fixed low parts (uint8 in [0, L)); ``start`` in [0, 1) is the keyed
     random start, scaled to a's range [0, 256/L − 1]. Every step evaluates the exact rounded
     ciphertext, so an accepted image is classified as ``target`` by construction. ``stats``
-    counts the images the classifier evaluated (``attack_passes``: one per image and step).
+    counts the images the classifier evaluated (``attack_passes``: one per image and pass; the
+    start is evaluated once without autograd, then once more with it where it failed).
     """
     classifier.eval()
     top = 256 // modulus - 1
@@ -180,28 +181,44 @@ def discrete_nae(
     best = torch.round(z).to(torch.uint8)
     kept = torch.zeros(len(best), dtype=torch.bool)
     margin = torch.full((len(best),), float("nan"))
+
+    def evaluate(rounded: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """The margin loss of the rounded high parts of the images ``active`` (and count them)."""
+        fixed = low if len(active) == len(low) else low[active]
+        # (L·a + d) / 255 computed as the cloud computes it from the 8-bit file: L·a + d is
+        # an exact integer in float32, so the division rounds as the cloud's does
+        pixels = torch.addcmul(fixed, rounded, torch.tensor(float(modulus))).div_(255.0)
+        # channels-last: the convolutions' forward and backward run about a sixth faster on CPU
+        # (scripts/benchmark_lossless.py); the verdict rests on accept_margin, not on the last
+        # bits, and the self-check classifies the written file as the cloud does
+        pixels = pixels.contiguous(memory_format=torch.channels_last)
+        if stats is not None:
+            stats["attack_passes"] += len(active)
+        return margin_loss(classifier(pixels), target[active], cfg.margin)
+
+    def accept(loss: torch.Tensor, rounded: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        done = -loss >= cfg.accept_margin
+        best[active[done]] = rounded[done].to(torch.uint8)
+        kept[active[done]] = True
+        margin[active[done]] = -loss[done]
+        return done
+
+    # The start is evaluated without autograd first: a warm-started image is mostly accepted
+    # there, and a pass that records no graph and needs no backward costs a fraction of one
+    # that does (the backward of a batch costs the same however few of its images are left).
     active = torch.arange(len(best))
-    z.requires_grad_(True)
+    with torch.no_grad():
+        done = accept(evaluate(best.float(), active), best, active)
+    active = active[~done]
+    if len(active) == 0:
+        return DiscreteNAE(best, kept, margin)
+    z = z[active].requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
     with torch.enable_grad():
         for step in range(cfg.steps + 1):
             rounded = _StraightThroughRound.apply(z)
-            # (L·a + d) / 255 computed as the cloud computes it from the 8-bit file: L·a + d is
-            # an exact integer in float32, so the division rounds as the cloud's does
-            fixed = low if len(active) == len(low) else low[active]
-            pixels = torch.addcmul(fixed, rounded, torch.tensor(float(modulus))).div_(255.0)
-            # channels-last: the convolutions' forward and backward run about a sixth faster
-            # on CPU (scripts/benchmark_lossless.py); the verdict rests on accept_margin, not
-            # on the last bits, and the self-check classifies the written file as the cloud does
-            pixels = pixels.contiguous(memory_format=torch.channels_last)
-            loss = margin_loss(classifier(pixels), target[active], cfg.margin)
-            if stats is not None:
-                stats["attack_passes"] += len(active)
-            del pixels
-            done = -loss.detach() >= cfg.accept_margin
-            best[active[done]] = rounded.detach()[done].to(torch.uint8)
-            kept[active[done]] = True
-            margin[active[done]] = -loss.detach()[done]
+            loss = evaluate(rounded, active)
+            done = accept(loss.detach(), rounded.detach(), active)
             if done.all() or step == cfg.steps:  # the last rounded pixels are evaluated, not moved
                 break
             opt.zero_grad(set_to_none=True)
