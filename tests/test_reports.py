@@ -195,3 +195,4 @@ def test_a_run_at_another_budget_writes_beside_the_committed_report_not_over_it(
     ):
         commands.cmd_report(build_parser().parse_args(["report", "transnet", *argv]))
         assert written.pop().name == folder
+    assert registry.REPORTS["transnet-paper"].reads == ("transnet-paper/transnet-report.json",)

@@ -242,6 +242,14 @@ _ALL = [
         "images steps itn-pairs networks budget",
         parts={"leaks": transnet.leaks, "window": transnet.window_part},
     ),
+    Report(  # the same evaluation at --budget paper, written beside the default budget's
+        "transnet-paper",
+        "TransNet: the evaluation at the paper budget",
+        ("transnet-paper/transnet-report.json",),
+        _paper_sections(transnet.markdown),
+        ("noiseveil report transnet --budget paper",),
+        parts={"leaks": transnet.leaks, "window": transnet.window_part},
+    ),
     _paper(
         "security",
         "RIC: the attack suite",

@@ -563,7 +563,21 @@ def window_part(results: Results) -> str:
         return ""
     name = next(iter(results.files))  # transnet/ (the default budget) or transnet-paper/
     figure = results.path(f"{Path(name).parent.as_posix()}/figures/transnet-tradeoff.png")
-    return f"From {results.link(name)} (`{r['command']}`): " + "\n".join(_window_lines(r, figure))
+    lines = "\n".join(_window_lines(r, figure))
+    return f"From {results.link(name)} (`{r['command']}`): {_so_far(r)}{lines}"
+
+
+def _so_far(r: dict[str, Any]) -> str:
+    """For a sweep still running over sessions, the rows it has measured, in one sentence."""
+    if r.get("complete", True):
+        return ""
+    rows = [
+        f"{psi} at α = {a}: {100 * v['accuracy']:.2f} % (plain {100 * t['plain_accuracy']:.2f} %), "
+        f"SSIM {v['ssim_to_plain']['mean']:.3f}"
+        for psi, t in r["table1"].items()
+        for a, v in t["alphas"].items()
+    ]
+    return f"the sweep is partial; measured so far: {'; '.join(rows) or 'nothing'}.\n\n"
 
 
 def _window_lines(r: dict[str, Any], figure: str = "figures/transnet-tradeoff.png") -> list[str]:
