@@ -22,7 +22,14 @@ from torch import nn
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import DataError, load_image_folder, non_image_files, read_image, to_tensor
 from noiseveil.exceptions import NoiseveilError
-from noiseveil.io.png import EXISTS, CiphertextFileError, read_ciphertext, write_ciphertext, write_image
+from noiseveil.io.png import (
+    EXISTS,
+    CiphertextFileError,
+    ciphertext_to_bytes,
+    image_to_bytes,
+    read_ciphertext,
+    write_new_file,
+)
 from noiseveil.progress import progress_bar
 from noiseveil.schemes.base import (
     RECOVERY_FIELD,
@@ -194,16 +201,6 @@ def _claim(dst: Path) -> None:
         raise CiphertextFileError(f"{dst}: {EXISTS}")
 
 
-def _write_each(
-    report: Report,
-    outputs: Iterable[Output],
-    write: Callable[[Path, Any], object],
-) -> None:
-    """Write (source, destination, value, its ciphertext) outputs; a failed write fails that
-    file, not the batch; a written file whose ciphertext promises a lossy recovery is noted."""
-    _count_written(report, _written(outputs, write))
-
-
 Output = tuple[Path, Path, Any, Ciphertext]  # source, destination, what to write, its ciphertext
 Written = list[tuple[Path, Ciphertext, NoiseveilError | None]]
 
@@ -230,20 +227,27 @@ def _count_written(report: Report, outcomes: Written) -> None:
             report.note_recovery(src, ct)
 
 
-# Images of at least this many samples are written on a thread while the next batch is read
-# and decrypted: a photo's PNG is deflated on every core by code that releases the GIL
-# (noiseveil.io.png_encoder). Small images are written inline: there a thread only contends
-# for the GIL (measured slower at 32x32).
+# Images of at least this many samples are also encoded on the writer thread: a photo's PNG is
+# deflated on every core by code that releases the GIL (noiseveil.io.png_encoder). A small
+# image is encoded on the caller's thread, where Python does most of the work anyway.
 WRITE_BEHIND_SAMPLES = 1 << 20
 _writer_thread = SharedPool("write", workers=1)
 
 
 class _WriteBehind:
-    """At most one batch of outputs in writing on a thread; its outcomes reach the report on
-    the caller's thread, when the next batch is handed over or the block ends."""
+    """Each batch of outputs is written on a thread while the caller reads and processes the
+    next; at most one batch is in writing, and its outcomes reach the report on the caller's
+    thread, when the next batch is handed over or the block ends.
 
-    def __init__(self, report: Report, write: Callable[[Path, Any], object]) -> None:
-        self.report, self.write, self.pending = report, write, None
+    Why for small images too: creating a file is a wait in the kernel, not work for the
+    caller, and it can be the larger part of a small image's cost (0.2 to 0.9 ms a file on this
+    machine's disk against about 0.3 ms to decrypt a 32x32 image: ``file_creation`` in
+    results/benchmark/lossless-vs-masked-cifar10.json). Creating files from several threads
+    at once measured no faster (the file system serialises them), so one writer overlaps them
+    with the caller's work."""
+
+    def __init__(self, report: Report, encode: Callable[[Any], bytes]) -> None:
+        self.report, self.encode, self.pending = report, encode, None
 
     def __enter__(self) -> _WriteBehind:
         return self
@@ -251,12 +255,18 @@ class _WriteBehind:
     def __exit__(self, *exc: object) -> None:
         self.wait()  # also when failing: no write outlives the run that made it
 
-    def submit(self, outputs: list[tuple[Path, Path, np.ndarray, Ciphertext]]) -> None:
+    def submit(self, outputs: list[Output]) -> None:
         self.wait()
-        if outputs and min(image.size for _, _, image, _ in outputs) >= WRITE_BEHIND_SAMPLES:
-            self.pending = _writer_thread().submit(_written, outputs, self.write)
-        else:
-            _count_written(self.report, _written(outputs, self.write))
+        if not outputs:
+            return
+        if min(ct.pixels.size for _, _, _, ct in outputs) >= WRITE_BEHIND_SAMPLES:
+            self.pending = _writer_thread().submit(_written, outputs, self._encode_and_write)
+            return
+        encoded = [(src, dst, self.encode(value), ct) for src, dst, value, ct in outputs]
+        self.pending = _writer_thread().submit(_written, encoded, write_new_file)
+
+    def _encode_and_write(self, path: Path, value: Any) -> None:
+        write_new_file(path, self.encode(value))
 
     def wait(self) -> None:
         if self.pending is not None:
@@ -264,14 +274,27 @@ class _WriteBehind:
             _count_written(self.report, pending.result())
 
 
+Step = Callable[[Sequence, Report, _WriteBehind], None]
+
+
 def _run(
-    action: str, pairs: Sequence, batch_size: int, step: Callable[[Sequence, Report], None], progress: bool
+    action: str,
+    pairs: Sequence,
+    batch_size: int,
+    step: Step,
+    progress: bool,
+    encode: Callable[[Any], bytes] = bytes,
 ) -> Report:
+    """``step`` over ``pairs`` in batches, its outputs written behind it (``encode`` makes the
+    bytes of one output's file); the report counts an output once its file is written."""
     report = Report(action)
     start = time.perf_counter()
-    with progress_bar(total=len(pairs), desc=action, unit="img", disable=not progress) as bar:
+    with (
+        progress_bar(total=len(pairs), desc=action, unit="img", disable=not progress) as bar,
+        _WriteBehind(report, encode) as writer,
+    ):
         for chunk in chunks(pairs, batch_size):
-            step(chunk, report)
+            step(chunk, report, writer)
             bar.update(len(chunk))
     report.seconds = time.perf_counter() - start
     return report
@@ -325,7 +348,7 @@ def encrypt_files(
                 continue
             yield src, dst, image
 
-    def step(chunk: Sequence[tuple[Path, Path]], report: Report) -> None:
+    def step(chunk: Sequence[tuple[Path, Path]], report: Report, writer: _WriteBehind) -> None:
         for held in _bounded(readable(chunk, report), lambda item: item[2].size):
             for group in _by_shape(held, lambda item: item[2].shape):
                 images = to_tensor(np.stack([image for _, _, image in group]))
@@ -336,9 +359,10 @@ def encrypt_files(
                         continue
                     written.append((src, dst, result, result))
                 del images
-                _write_each(report, written, write_ciphertext)
+                writer.submit(written)
 
-    return _run("encrypt", pairs, batch_size, step, progress)
+    # the self-check serialised each ciphertext already: its bytes are what is written
+    return _run("encrypt", pairs, batch_size, step, progress, ciphertext_to_bytes)
 
 
 def decrypt_files(
@@ -363,16 +387,15 @@ def decrypt_files(
                 continue
             yield src, dst, ct
 
-    def step(chunk: Sequence[tuple[Path, Path]], report: Report) -> None:
-        with _WriteBehind(report, write_image) as writer:  # photos: written while the next is read
-            for held in _bounded(readable(chunk, report), lambda item: item[2].pixels.size):
-                groups: dict[str, list[tuple[Path, Path, Ciphertext]]] = {}
-                for item in held:
-                    groups.setdefault(item[2].decrypt_model, []).append(item)
-                for model_id, items in groups.items():
-                    writer.submit(_decrypted(scheme_for(model_id), key, items, report))
+    def step(chunk: Sequence[tuple[Path, Path]], report: Report, writer: _WriteBehind) -> None:
+        for held in _bounded(readable(chunk, report), lambda item: item[2].pixels.size):
+            groups: dict[str, list[tuple[Path, Path, Ciphertext]]] = {}
+            for item in held:
+                groups.setdefault(item[2].decrypt_model, []).append(item)
+            for model_id, items in groups.items():
+                writer.submit(_decrypted(scheme_for(model_id), key, items, report))
 
-    return _run("decrypt", pairs, batch_size, step, progress)
+    return _run("decrypt", pairs, batch_size, step, progress, image_to_bytes)
 
 
 def _decrypted(
@@ -424,7 +447,7 @@ def classify_files(
                 continue
             yield src, image
 
-    def step(chunk: Sequence[Path], report: Report) -> None:
+    def step(chunk: Sequence[Path], report: Report, _writer: _WriteBehind) -> None:  # writes nothing
         for held in _bounded(readable(chunk, report), lambda item: item[1].size):
             labels: dict[Path, int] = {}
             for group in _by_shape(held, lambda item: item[1].shape):

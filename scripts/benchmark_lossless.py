@@ -5,7 +5,8 @@
 Both models run on the same fixed subset of CIFAR-10's test set (32x32), in batch mode, through
 the Python API (encryption includes its self-check: every ciphertext is decrypted from its PNG
 bytes and classified before it is returned) and through the file pipeline (PNG files in and
-out, as `noiseveil encrypt` / `decrypt` run). A stage split says where the lossless preset's
+out, as `noiseveil encrypt` / `decrypt` run), beside the time this disk takes to create a
+file (before and after each model's file runs: it varies). A stage split says where the lossless preset's
 time goes. Beside each rate: the floor (one plain forward pass of the cloud's classifier per
 image, batched alike), encryption's cost in those passes, and the file pipeline's rate over the
 API's. Each run encrypts under a key of its own, so that the lossless preset's warm starts
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ import torch
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import fixed_subset, load_dataset, to_tensor
-from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes, write_image
+from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes, write_image, write_new_file
 from noiseveil.pipeline import decrypt_files, encrypt_files, plan
 from noiseveil.schemes.nae import discrete_nae
 from noiseveil.schemes.ric_lossless import pack_image
@@ -66,10 +68,23 @@ def api_rates(scheme, x: torch.Tensor, batch: int) -> dict[str, float]:
     return rates
 
 
+def file_creation_seconds(folder: Path, n: int, size: int = 3 * 1024) -> float:
+    """Seconds to create one new file of ``size`` bytes as the pipeline does (write_new_file:
+    a temporary file linked into place), in a fresh folder: the floor any pipeline that writes
+    a file per image pays on this disk, measured beside its runs."""
+    folder.mkdir()
+    data = bytes(size)
+    start = time.perf_counter()
+    for i in range(n):
+        write_new_file(folder / f"{i:05d}.png", data)
+    return (time.perf_counter() - start) / n
+
+
 def file_rates(scheme, plain: np.ndarray, batch: int) -> dict[str, float]:
     key = SecretKey.generate()  # warm starts begin cold, as in a user's first job
     work = Path(tempfile.mkdtemp(prefix="nv-bench-"))
     try:
+        creation = file_creation_seconds(work / "creation", len(plain))
         for i, image in enumerate(plain):
             write_image(work / "plain" / f"{i:05d}.png", image)
         enc = encrypt_files(scheme, key, plan(work / "plain", work / "cipher"), batch, progress=False)
@@ -81,6 +96,8 @@ def file_rates(scheme, plain: np.ndarray, batch: int) -> dict[str, float]:
         return {
             "files_encrypt_images_per_second": len(plain) / enc.seconds,
             "files_decrypt_images_per_second": len(plain) / dec.seconds,
+            "file_creation_ms": 1e3 * creation,
+            "file_creation_ms_after": 1e3 * file_creation_seconds(work / "creation-after", len(plain)),
         }
     finally:
         shutil.rmtree(work)

@@ -209,25 +209,29 @@ def test_encrypt_again_overwrites_nothing(
     assert again.summary() == "encrypt: 0 of 8 files done, 8 failed"
 
 
-@pytest.fixture(params=["inline", "behind"])
-def writes(request, monkeypatch) -> list[str]:
-    """Where decryption writes: inline (small images), or on the writer thread while the next
-    image is read and decrypted (photos; here forced for every image, one image per batch).
-    Yields the names of the threads that wrote."""
-    threads: list[str] = []
-    if request.param == "behind":
+@pytest.fixture(params=["small", "photo"])
+def writes(request, monkeypatch) -> dict[str, list[str]]:
+    """Where decryption encodes and writes: every file is written on the writer thread while
+    the caller reads and decrypts the next batch; a small image is encoded on the caller's
+    thread, a photo (here: every image, one image per batch) on the writer thread too.
+    Yields the names of the threads that encoded and wrote."""
+    threads: dict[str, list[str]] = {"encode": [], "write": []}
+    if request.param == "photo":
         monkeypatch.setattr(pipeline, "WRITE_BEHIND_SAMPLES", 1)
         monkeypatch.setattr(pipeline, "SAMPLE_BUDGET", 1)
-    write = pipeline.write_image
+    for what, name in (("encode", "image_to_bytes"), ("write", "write_new_file")):
+        original = getattr(pipeline, name)
 
-    def recorded(*args, **kwargs):
-        threads.append(threading.current_thread().name)
-        return write(*args, **kwargs)
+        def recorded(*args, _original=original, _what=what, **kwargs):
+            threads[_what].append(threading.current_thread().name)
+            return _original(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "write_image", recorded)
+        monkeypatch.setattr(pipeline, name, recorded)
     yield threads
-    expected = "noiseveil-write" if request.param == "behind" else threading.main_thread().name
-    assert threads and all(name.startswith(expected) for name in threads), threads
+    writer = "noiseveil-write"
+    encoder = writer if request.param == "photo" else threading.main_thread().name
+    assert threads["write"] and all(name.startswith(writer) for name in threads["write"]), threads
+    assert threads["encode"] and all(name.startswith(encoder) for name in threads["encode"]), threads
 
 
 @pytest.mark.usefixtures("writes")

@@ -123,7 +123,7 @@ def _png_text(ct: Ciphertext) -> dict[str, str]:
 
 def write_ciphertext(path: str | os.PathLike, ct: Ciphertext) -> Path:
     """Write ``ct`` as a new PNG; an existing file is never overwritten."""
-    return _write_bytes(Path(path), ciphertext_to_bytes(ct))
+    return write_new_file(Path(path), ciphertext_to_bytes(ct))
 
 
 def ciphertext_to_bytes(ct: Ciphertext) -> bytes:
@@ -223,13 +223,18 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, text: Mapping[str, 
     The file is written under a temporary name and hard-linked into place, which fails if the
     name exists (no overwrite) and is atomic: a process killed mid-write leaves no torn file,
     so a rerun may take every existing output as finished (``--skip-existing``)."""
-    return _write_bytes(Path(path), encode_png(pixels, text, PHOTO))
+    return write_new_file(Path(path), image_to_bytes(pixels, text))
 
 
-def _write_bytes(path: Path, data: bytes) -> Path:
-    """``data`` as the new file ``path``, atomically (see :func:`write_image`)."""
-    if path.exists():
-        raise CiphertextFileError(f"{path}: {EXISTS}")
+def image_to_bytes(pixels: np.ndarray, text: Mapping[str, str] | None = None) -> bytes:
+    """The exact bytes :func:`write_image` writes."""
+    return encode_png(pixels, text, PHOTO)
+
+
+def write_new_file(path: Path, data: bytes) -> Path:
+    """``data`` as the new file ``path``, atomically and never over an existing file (see
+    :func:`write_image`). An existing ``path`` is refused by the link, atomically; no check
+    before it (a stat per file, on the writer thread that creating files keeps busy)."""
     tmp, fd = _exclusive_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
