@@ -54,11 +54,16 @@ class NAEConfig:
         )
 
 
-def margin_loss(logits: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
-    """Per-sample C&W margin loss max(max_{i≠t} z_i − z_t, −margin) (RIC eq. 3 and 13)."""
+def logit_margin(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample z_t − max_{i≠t} z_i: positive where the target wins, by how much."""
     target_logit = logits.gather(1, target[:, None])[:, 0]
     others = logits.masked_fill(nn.functional.one_hot(target, logits.shape[1]).bool(), float("-inf"))
-    return torch.clamp(others.max(1).values - target_logit, min=-margin)
+    return target_logit - others.max(1).values
+
+
+def margin_loss(logits: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
+    """Per-sample C&W margin loss max(max_{i≠t} z_i − z_t, −margin) (RIC eq. 3 and 13)."""
+    return torch.clamp(-logit_margin(logits, target), min=-margin)
 
 
 @contextmanager
@@ -140,7 +145,7 @@ class DiscreteNAEConfig:
 class DiscreteNAE(NamedTuple):
     high: torch.Tensor  # a, uint8 (N, C, H, W)
     kept: torch.Tensor  # bool (N,): C gives the target with at least the accept margin
-    margin: torch.Tensor  # (N,) z_ŷ − max_{i≠ŷ} z_i where kept (capped at cfg.margin), else NaN
+    margin: torch.Tensor  # (N,) z_ŷ − max_{i≠ŷ} z_i where kept, else NaN
 
 
 class _StraightThroughRound(torch.autograd.Function):
@@ -183,7 +188,7 @@ def discrete_nae(
     margin = torch.full((len(best),), float("nan"))
 
     def evaluate(rounded: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        """The margin loss of the rounded high parts of the images ``active`` (and count them)."""
+        """The logit margins of the rounded high parts of the images ``active`` (counted)."""
         fixed = low if len(active) == len(low) else low[active]
         # (L·a + d) / 255 computed as the cloud computes it from the 8-bit file: L·a + d is
         # an exact integer in float32, so the division rounds as the cloud's does
@@ -194,13 +199,13 @@ def discrete_nae(
         pixels = pixels.contiguous(memory_format=torch.channels_last)
         if stats is not None:
             stats["attack_passes"] += len(active)
-        return margin_loss(classifier(pixels), target[active], cfg.margin)
+        return logit_margin(classifier(pixels), target[active])
 
-    def accept(loss: torch.Tensor, rounded: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        done = -loss >= cfg.accept_margin
+    def accept(margins: torch.Tensor, rounded: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        done = margins >= cfg.accept_margin
         best[active[done]] = rounded[done].to(torch.uint8)
         kept[active[done]] = True
-        margin[active[done]] = -loss[done]
+        margin[active[done]] = margins[done]
         return done
 
     # The start is evaluated without autograd first: a warm-started image is mostly accepted
@@ -217,12 +222,12 @@ def discrete_nae(
     with torch.enable_grad():
         for step in range(cfg.steps + 1):
             rounded = _StraightThroughRound.apply(z)
-            loss = evaluate(rounded, active)
-            done = accept(loss.detach(), rounded.detach(), active)
+            margins = evaluate(rounded, active)
+            done = accept(margins.detach(), rounded.detach(), active)
             if done.all() or step == cfg.steps:  # the last rounded pixels are evaluated, not moved
                 break
             opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
+            torch.clamp(-margins, min=-cfg.margin).sum().backward()  # the margin loss (eq. 3)
             del rounded
             opt.step()
             with torch.no_grad():
