@@ -9,6 +9,7 @@ nothing existing is ever overwritten (outputs are opened with "x").
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -195,10 +196,25 @@ def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
-def _claim(dst: Path) -> None:
-    """Refuse early if the output exists (the final write also refuses, atomically)."""
-    if dst.exists():
-        raise CiphertextFileError(f"{dst}: {EXISTS}")
+class _Claims:
+    """Refuses early, before any work on it, an output that existed when the run began (the
+    final write also refuses an existing file, atomically). Each folder is listed once: a stat
+    per file cost 0.1-0.3 ms here while the writer thread was creating files in that folder
+    (ad hoc profile of 2,000 32x32 decryptions), against about 0.3 ms to decrypt one."""
+
+    def __init__(self) -> None:
+        self._names: dict[Path, set[str]] = {}
+
+    def __call__(self, dst: Path) -> None:
+        names = self._names.get(dst.parent)
+        if names is None:  # before this run writes into the folder: its outputs are claimed first
+            try:
+                names = set(os.listdir(dst.parent))
+            except (FileNotFoundError, NotADirectoryError):
+                names = set()
+            self._names[dst.parent] = names
+        if dst.name in names:
+            raise CiphertextFileError(f"{dst}: {EXISTS}")
 
 
 Output = tuple[Path, Path, Any, Ciphertext]  # source, destination, what to write, its ciphertext
@@ -334,13 +350,14 @@ def encrypt_files(
 ) -> Report:
     """Encrypt image files into ciphertext PNGs (refused up front if the cloud model cannot use the key)."""
     scheme.check_key(key)
+    claim = _Claims()
 
     def readable(
         chunk: Sequence[tuple[Path, Path]], report: Report
     ) -> Iterator[tuple[Path, Path, np.ndarray]]:
         for src, dst in chunk:
             try:
-                _claim(dst)
+                claim(dst)
                 image = read_image(src, channels=None)
                 scheme.check_shape(image.shape, f"{src}:")
             except NoiseveilError as err:
@@ -373,13 +390,14 @@ def decrypt_files(
     progress: bool = True,
 ) -> Report:
     """Decrypt ciphertext PNGs; ``scheme_for(model_id)`` supplies each file's scheme."""
+    claim = _Claims()
 
     def readable(
         chunk: Sequence[tuple[Path, Path]], report: Report
     ) -> Iterator[tuple[Path, Path, Ciphertext]]:
         for src, dst in chunk:
             try:
-                _claim(dst)
+                claim(dst)
                 ct = read_ciphertext(src)
                 scheme_for(ct.decrypt_model)  # a model this zoo lacks: this file fails, not the batch
             except NoiseveilError as err:
