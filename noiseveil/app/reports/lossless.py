@@ -43,6 +43,8 @@ def _rate_label(key: str) -> str:
     """A column of the throughput table: a rate (img/s) or a ratio (×) of two measured in the run."""
     if key.endswith("_images_per_second"):
         return key.removesuffix("_images_per_second").replace("_", " ") + " img/s"
+    if key.endswith("_ms") or key.endswith("_ms_after"):  # what creating one file cost on the disk
+        return key.replace("_ms", "").replace("_", " ") + " (ms)"
     return key.replace("_", " ").replace("api", "API") + " (×)"
 
 
@@ -52,9 +54,14 @@ def _rate(key: str, value: float) -> str:
 
 @from_file("benchmark/lossless-vs-masked-cifar10.json")
 def against_masked(results: Results, name: str, r: dict[str, Any]) -> str:
-    keys = list(next(iter(r["rates"].values())))
+    models = list(r["rates"].values())
+    keys = [k for k in models[0] if all(k in rates for rates in models)]  # measured for both
     rows = [[model_name(m)] + [_rate(k, rates[k]) for k in keys] for m, rates in r["rates"].items()]
-    rows.append(["lossless over masked"] + [f"{r['ratio_lossless_to_masked'][k]:.2f}" for k in keys])
+    ratios = r["ratio_lossless_to_masked"]
+    rows.append(
+        ["lossless over masked"]
+        + [f"{ratios[k]:.2f}" if k in ratios and "_ms" not in k else "-" for k in keys]  # not the disk's
+    )
     header = ["model"] + [_rate_label(k) for k in keys]
     stages = r["lossless_seconds_per_image_by_stage"]
     stage_rows = [[stage, f"{1e3 * v:.3f}"] for stage, v in stages.items()]
@@ -65,8 +72,21 @@ def against_masked(results: Results, name: str, r: dict[str, Any]) -> str:
         "forward: what one encryption costs in those passes; files over API: the file pipeline "
         "(PNG files in and out) against the Python API on the same images:\n\n"
         + table(header, rows)
+        + _attack_passes(models[0])
         + "\n\nWhere the lossless preset's time goes (ms per image, one batch):\n\n"
         + table(["stage", "ms per image"], stage_rows)
+    )
+
+
+def _attack_passes(rates: dict[str, float]) -> str:
+    """The lossless attack's evaluated images an image (counted since its warm starts)."""
+    if "attack_passes_per_image_first_batch" not in rates:
+        return ""
+    first = rates["attack_passes_per_image_first_batch"]
+    later = rates["attack_passes_per_image_later_batches"]
+    return (
+        f"\n\nThe lossless preset's attack evaluated {first:.2f} images an image in the first batch "
+        f"(from the keyed start) and {later:.2f} after it (warm starts: docs/schemes/ric.md)."
     )
 
 
