@@ -262,7 +262,7 @@ class _WriteBehind:
     at once measured no faster (the file system serialises them), so one writer overlaps them
     with the caller's work."""
 
-    def __init__(self, report: Report, encode: Callable[[Any], bytes]) -> None:
+    def __init__(self, report: Report, encode: Callable[[Any], bytes] | None) -> None:
         self.report, self.encode, self.pending = report, encode, None
 
     def __enter__(self) -> _WriteBehind:
@@ -299,10 +299,11 @@ def _run(
     batch_size: int,
     step: Step,
     progress: bool,
-    encode: Callable[[Any], bytes] = bytes,
+    encode: Callable[[Any], bytes] | None = None,
 ) -> Report:
     """``step`` over ``pairs`` in batches, its outputs written behind it (``encode`` makes the
-    bytes of one output's file); the report counts an output once its file is written."""
+    bytes of one output's file; None for a step that writes nothing); the report counts an
+    output once its file is written."""
     report = Report(action)
     start = time.perf_counter()
     with (

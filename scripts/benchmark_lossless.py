@@ -121,7 +121,7 @@ def lossless_stages(scheme, x: torch.Tensor, plain: np.ndarray, earlier: torch.T
     start = scheme._start(key, nonces, shape)
     _, t_nae = timed(discrete_nae, classifier, digits, targets, start, scheme.modulus, scheme.nae)
     scheme.encrypt(earlier, key)  # the warm starts of a job past its first images
-    warm = scheme.warm.starts((key.key_id, shape), targets, start, 256 // scheme.modulus - 1)
+    warm = scheme.warm_starts(key, shape, targets, start)
     _, t_warm = timed(discrete_nae, classifier, digits, targets, warm, scheme.modulus, scheme.nae)
     cts = scheme.encrypt(x, key)
     _, t_check = timed(scheme.check_ciphertexts, x, cts, key, targets)

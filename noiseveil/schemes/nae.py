@@ -261,6 +261,7 @@ class WarmStarts:
 
     max_samples: int = 1 << 25
     _kept: OrderedDict[tuple[Hashable, int], tuple[float, torch.Tensor]] = field(default_factory=OrderedDict)
+    _samples: int = 0  # held in _kept
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def starts(self, scope: Hashable, targets: torch.Tensor, start: torch.Tensor, top: int) -> torch.Tensor:
@@ -276,14 +277,21 @@ class WarmStarts:
 
     def remember(self, scope: Hashable, targets: torch.Tensor, attack: DiscreteNAE) -> None:
         """Keep, per label, the accepted high parts of the widest margin seen."""
+        if attack.high[0].numel() > self.max_samples:  # could not be kept: copy nothing
+            return
         with self._lock:
             for i in torch.nonzero(attack.kept).flatten().tolist():
                 slot, margin = (scope, int(targets[i])), float(attack.margin[i])
                 if slot not in self._kept or margin > self._kept[slot][0]:
-                    self._kept.pop(slot, None)
+                    self._drop(slot)
                     self._kept[slot] = (margin, attack.high[i].clone())
-            while sum(h.numel() for _, h in self._kept.values()) > self.max_samples:
-                self._kept.popitem(last=False)
+                    self._samples += attack.high[i].numel()
+            while self._samples > self.max_samples:
+                self._drop(next(iter(self._kept)))
+
+    def _drop(self, slot: tuple[Hashable, int]) -> None:
+        if (found := self._kept.pop(slot, None)) is not None:
+            self._samples -= found[1].numel()
 
 
 def _keep_rows(

@@ -322,6 +322,12 @@ class LosslessRICScheme(Scheme):
         digits = bytes_to_digits(sealed, h * w * c, self.digit_bits).reshape(h, w, c)
         return torch.from_numpy(digits).permute(2, 0, 1)
 
+    def warm_starts(
+        self, key: SecretKey, shape: tuple, targets: torch.Tensor, start: torch.Tensor
+    ) -> torch.Tensor:
+        """``start`` with each image whose label has warm high parts under ``key`` started there."""
+        return self.warm.starts((key.key_id, shape), targets, start, 256 // self.modulus - 1)
+
     def _start(self, key: SecretKey, nonces: Sequence[bytes], shape: tuple) -> torch.Tensor:
         h, w, c = shape
         return torch.from_numpy(
@@ -365,7 +371,7 @@ class LosslessRICScheme(Scheme):
             cfg = replace(self.nae, steps=self.nae.steps * 2**attempt)
             start = self._start(key, fresh, shape)
             if attempt == 0 and cfg.warm_start:  # a retry starts afresh from the keyed start
-                start = self.warm.starts((key.key_id, shape), targets[todo], start, 256 // self.modulus - 1)
+                start = self.warm_starts(key, shape, targets[todo], start)
             attack = discrete_nae(classifier, digits, targets[todo], start, self.modulus, cfg, self.stats)
             high, kept = attack.high, attack.kept
             if cfg.warm_start:
