@@ -18,6 +18,7 @@ platform, and recovering the key from it is as hard as breaking ChaCha20.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -177,10 +178,14 @@ class SecretKey(Key):
         and attacks (a seeded key is as secret as its seed)."""
         return cls(secrets.token_bytes(KEY_BYTES) if seed is None else hashlib.sha256(seed).digest())
 
-    @property
+    @functools.cached_property  # derived once: a folder of small images asks for it per file
     def key_id(self) -> str:
         """A public fingerprint (8 hex digits) that says which key made a file, and reveals nothing."""
         return self.derive("noiseveil/key-id", length=4).hex()
+
+    @functools.cached_property
+    def _mac_key(self) -> bytes:
+        return self.derive("noiseveil/mac")
 
     def derive(self, use: str, length: int = 32, salt: bytes | None = None) -> bytes:
         """HKDF-SHA256 sub-key for one purpose (``use``), optionally bound to a nonce."""
@@ -189,7 +194,7 @@ class SecretKey(Key):
 
     def mac(self, *message: Buffer) -> bytes:
         """HMAC-SHA256 tag of ``message`` (its pieces in order) under the key's MAC sub-key."""
-        tag = hmac.new(self.derive("noiseveil/mac"), digestmod=hashlib.sha256)
+        tag = hmac.new(self._mac_key, digestmod=hashlib.sha256)
         for piece in message:
             tag.update(piece)
         return tag.digest()

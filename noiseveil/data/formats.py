@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 from .dataset import Arrays, pack_arrays
 from .errors import DataError
@@ -92,6 +91,8 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     The files store X as (32, 32, 3, N) and y as (N, 1) with 10 standing for the digit 0.
     """
+    import scipy.io  # here, not at the top: it is most of the file pipeline's import time
+
     try:
         mat = scipy.io.loadmat(path, variable_names=("X", "y"))
     except (OSError, ValueError, NotImplementedError, scipy.io.matlab.MatReadError) as exc:

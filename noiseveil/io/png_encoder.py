@@ -86,16 +86,16 @@ def encode_png(
 def _deflate_rows(rows: np.ndarray, deflate: Deflate, strip_bytes: int) -> tuple[list[bytes], int]:
     """The pieces of the strips' IDAT chunks, zlib header first, and the stream's adler32."""
     strips = max(1, min(cores(), rows.shape[0], rows.nbytes // max(strip_bytes, 1)))
-    bounds = np.linspace(0, rows.shape[0], strips + 1).astype(int)
     zlib_header = b"\x78\x01"  # deflate, 32 KiB window, "fastest" (the check bits make it 0 mod 31)
+    if strips == 1:  # a small image: one strip, on this thread, no thread hop
+        chunk, adler, _ = _deflate_strip(rows, 0, rows.shape[0], deflate, True, zlib_header)
+        return chunk, adler
+    bounds = np.linspace(0, rows.shape[0], strips + 1).astype(int)
     jobs = [
         (rows, int(bounds[k]), int(bounds[k + 1]), deflate, k == strips - 1, zlib_header if k == 0 else b"")
         for k in range(strips)
     ]
-    if strips == 1:  # no thread hop for a small image
-        done = [_deflate_strip(*jobs[0])]
-    else:
-        done = list(_threads().map(lambda job: _deflate_strip(*job), jobs))
+    done = list(_threads().map(lambda job: _deflate_strip(*job), jobs))
     adler = 1
     for _, strip_adler, length in done:
         adler = adler32_combine(adler, strip_adler, length)
