@@ -70,13 +70,23 @@ def _add_batch(p: argparse.ArgumentParser, default: int = 64) -> None:
 
 
 def _add_distribution(p: argparse.ArgumentParser, resumable: bool = True) -> None:
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()  # where the batches run: one answer
+    where.add_argument(
         "--ray",
         nargs="?",
         const="",
         metavar="ADDRESS",
         help="run the batches as Ray tasks on the Ray instance at ADDRESS, or on one started on this "
         "machine if no ADDRESS is given (default: one process, no Ray; needs 'pip install noiseveil[ray]')",
+    )
+    where.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run the batches on N worker processes of this machine, each with an equal share of the "
+        "compute threads: the same tasks as --ray, without Ray (faster where the work per image is "
+        "mostly Python, such as decryption and small images)",
     )
     p.add_argument(
         "--files-from",

@@ -1,4 +1,7 @@
-"""The file pipeline on Ray: the same per-batch work as one process, one Ray task per batch.
+"""The file pipeline elsewhere: the same per-batch work as one process, one task per batch,
+on Ray (``--ray``: a cluster) or on worker processes of this machine (``--processes``: its
+cores, without Ray; a worker is started by spawning a fresh interpreter, so its start-up is
+paid once per run).
 
 ::
 
@@ -30,7 +33,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,21 +153,96 @@ def run_on_ray(
 
     task = ray.remote(max_retries=0)(run_batch)  # see the module docstring: no silent retries
     key_ref = ray.put(key)
-    batches = list(chunks(items, batch_size))
-    start = time.perf_counter()
-    # A lost batch's outputs are judged by what was there before the run (a worker refuses an
-    # existing output, so only one linked during this run is this run's finished work).
-    existed = {out for out in map(_output, items) if out is not None and out.exists()}
-    pending = {task.remote(job, key_ref, batch): batch for batch in batches}
-    merged = Report(job.action)
-    with progress_bar(total=len(items), desc=f"{job.action} (ray)", unit="img", disable=not progress) as bar:
+    existed = _existing_outputs(items)
+    pending = {task.remote(job, key_ref, batch): batch for batch in chunks(items, batch_size)}
+
+    def finished() -> Iterator[tuple[Sequence[Any], Report | str]]:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             batch = pending.pop(ready[0])
             try:
-                merged.absorb(ray.get(ready[0]))
+                yield batch, ray.get(ready[0])
             except ray.exceptions.RayError as err:  # the worker died: the batch is lost, not retried
-                merged.absorb(_lost_batch(job, batch, existed, type(err).__name__))
+                yield batch, type(err).__name__
+
+    return _gathered(job, items, existed, finished(), f"{job.action} (ray)", progress)
+
+
+def run_in_processes(
+    job: Job,
+    key: Key | None,
+    items: Sequence[Any],
+    batch_size: int,
+    processes: int,
+    progress: bool = True,
+) -> Report:
+    """``items`` in batches on ``processes`` worker processes of this machine: the tasks Ray
+    runs (:func:`run_batch`), without Ray, for one machine's cores. Each worker takes an equal
+    share of this process's compute threads; the report is merged as :func:`run_on_ray`'s."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // processes)
+    print(f"{job.action}: starting {processes} worker processes ...", file=sys.stderr, flush=True)
+    existed = _existing_outputs(items)
+    # spawn, not fork: a forked child would inherit this process's threads (the progress bar's,
+    # the writer's, torch's pool) in whatever state they were
+    pool = ProcessPoolExecutor(
+        max_workers=processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(threads,),
+    )
+    try:
+        pending = {pool.submit(run_batch, job, key, batch): batch for batch in chunks(items, batch_size)}
+
+        def finished() -> Iterator[tuple[Sequence[Any], Report | str]]:
+            for future in as_completed(pending):
+                try:
+                    yield pending[future], future.result()
+                except BrokenProcessPool:  # a worker died: its batches and the queued ones are lost
+                    yield pending[future], "a worker process died"
+
+        return _gathered(job, items, existed, finished(), f"{job.action} ({processes} processes)", progress)
+    finally:  # on Ctrl-C too: queued batches are dropped, running ones finish (outputs are atomic)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_worker(threads: int) -> None:
+    """A worker process's set-up: its share of the threads, and Ctrl-C left to the driver
+    (which stops the pool; a worker would otherwise print a traceback for the same key press)."""
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+
+
+def _existing_outputs(items: Sequence[Any]) -> set[Path]:
+    """Outputs there before the run: a lost batch's outputs are judged by them (a worker refuses
+    an existing output, so only one linked during this run is this run's finished work)."""
+    return {out for out in map(_output, items) if out is not None and out.exists()}
+
+
+def _gathered(
+    job: Job,
+    items: Sequence[Any],
+    existed: set[Path],
+    finished: Iterator[tuple[Sequence[Any], Report | str]],
+    desc: str,
+    progress: bool,
+) -> Report:
+    """One report of the batches as they finish (each a Report, or why it was lost), in input order."""
+    merged = Report(job.action)
+    start = time.perf_counter()
+    with progress_bar(total=len(items), desc=desc, unit="img", disable=not progress) as bar:
+        for batch, outcome in finished:
+            lost = isinstance(outcome, str)
+            merged.absorb(_lost_batch(job, batch, existed, outcome) if lost else outcome)
             bar.update(len(batch))
     merged.seconds = time.perf_counter() - start
     return _in_input_order(merged, items)

@@ -1,5 +1,5 @@
 """`noiseveil encrypt`, `decrypt` and `classify`: a folder (or a list of files) through the file
-pipeline, here or on Ray."""
+pipeline, here, on worker processes or on Ray."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     scheme.check_key(key)  # refused here, before any batch (or Ray task) starts
     left = say_left_out(args.command, args.input, others)
     job = Job("encrypt", args.model, args.classifier, nae, not args.no_key_id)
-    report = here_or_on_ray(
+    report = here_or_elsewhere(
         args, job, key, pairs, lambda: encrypt_files(scheme, key, pairs, args.batch_size, not args.quiet)
     )
     report.skipped, report.left_out = skipped, left
@@ -64,15 +64,20 @@ def nae_changes(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
     return tuple(changes.items())
 
 
-def here_or_on_ray(
+def here_or_elsewhere(
     args: argparse.Namespace, job: Job, key: Key | None, items: list, here: Callable[[], Report]
 ) -> Report:
-    """``here()`` in this process, or the same batches as Ray tasks with ``--ray``."""
-    if args.ray is None:
-        return here()
-    from noiseveil.app.distributed import run_on_ray
+    """``here()`` in this process, or the same batches on worker processes (``--processes``)
+    or as Ray tasks (``--ray``)."""
+    if args.ray is not None:
+        from noiseveil.app.distributed import run_on_ray
 
-    return run_on_ray(job, key, items, args.batch_size, args.ray or None, progress=not args.quiet)
+        return run_on_ray(job, key, items, args.batch_size, args.ray or None, progress=not args.quiet)
+    if args.processes > 1 and len(items) > args.batch_size:  # one batch: no worker would share it
+        from noiseveil.app.distributed import run_in_processes
+
+        return run_in_processes(job, key, items, args.batch_size, args.processes, progress=not args.quiet)
+    return here()
 
 
 def pending_pairs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], int, list[Path]]:
@@ -114,7 +119,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     left = say_left_out(args.command, args.input, others)
     job = Job("decrypt", classifier_file=args.classifier)
     schemes = schemes_by_id(args.classifier)
-    report = here_or_on_ray(
+    report = here_or_elsewhere(
         args, job, key, pairs, lambda: decrypt_files(schemes, key, pairs, args.batch_size, not args.quiet)
     )
     report.skipped, report.left_out = skipped, left
@@ -172,18 +177,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def classify_group(args: argparse.Namespace, model_id: str, cloud: CloudModel, files: list[Path]) -> Report:
-    """Classify one model's files, in this process or as Ray tasks (``--ray``)."""
+    """Classify one model's files, in this process, on worker processes or as Ray tasks."""
 
     def here() -> Report:
         return classify_files(
             cloud.classifier, cloud.image_shape, files, args.batch_size, not args.quiet, cloud.any_size
         )
 
-    # On Ray, every batch checks against the shape one process would take: the first readable image's.
+    # Elsewhere, every batch checks against the shape one process would take: the first readable image's.
     fixed = cloud.image_shape or cloud.any_size
-    shape = cloud.image_shape or (first_readable_shape(files) if args.ray is not None and not fixed else None)
+    elsewhere = args.ray is not None or args.processes > 1
+    shape = cloud.image_shape or (first_readable_shape(files) if elsewhere and not fixed else None)
     job = Job("classify", None if args.classifier else model_id, args.classifier, image_shape=shape)
-    return here_or_on_ray(args, job, None, files, here)
+    return here_or_elsewhere(args, job, None, files, here)
 
 
 def first_readable_shape(files: list[Path]) -> tuple[int, int, int] | None:
