@@ -726,3 +726,41 @@ def test_concurrent_uploads_share_forward_passes_and_commits(tmp_path, database_
     assert served.batcher.items == len(uploads) and served.batcher.batches < len(uploads)
     assert store.commits.items == len(uploads) and store.commits.batches < len(uploads)
     store.engine.dispose()
+
+
+@pytest.mark.parametrize("on_conflict", [True, False], ids=["ON CONFLICT", "looked up first"])
+def test_a_commit_group_stores_new_bytes_once_and_refuses_the_rest(
+    tmp_path, database_url, on_conflict
+) -> None:
+    """One group of rows as concurrent uploads hand it to the commit: bytes stored before, and
+    the second of the same bytes in the group, are refused with the stored image's id; each
+    new row gets its own id, in order. Both ways of inserting (one statement that skips
+    conflicts, PostgreSQL's and SQLite's; a lookup first, any other database's) agree."""
+    from noiseveil.app.service.database import utcnow
+    from noiseveil.app.service.store import Refused
+
+    store = make_store(tmp_path / "cloud", database_url)
+    if not on_conflict:
+        store._insert_new = None  # as on a database without INSERT ... ON CONFLICT
+    caller = store.caller(store.new_token("p", "provider").token)
+
+    def row(digest: str) -> dict:
+        return dict(
+            sha256=digest * 64, model_id=MODEL, scheme="etc", label=1, class_name=None, size_bytes=1,
+            uploaded_at=utcnow(), uploaded_by=caller.token_id, file_name=None,
+        )  # fmt: skip
+
+    (before,) = store._insert([row("c")])
+    outcomes = store._insert([row("a"), row("c"), row("b"), row("a")])
+    assert [o.sha256[0] for o in outcomes if not isinstance(o, Refused)] == ["a", "b"]
+    assert outcomes[0].id < outcomes[2].id and before.id not in (outcomes[0].id, outcomes[2].id)
+    assert [o.detail for o in outcomes if isinstance(o, Refused)] == [
+        f"already stored as image {before.id} (same bytes: a replay or a retry)",
+        f"already stored as image {outcomes[0].id} (same bytes: a replay or a retry)",
+    ]
+    assert sorted(r.sha256[0] for r in store.list(None, None, None, None, False, 0, 10).images) == [
+        "a",
+        "b",
+        "c",
+    ]
+    store.close()

@@ -116,7 +116,23 @@ def traced_if_identical(
     return module
 
 
-def _already_stored(image_id: int) -> Refused:
+def _insert_skipping_stored(dialect: str) -> Any:
+    """INSERT of image rows that skips a row whose bytes are stored (or repeated in the same
+    statement) and returns (sha256, id) of those it inserted; None for a database without
+    ON CONFLICT DO NOTHING."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        return None
+    statement = dialect_insert(StoredImage).on_conflict_do_nothing(index_elements=[StoredImage.sha256])
+    return statement.returning(StoredImage.sha256, StoredImage.id)
+
+
+def _already_stored(image_id: int | None) -> Refused:
+    if image_id is None:  # stored by a concurrent upload and deleted again before the lookup
+        return Refused(409, "already stored (same bytes, uploaded concurrently)")
     return Refused(409, f"already stored as image {image_id} (same bytes: a replay or a retry)")
 
 
@@ -192,6 +208,12 @@ class CloudStore:
         self.engine = make_engine(settings.url)
         migrate(self.engine)
         self.sessions: sessionmaker = session_factory(self.engine)
+        # A single read needs no transaction: without one, a lookup is its one statement, not
+        # BEGIN, the statement and ROLLBACK (three round trips to PostgreSQL; every request
+        # looks its token up).
+        autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.reads: sessionmaker = session_factory(autocommit)
+        self._insert_new = _insert_skipping_stored(self.engine.dialect.name)
         self.files = BlobStore(Path(settings.data_dir) / "files")
         self.models = ModelRegistry(settings.models, (settings.classify_batch, settings.batch_wait))
         # concurrent uploads' rows in one transaction: one fsync of the database's log for all
@@ -221,7 +243,7 @@ class CloudStore:
             return auth.issue_token(s, "first admin", "admin")[1]
 
     def caller(self, token: str) -> auth.Caller | None:
-        with self.sessions() as s:
+        with self.reads() as s:
             return auth.caller_for(s, token)
 
     def store(self, body: bytes, caller: auth.Caller, file_name: str | None = None) -> ImageRow:
@@ -260,13 +282,43 @@ class CloudStore:
         """The rows of concurrent uploads in one transaction (one fsync of the database's log).
 
         A row whose bytes are stored already is refused (a replay or a retry: its file, named
-        by the same hash, is the stored one). If a row still breaks the unique constraint (the
-        same bytes in two uploads of this group, or from another server process), each row is
-        inserted in its own transaction, so that only the later one is refused.
+        by the same hash, is the stored one), and so is the second of the same bytes in one
+        group. Where the database skips conflicting rows itself (PostgreSQL, SQLite: INSERT ...
+        ON CONFLICT DO NOTHING), the group is one statement and the stored rows are looked up
+        only for the refused; elsewhere they are looked up first, and if a row still breaks the
+        unique constraint (another server process stored it meanwhile) each row is inserted in
+        its own transaction, so that only the later one is refused.
         """
+        if self._insert_new is None:
+            return self._insert_checked(rows)
+        with self.sessions.begin() as s:
+            ids = {digest: image_id for digest, image_id in s.execute(self._insert_new, rows)}
+        outcomes: list[ImageRow | None] = []
+        for row in rows:  # pop: of the same bytes twice in the group, only the first is new
+            image_id = ids.pop(row["sha256"], None)
+            outcomes.append(None if image_id is None else ImageRow(id=image_id, **row))
+        return self._refused_as_stored(rows, outcomes)
+
+    def _refused_as_stored(
+        self, rows: list[dict[str, Any]], outcomes: list[ImageRow | None]
+    ) -> list[ImageRow | Refused]:
+        """Each row not inserted (None) refused with the id its bytes are stored under."""
+        refused = [row["sha256"] for row, made in zip(rows, outcomes, strict=True) if made is None]
+        if not refused:
+            return outcomes  # type: ignore[return-value]  # every row was inserted
+        query = select(StoredImage.sha256, StoredImage.id).where(StoredImage.sha256.in_(refused))
+        with self.reads() as s:
+            stored = {digest: image_id for digest, image_id in s.execute(query)}
+        return [
+            made or _already_stored(stored.get(row["sha256"]))
+            for row, made in zip(rows, outcomes, strict=True)
+        ]
+
+    def _insert_checked(self, rows: list[dict[str, Any]]) -> list[ImageRow | Refused]:
+        """:meth:`_insert` for a database without ON CONFLICT: look up, then insert the rest."""
         digests = [row["sha256"] for row in rows]
         query = select(StoredImage.sha256, StoredImage.id).where(StoredImage.sha256.in_(digests))
-        with self.sessions() as s:
+        with self.reads() as s:
             stored = {digest: image_id for digest, image_id in s.execute(query)}
         fresh = [row for row in rows if row["sha256"] not in stored]
         try:
@@ -274,7 +326,7 @@ class CloudStore:
         except IntegrityError:
             if len(rows) == 1:
                 return [Refused(409, "already stored (same bytes, uploaded concurrently)")]
-            return [self._insert([row])[0] for row in rows]
+            return [self._insert_checked([row])[0] for row in rows]
         made = {row["sha256"]: ImageRow(id=i, **row) for row, i in zip(fresh, ids, strict=True)}
         return [made.get(row["sha256"]) or _already_stored(stored[row["sha256"]]) for row in rows]
 
