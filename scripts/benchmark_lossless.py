@@ -6,7 +6,9 @@ Both models run on the same fixed subset of CIFAR-10's test set (32x32), in batc
 the Python API (encryption includes its self-check: every ciphertext is decrypted from its PNG
 bytes and classified before it is returned) and through the file pipeline (PNG files in and
 out, as `noiseveil encrypt` / `decrypt` run), beside the time this disk takes to create a
-file (before and after each model's file runs: it varies). A stage split says where the lossless preset's
+file (before and after each model's file runs: it varies); decryption again with its files in
+RAM (/dev/shm: the pipeline without the disk's file creation), and both on worker processes
+(``--processes``, their start-up included). A stage split says where the lossless preset's
 time goes. Beside each rate: the floor (one plain forward pass of the cloud's classifier per
 image, batched alike), encryption's cost in those passes, and the file pipeline's rate over the
 API's. Each run encrypts under a key of its own, so that the lossless preset's warm starts
@@ -18,6 +20,7 @@ the first batch and the whole run. Writes results/benchmark/lossless-vs-masked-c
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -26,11 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from noiseveil.app.distributed import Job, run_in_processes
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.crypto.keys import SecretKey
 from noiseveil.data import fixed_subset, load_dataset, to_tensor
 from noiseveil.io.png import ciphertext_from_bytes, ciphertext_to_bytes, write_image, write_new_file
-from noiseveil.pipeline import decrypt_files, encrypt_files, plan
+from noiseveil.pipeline import Report, decrypt_files, encrypt_files, plan
 from noiseveil.schemes.nae import discrete_nae
 from noiseveil.schemes.ric_lossless import pack_image
 from noiseveil.timing import timed
@@ -80,27 +84,48 @@ def file_creation_seconds(folder: Path, n: int, size: int = 3 * 1024) -> float:
     return (time.perf_counter() - start) / n
 
 
-def file_rates(scheme, plain: np.ndarray, batch: int) -> dict[str, float]:
-    key = SecretKey.generate()  # warm starts begin cold, as in a user's first job
+def file_rates(scheme, plain: np.ndarray, batch: int, processes: int) -> dict[str, float]:
+    """Images/s through files: on this disk in one process (as `noiseveil encrypt` / `decrypt`
+    run), decryption again into and out of a folder in RAM (what the pipeline costs without the
+    disk's file creation), and on ``processes`` worker processes (`--processes`, their start-up
+    included)."""
     work = Path(tempfile.mkdtemp(prefix="nv-bench-"))
+    ram = Path(tempfile.mkdtemp(prefix="nv-bench-", dir="/dev/shm")) if Path("/dev/shm").is_dir() else None
     try:
         creation = file_creation_seconds(work / "creation", len(plain))
         for i, image in enumerate(plain):
             write_image(work / "plain" / f"{i:05d}.png", image)
+        rates = {"file_creation_ms": 1e3 * creation}
+        key = SecretKey.generate()  # warm starts begin cold, as in a user's first job
+        here = lambda _model: scheme  # noqa: E731 (decrypt_files asks for each file's scheme)
         enc = encrypt_files(scheme, key, plan(work / "plain", work / "cipher"), batch, progress=False)
-        dec = decrypt_files(
-            lambda _m: scheme, key, plan(work / "cipher", work / "rec"), batch, progress=False
-        )
-        if not (enc.ok and dec.ok):
-            raise SystemExit(f"benchmark run failed: {enc.summary()}; {dec.summary()}")
-        return {
-            "files_encrypt_images_per_second": len(plain) / enc.seconds,
-            "files_decrypt_images_per_second": len(plain) / dec.seconds,
-            "file_creation_ms": 1e3 * creation,
-            "file_creation_ms_after": 1e3 * file_creation_seconds(work / "creation-after", len(plain)),
-        }
+        dec = decrypt_files(here, key, plan(work / "cipher", work / "rec"), batch, progress=False)
+        rates |= _rates("files", enc, dec, len(plain))
+        if ram is not None:
+            shutil.copytree(work / "cipher", ram / "cipher")
+            dec = decrypt_files(here, key, plan(ram / "cipher", ram / "rec"), batch, progress=False)
+            rates |= _rates("files_in_ram", None, dec, len(plain))
+        key = SecretKey.generate()
+        pairs = plan(work / "plain", work / "cipher-p")
+        enc = run_in_processes(Job("encrypt", scheme.model_id), key, pairs, batch, processes, progress=False)
+        pairs = plan(work / "cipher-p", work / "rec-p")
+        dec = run_in_processes(Job("decrypt"), key, pairs, batch, processes, progress=False)
+        rates |= _rates(f"files_{processes}_processes", enc, dec, len(plain))
+        rates["file_creation_ms_after"] = 1e3 * file_creation_seconds(work / "creation-after", len(plain))
+        return rates
     finally:
         shutil.rmtree(work)
+        if ram is not None:
+            shutil.rmtree(ram)
+
+
+def _rates(prefix: str, enc: Report | None, dec: Report, n: int) -> dict[str, float]:
+    if not dec.ok or (enc is not None and not enc.ok):
+        raise SystemExit(f"benchmark run failed: {enc.summary() if enc else ''}; {dec.summary()}")
+    rates = {f"{prefix}_decrypt_images_per_second": n / dec.seconds}
+    if enc is not None:
+        rates[f"{prefix}_encrypt_images_per_second"] = n / enc.seconds
+    return rates
 
 
 def lossless_stages(scheme, x: torch.Tensor, plain: np.ndarray, earlier: torch.Tensor) -> dict[str, float]:
@@ -151,6 +176,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--models", nargs=2, default=["ric-cifar10", "ric-cifar10-masked"])
+    parser.add_argument(
+        "--processes", type=int, default=os.cpu_count() or 1, help="worker processes of the --processes runs"
+    )
     args = parser.parse_args()
 
     data = load_dataset("cifar10")
@@ -162,10 +190,14 @@ def main() -> None:
         print(f"{model_id}: API ...", flush=True)
         rows[model_id] = api_rates(scheme, x, args.batch_size)
         print(f"{model_id}: files ...", flush=True)
-        rows[model_id].update(file_rates(scheme, plain, args.batch_size))
+        rows[model_id].update(file_rates(scheme, plain, args.batch_size, args.processes))
         r = rows[model_id]
-        r["files_over_api_decrypt"] = r["files_decrypt_images_per_second"] / r["decrypt_images_per_second"]
-        r["files_over_api_encrypt"] = r["files_encrypt_images_per_second"] / r["encrypt_images_per_second"]
+        for run in ("files", "files_in_ram", f"files_{args.processes}_processes"):
+            for action in ("decrypt", "encrypt"):
+                if f"{run}_{action}_images_per_second" in r:
+                    r[f"{run}_over_api_{action}"] = (
+                        r[f"{run}_{action}_images_per_second"] / r[f"{action}_images_per_second"]
+                    )
         print(f"{model_id}: {r}", flush=True)
     lossless, masked = args.models
     ratios = {k: rows[lossless][k] / rows[masked][k] for k in rows[lossless] if k in rows[masked]}
@@ -177,6 +209,7 @@ def main() -> None:
         "image_shape": list(plain.shape[1:]),
         "batch_size": args.batch_size,
         "torch_threads": torch.get_num_threads(),
+        "processes": args.processes,
         "rates": rows,
         "ratio_lossless_to_masked": ratios,
         "lossless_seconds_per_image_by_stage": stages,

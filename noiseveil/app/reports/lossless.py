@@ -56,13 +56,14 @@ def _rate(key: str, value: float) -> str:
 def against_masked(results: Results, name: str, r: dict[str, Any]) -> str:
     models = list(r["rates"].values())
     keys = [k for k in models[0] if all(k in rates for rates in models)]  # measured for both
-    rows = [[model_name(m)] + [_rate(k, rates[k]) for k in keys] for m, rates in r["rates"].items()]
     ratios = r["ratio_lossless_to_masked"]
-    rows.append(
-        ["lossless over masked"]
-        + [f"{ratios[k]:.2f}" if k in ratios and "_ms" not in k else "-" for k in keys]  # not the disk's
-    )
-    header = ["model"] + [_rate_label(k) for k in keys]
+    rows = [  # a row per measure: there are more measures than models
+        [_rate_label(k)]
+        + [_rate(k, rates[k]) for rates in models]
+        + [f"{ratios[k]:.2f}" if k in ratios and "_ms" not in k else "-"]  # not the disk's
+        for k in keys
+    ]
+    header = ["measure", *map(model_name, r["rates"]), "lossless over masked"]
     stages = r["lossless_seconds_per_image_by_stage"]
     stage_rows = [[stage, f"{1e3 * v:.3f}"] for stage, v in stages.items()]
     return (
