@@ -85,8 +85,8 @@ def _add_distribution(p: argparse.ArgumentParser, resumable: bool = True) -> Non
         default=1,
         metavar="N",
         help="run the batches on N worker processes of this machine, each with an equal share of the "
-        "compute threads: the same tasks as --ray, without Ray (faster where the work per image is "
-        "mostly Python, such as decryption and small images)",
+        "compute threads: the same tasks as --ray, without Ray (each worker starts a fresh interpreter "
+        "and loads the model: worth it where the work outlasts that, a large folder or slow images)",
     )
     p.add_argument(
         "--files-from",
