@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from noiseveil.app.cli import positive_int
 from noiseveil.app.distributed import Job, run_in_processes
 from noiseveil.app.provenance import RESULTS_DIR, provenance, write_result
 from noiseveil.crypto.keys import SecretKey
@@ -177,7 +178,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--models", nargs=2, default=["ric-cifar10", "ric-cifar10-masked"])
     parser.add_argument(
-        "--processes", type=int, default=os.cpu_count() or 1, help="worker processes of the --processes runs"
+        "--processes",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="worker processes of the --processes runs",
     )
     args = parser.parse_args()
 

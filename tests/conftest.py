@@ -6,6 +6,7 @@ runs in seconds on a shared 2-core machine and never trains anything.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -101,3 +102,12 @@ def run_cli(
         cwd=cwd,
         timeout=timeout,
     )
+
+
+def digests(root: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``root``, by its path relative to ``root``."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

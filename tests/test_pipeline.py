@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 import threading
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import digests
 from PIL import Image
 
 from noiseveil import pipeline
@@ -57,14 +57,6 @@ def tree(tmp_path: Path) -> Path:
     Image.fromarray(np.full((28, 28, 3), 200, np.uint8)).save(src / "sub" / "deeper" / "rgb28.png")
     (src / "notes.txt").write_text("ignored: not an image suffix\n")
     return src
-
-
-def digests(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def files(root: Path) -> set[str]:

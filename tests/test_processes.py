@@ -7,7 +7,6 @@ process, and a worker killed mid-run must lose no finished output.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -16,19 +15,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import run_cli
+from conftest import digests, run_cli
 
 from noiseveil.data import fixed_subset, load_dataset, read_image
 from noiseveil.io.png import write_image
 
 ETC = "etc-cifar10-convmixer"  # deterministic for a key: outputs compared bit for bit
-
-
-def digests(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*.png"))
-    }
 
 
 def failed_lines(run: subprocess.CompletedProcess) -> list[str]:

@@ -259,33 +259,37 @@ def _link_unnamed(path: Path, data: bytes) -> bool:
     the file system (or a missing /proc) does not allow it, and nothing was written."""
     if not _unnamed_files["supported"]:
         return False
+    folder = _open_folder(path.parent)
     try:
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    except FileNotFoundError:  # the folder is made only once there is something to write
-        path.parent.mkdir(parents=True, exist_ok=True)
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(".", _O_TMPFILE | os.O_WRONLY, 0o666, dir_fd=folder)
+    except OSError as err:
+        os.close(folder)
+        if err.errno not in _NO_UNNAMED_FILES:
+            raise
+        _unnamed_files["supported"] = False  # a file system without them: the named way
+        return False
     try:
-        try:
-            fd = os.open(".", _O_TMPFILE | os.O_WRONLY, 0o666, dir_fd=folder)
-        except OSError as err:
-            if err.errno not in _NO_UNNAMED_FILES:
-                raise
-            _unnamed_files["supported"] = False  # a file system without them: the named way
-            return False
-        try:
-            with os.fdopen(fd, "wb", closefd=False) as f:
-                f.write(data)
-            # linkat(AT_SYMLINK_FOLLOW) through /proc names the open file; a dir_fd makes
-            # Python call linkat, and the link fails if ``path`` exists
-            os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=folder, follow_symlinks=True)
-        except FileNotFoundError:  # no /proc: the named way (the unnamed file vanishes on close)
-            _unnamed_files["supported"] = False
-            return False
-        finally:
-            os.close(fd)
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+        # linkat(AT_SYMLINK_FOLLOW) through /proc names the open file; a dir_fd makes Python
+        # call linkat, and the link fails if ``path`` exists
+        os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=folder, follow_symlinks=True)
+    except FileNotFoundError:  # no /proc: the named way (the unnamed file vanishes on close)
+        _unnamed_files["supported"] = False
+        return False
     finally:
+        os.close(fd)
         os.close(folder)
     return True
+
+
+def _open_folder(folder: Path) -> int:
+    """A descriptor of ``folder``, made first if missing (only once there is something to write)."""
+    try:
+        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def _link_named_temporary(path: Path, data: bytes) -> None:

@@ -131,7 +131,7 @@ def _insert_skipping_stored(dialect: str) -> Any:
 
 
 def _already_stored(image_id: int | None) -> Refused:
-    if image_id is None:  # stored by a concurrent upload and deleted again before the lookup
+    if image_id is None:  # stored by a concurrent upload (not yet visible, or deleted again)
         return Refused(409, "already stored (same bytes, uploaded concurrently)")
     return Refused(409, f"already stored as image {image_id} (same bytes: a replay or a retry)")
 
@@ -306,9 +306,7 @@ class CloudStore:
         refused = [row["sha256"] for row, made in zip(rows, outcomes, strict=True) if made is None]
         if not refused:
             return outcomes  # type: ignore[return-value]  # every row was inserted
-        query = select(StoredImage.sha256, StoredImage.id).where(StoredImage.sha256.in_(refused))
-        with self.reads() as s:
-            stored = {digest: image_id for digest, image_id in s.execute(query)}
+        stored = self._stored_ids(refused)
         return [
             made or _already_stored(stored.get(row["sha256"]))
             for row, made in zip(rows, outcomes, strict=True)
@@ -316,19 +314,22 @@ class CloudStore:
 
     def _insert_checked(self, rows: list[dict[str, Any]]) -> list[ImageRow | Refused]:
         """:meth:`_insert` for a database without ON CONFLICT: look up, then insert the rest."""
-        digests = [row["sha256"] for row in rows]
-        query = select(StoredImage.sha256, StoredImage.id).where(StoredImage.sha256.in_(digests))
-        with self.reads() as s:
-            stored = {digest: image_id for digest, image_id in s.execute(query)}
+        stored = self._stored_ids([row["sha256"] for row in rows])
         fresh = [row for row in rows if row["sha256"] not in stored]
         try:
             ids = self._insert_together(fresh)
         except IntegrityError:
             if len(rows) == 1:
-                return [Refused(409, "already stored (same bytes, uploaded concurrently)")]
+                return [_already_stored(None)]
             return [self._insert_checked([row])[0] for row in rows]
         made = {row["sha256"]: ImageRow(id=i, **row) for row, i in zip(fresh, ids, strict=True)}
         return [made.get(row["sha256"]) or _already_stored(stored[row["sha256"]]) for row in rows]
+
+    def _stored_ids(self, digests: list[str]) -> dict[str, int]:
+        """The ids of the stored rows among ``digests``, by digest."""
+        query = select(StoredImage.sha256, StoredImage.id).where(StoredImage.sha256.in_(digests))
+        with self.reads() as s:
+            return {digest: image_id for digest, image_id in s.execute(query)}
 
     def _insert_together(self, rows: list[dict[str, Any]]) -> list[int]:
         """The new rows' ids; one statement (and one commit) for all."""
